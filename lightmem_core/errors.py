@@ -1,0 +1,64 @@
+"""Exception types of the library.
+
+Engines (qdrant-edge, qdrant-client, SQLite, HTTP clients) raise their own, often
+bare, exceptions. Callers should only ever need to catch these, so every engine
+error is wrapped at the module boundary where it happens.
+"""
+
+from __future__ import annotations
+
+
+class LightMemError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class InvalidInputError(LightMemError, ValueError):
+    """Input was rejected before anything was written.
+
+    ``field`` names the offending field (dotted path, e.g. ``messages[2].content``)
+    so callers and agents can correct the call without reading a traceback.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.reason = message
+        super().__init__(f"{field}: {message}")
+
+
+class ConfigError(InvalidInputError):
+    """A configuration key is unknown or has a bad value."""
+
+
+class StageNotAvailableError(LightMemError):
+    """A configured stage (e.g. an LLM) is needed but not configured or installed."""
+
+
+class NotFoundError(LightMemError, KeyError):
+    """No entry with that id exists *in the caller's scope*.
+
+    Deliberately the same error whether the id does not exist at all or belongs to
+    another user: telling them apart would leak that the id exists.
+    """
+
+    def __init__(self, memory_id: str) -> None:
+        self.memory_id = memory_id
+        super().__init__(memory_id)
+
+    def __str__(self) -> str:
+        return f"memory {self.memory_id!r} not found in this scope"
+
+
+class ConflictError(LightMemError):
+    """A concurrent writer changed the entry between read and write."""
+
+
+class StoreError(LightMemError):
+    """The vector store failed; the message keeps the engine's own text."""
+
+
+class StoreLockedError(StoreError):
+    """Another process (or another open LightMemory) holds the embedded store."""
+
+
+class LLMError(LightMemError):
+    """The LLM endpoint failed after retries; the work it was for stays pending."""

@@ -1,0 +1,66 @@
+"""How an entry is laid out in the store: payload fields, indexes, and indexed text.
+
+Facts are short and lose the context their turn had ("Yes, the red one!"), so the
+BM25 vector of a fact also carries the words of its context (its turn and the one
+before), at a reduced weight so a neighbour's words never outrank the fact's own.
+The dense vector is the fact alone: a sentence embedding averages everything it is
+given, and mixing in a neighbouring turn blurs it toward that turn's topic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from . import timeparse
+from .lexical import Bm25Encoder, SparseVec
+from .store.base import IndexKind, PointIn
+from .types import MemoryEntry
+
+ENTRY_INDEXES: dict[str, IndexKind] = {
+    "user_id": "keyword",
+    "agent_id": "keyword",
+    "session_id": "keyword",
+    "entry_type": "keyword",
+    "speaker_id": "keyword",
+    "speaker_name": "keyword",
+    "entities": "keyword",
+    "source_ids": "keyword",
+    "topic_id": "integer",
+    "_ts": "float",
+    "_rec": "float",
+    "_current": "integer",
+}
+
+# Payload keys derived from the entry for filtering; never part of the entry itself.
+_DERIVED = ("_ts", "_rec", "_current")
+
+
+def dense_text(entry: MemoryEntry) -> str:
+    return entry.memory
+
+
+def sparse_vector(encoder: Bm25Encoder, entry: MemoryEntry) -> SparseVec:
+    return encoder.document(entry.memory, entry.context)
+
+
+def to_payload(entry: MemoryEntry) -> dict[str, Any]:
+    payload = entry.model_dump(mode="json")
+    payload["_ts"] = timeparse.to_epoch(entry.time_stamp) if entry.time_stamp else None
+    payload["_rec"] = timeparse.to_epoch(entry.recorded_at)
+    # An integer, not a bool: qdrant-edge 0.9 never matches MatchValue(True).
+    payload["_current"] = int(entry.is_current)
+    return payload
+
+
+def from_payload(payload: dict[str, Any]) -> MemoryEntry:
+    data = {k: v for k, v in payload.items() if k not in _DERIVED}
+    return MemoryEntry.model_validate(data)
+
+
+def to_point(entry: MemoryEntry, dense: Optional[Any], sparse: Optional[SparseVec]) -> PointIn:
+    return PointIn(
+        id=entry.id,
+        payload=to_payload(entry),
+        dense=None if dense is None else [float(x) for x in dense],
+        sparse=sparse,
+    )

@@ -1,0 +1,273 @@
+"""The SQLite journal: accepted turns, and the history of every change to an entry.
+
+It is what makes "nothing a user told the agent is ever lost" true. A turn is written
+here (fsync'd) before ``add_memory`` returns and stays ``pending`` until the entries
+made from it are in the store. A change to entries is first recorded as *pending*
+history, then applied to the store, then committed; on open, pending changes are
+checked against the store and either committed or dropped, so the history log and
+the store never disagree after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from datetime import datetime
+from typing import Any, Iterable, Optional, Sequence
+
+from .errors import StoreError
+from .types import HistoryRecord, Message, Scope
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS turns (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    turn_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    agent_id TEXT,
+    session_id TEXT,
+    role TEXT NOT NULL,
+    speaker_id TEXT,
+    speaker_name TEXT,
+    content TEXT NOT NULL,
+    time_stamp TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    accepted_at TEXT NOT NULL,
+    UNIQUE (user_id, turn_id)
+);
+CREATE INDEX IF NOT EXISTS turns_status ON turns (status, user_id);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    change_id TEXT NOT NULL,
+    memory_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    agent_id TEXT,
+    session_id TEXT,
+    event TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    old_memory TEXT,
+    new_memory TEXT,
+    reason TEXT,
+    actor TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    UNIQUE (memory_id, version, event)
+);
+CREATE INDEX IF NOT EXISTS history_memory ON history (memory_id, user_id);
+CREATE INDEX IF NOT EXISTS history_state ON history (state);
+"""
+
+
+class TurnRow(Message):
+    """A journaled turn with its scope and processing state."""
+
+    user_id: str
+    agent_id: Optional[str] = None
+    session_id: Optional[str] = None
+    status: str = "pending"
+    attempts: int = 0
+    last_error: Optional[str] = None
+    accepted_at: Optional[datetime] = None
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(user_id=self.user_id, agent_id=self.agent_id, session_id=self.session_id)
+
+
+def _iso(dt: Optional[datetime]) -> Optional[str]:
+    return dt.isoformat() if dt else None
+
+
+class Journal:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open journal {path}: {exc}") from exc
+
+    # --- plumbing ------------------------------------------------------------------
+    def _tx(self, fn: Any) -> Any:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    out = fn(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return out
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal write failed: {exc}") from exc
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, args))
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal read failed: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- meta ------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Optional[str]:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._tx(lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value)))
+
+    # --- turns -----------------------------------------------------------------------
+    def accept_turns(self, scope: Scope, messages: Sequence[Message], accepted_at: datetime) -> tuple[list[str], list[str]]:
+        """Journal turns durably; a turn id the user already sent is reported, not stored twice."""
+
+        def run(db: sqlite3.Connection) -> tuple[list[str], list[str]]:
+            new, dup = [], []
+            for m in messages:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO turns (turn_id, user_id, agent_id, session_id, role, speaker_id, speaker_name,"
+                    " content, time_stamp, metadata, accepted_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        m.id, scope.user_id, scope.agent_id, scope.session_id, m.role, m.speaker_id, m.speaker_name,
+                        m.content, _iso(m.time_stamp), json.dumps(m.metadata, default=str), accepted_at.isoformat(),
+                    ),
+                )
+                (new if cur.rowcount == 1 else dup).append(m.id)
+            return new, dup
+
+        return self._tx(run)
+
+    def _turn(self, row: sqlite3.Row) -> TurnRow:
+        return TurnRow(
+            id=row["turn_id"], role=row["role"], content=row["content"], time_stamp=row["time_stamp"],
+            speaker_id=row["speaker_id"], speaker_name=row["speaker_name"], metadata=json.loads(row["metadata"]),
+            user_id=row["user_id"], agent_id=row["agent_id"], session_id=row["session_id"], status=row["status"],
+            attempts=row["attempts"], last_error=row["last_error"], accepted_at=row["accepted_at"],
+        )
+
+    def pending_turns(self, scope: Optional[Scope] = None) -> list[TurnRow]:
+        if scope is None:
+            rows = self._rows("SELECT * FROM turns WHERE status = 'pending' ORDER BY seq")
+        else:
+            sql, args = self._scope_sql(scope)
+            rows = self._rows(f"SELECT * FROM turns WHERE status = 'pending' AND {sql} ORDER BY seq", args)
+        return [self._turn(r) for r in rows]
+
+    def get_turns(self, scope: Scope, turn_ids: Iterable[str]) -> list[TurnRow]:
+        ids = list(dict.fromkeys(turn_ids))
+        if not ids:
+            return []
+        sql, args = self._scope_sql(scope)
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT * FROM turns WHERE turn_id IN ({marks}) AND {sql} ORDER BY seq", [*ids, *args])
+        return [self._turn(r) for r in rows]
+
+    def recent_turns(self, scope: Scope, limit: int) -> list[TurnRow]:
+        sql, args = self._scope_sql(scope)
+        rows = self._rows(f"SELECT * FROM turns WHERE {sql} ORDER BY seq DESC LIMIT ?", [*args, limit])
+        return [self._turn(r) for r in reversed(rows)]
+
+    def mark_failed(self, user_id: str, turn_ids: Sequence[str], error: str) -> None:
+        def run(db: sqlite3.Connection) -> None:
+            for t in turn_ids:
+                db.execute(
+                    "UPDATE turns SET attempts = attempts + 1, last_error = ? WHERE user_id = ? AND turn_id = ?",
+                    (error[:2000], user_id, t),
+                )
+
+        self._tx(run)
+
+    @staticmethod
+    def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
+        sql, args = ["user_id = ?"], [scope.user_id]
+        if scope.agent_id is not None:
+            sql.append("agent_id = ?")
+            args.append(scope.agent_id)
+        if scope.session_id is not None:
+            sql.append("session_id = ?")
+            args.append(scope.session_id)
+        return " AND ".join(sql), args
+
+    # --- changes and history -------------------------------------------------------------
+    def begin_change(self, records: Sequence[HistoryRecord]) -> str:
+        change_id = uuid.uuid4().hex
+
+        def run(db: sqlite3.Connection) -> None:
+            for r in records:
+                db.execute(
+                    "INSERT OR REPLACE INTO history (change_id, memory_id, user_id, agent_id, session_id, event, version,"
+                    " old_memory, new_memory, reason, actor, created_at, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,"
+                    " COALESCE((SELECT state FROM history WHERE memory_id = ? AND version = ? AND event = ?"
+                    " AND state = 'committed'), 'pending'))",
+                    (
+                        change_id, r.memory_id, r.user_id, r.agent_id, r.session_id, r.event, r.version, r.old_memory,
+                        r.new_memory, r.reason, r.actor, r.created_at.isoformat(), r.memory_id, r.version, r.event,
+                    ),
+                )
+
+        self._tx(run)
+        return change_id
+
+    def finish_change(self, change_id: str, done_turns: Sequence[tuple[str, str]] = ()) -> None:
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE history SET state = 'committed' WHERE change_id = ?", (change_id,))
+            for user_id, turn_id in done_turns:
+                db.execute(
+                    "UPDATE turns SET status = 'done', last_error = NULL WHERE user_id = ? AND turn_id = ?",
+                    (user_id, turn_id),
+                )
+
+        self._tx(run)
+
+    def mark_turns_done(self, done_turns: Sequence[tuple[str, str]]) -> None:
+        self._tx(
+            lambda db: db.executemany(
+                "UPDATE turns SET status = 'done', last_error = NULL WHERE user_id = ? AND turn_id = ?", list(done_turns)
+            )
+        )
+
+    def abandon_change(self, change_id: str) -> None:
+        self._tx(lambda db: db.execute("DELETE FROM history WHERE change_id = ? AND state = 'pending'", (change_id,)))
+
+    def pending_changes(self) -> dict[str, list[HistoryRecord]]:
+        out: dict[str, list[HistoryRecord]] = {}
+        for row in self._rows("SELECT * FROM history WHERE state = 'pending' ORDER BY seq"):
+            out.setdefault(row["change_id"], []).append(self._record(row))
+        return out
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> HistoryRecord:
+        return HistoryRecord(
+            memory_id=row["memory_id"], event=row["event"], version=row["version"], old_memory=row["old_memory"],
+            new_memory=row["new_memory"], reason=row["reason"], actor=row["actor"], created_at=row["created_at"],
+            user_id=row["user_id"], agent_id=row["agent_id"], session_id=row["session_id"],
+        )
+
+    def history(self, scope: Scope, memory_id: str) -> list[HistoryRecord]:
+        sql, args = self._scope_sql(scope)
+        rows = self._rows(
+            f"SELECT * FROM history WHERE memory_id = ? AND state = 'committed' AND {sql} ORDER BY seq", [memory_id, *args]
+        )
+        return [self._record(r) for r in rows]
+
+    def reset(self) -> None:
+        self._tx(lambda db: (db.execute("DELETE FROM turns"), db.execute("DELETE FROM history")))

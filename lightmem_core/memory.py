@@ -1,0 +1,569 @@
+"""``LightMemory``: the facade that wires the stages together.
+
+Every public operation is written once, as a generator in ``_ops`` style (see
+``_drive``), and exposed twice: ``add_memory`` runs it synchronously,
+``aadd_memory`` runs it on the event loop without blocking it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Mapping, Optional, Sequence, Union
+
+from pydantic import ValidationError
+
+from . import indexing, retrieve as _retrieve, textproc, timeparse
+from ._drive import Op, call, run_async, run_sync
+from .config import MemoryConfig
+from .embed import Embedder, create_embedder
+from .errors import ConflictError, InvalidInputError, NotFoundError
+from .extract import ExtractionBatch, ExtractiveExtractor, Extractor
+from .journal import Journal, TurnRow
+from .lexical import Bm25Encoder
+from .store.base import Filter, Match, MemoryStore, PointIn, StoreSpec, open_store
+from .types import AddResult, Hit, HistoryRecord, MemoryEntry, Message, Scope
+
+log = logging.getLogger(__name__)
+
+MessagesIn = Union[str, Mapping[str, Any], Message, Sequence[Union[Mapping[str, Any], Message]]]
+MAX_QUERY_CHARS = 10_000
+_ROLES = {"user_only": frozenset({"user"}), "assistant_only": frozenset({"assistant"}),
+          "hybrid": frozenset({"user", "assistant"})}
+
+
+def _validation_error(exc: ValidationError, prefix: str) -> InvalidInputError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    field = f"{prefix}.{loc}" if loc else prefix
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    elif err["type"] == "missing":
+        msg = "is required"
+    return InvalidInputError(field, msg)
+
+
+class _Writer:
+    """Applies one change to store and journal, in the order that survives a crash:
+    history as pending, then the store, then the journal commit (turns done, history
+    committed). Serialised so versions and history stay in step under threads."""
+
+    def __init__(self, store: MemoryStore, journal: Journal) -> None:
+        self.store = store
+        self.journal = journal
+        self.lock = threading.RLock()
+
+    def apply(
+        self,
+        scope: Scope,
+        *,
+        upserts: Sequence[tuple[MemoryEntry, PointIn]] = (),
+        deletes: Sequence[str] = (),
+        history: Sequence[HistoryRecord] = (),
+        done_turns: Sequence[tuple[str, str]] = (),
+        expect_versions: Optional[Mapping[str, int]] = None,
+    ) -> None:
+        with self.lock:
+            if expect_versions:
+                current = {r.id: r.payload.get("version") for r in self.store.get(scope, list(expect_versions))}
+                for mid, version in expect_versions.items():
+                    if mid not in current:
+                        raise NotFoundError(mid)
+                    if current[mid] != version:
+                        raise ConflictError(f"memory {mid!r} changed concurrently (version {current[mid]}, expected {version})")
+            change = self.journal.begin_change(history) if history else None
+            try:
+                by_scope: dict[Scope, list[PointIn]] = {}
+                for entry, point in upserts:
+                    by_scope.setdefault(entry.scope, []).append(point)
+                for s, points in by_scope.items():
+                    self.store.upsert(s, points)
+                if deletes:
+                    self.store.delete(scope, deletes)
+            except BaseException:
+                if change:
+                    self.journal.abandon_change(change)
+                raise
+            if change:
+                self.journal.finish_change(change, done_turns)
+            elif done_turns:
+                self.journal.mark_turns_done(done_turns)
+
+
+class LightMemory:
+    """Long-term memory for agents: add turns, retrieve memories, edit and audit them.
+
+    Safe to share between threads. One embedded store path can be open by one
+    ``LightMemory`` at a time; share the object rather than opening it twice.
+    """
+
+    def __init__(
+        self,
+        config: Optional[Union[MemoryConfig, Mapping[str, Any]]] = None,
+        *,
+        embedder: Optional[Embedder] = None,
+        extractor: Optional[Extractor] = None,
+    ) -> None:
+        if config is None:
+            config = MemoryConfig()
+        elif isinstance(config, Mapping):
+            config = MemoryConfig.from_dict(dict(config))
+        self.config: MemoryConfig = config
+        self.embedder: Embedder = embedder or create_embedder(config.embedder)
+        self._bm25 = Bm25Encoder(k1=config.retrieval.bm25_k1, b=config.retrieval.bm25_b)
+        self._extractor: Extractor = extractor or ExtractiveExtractor()
+        self._journal = Journal(self._journal_path())
+        self._check_embedder_identity()
+        try:
+            self._store = open_store(config.store, StoreSpec("entries", self._dims(), indexing.ENTRY_INDEXES))
+        except BaseException:
+            self._journal.close()
+            raise
+        self._writer = _Writer(self._store, self._journal)
+        self._closed = False
+        for stage, status in self.stage_status().items():
+            if status.startswith("not available"):
+                log.warning("stage %s: %s", stage, status)
+        self._recover()
+
+    @classmethod
+    def from_config(cls, config: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> "LightMemory":
+        """Build from a dict: upstream LightMem's keys, the native ones, or both."""
+        return cls(MemoryConfig.from_dict(dict(config or {})), **kwargs)
+
+    # --- set-up ------------------------------------------------------------------------
+    def _journal_path(self) -> str:
+        c = self.config
+        if c.history_db_path:
+            return c.history_db_path
+        if c.store.provider == "qdrant" and c.store.location == ":memory:":
+            return ":memory:"
+        root = os.path.abspath(os.path.expanduser(c.store.path or "./lightmem_data"))
+        return os.path.join(root, f"{c.store.collection_name}_journal.sqlite")
+
+    def _embedder_name(self) -> str:
+        e = self.config.embedder
+        return f"{e.provider}:{e.model or 'packaged-all-MiniLM-L6-v2'}"
+
+    def _check_embedder_identity(self) -> None:
+        stored = self._journal.get_meta("embedder")
+        if stored is None:
+            return
+        if stored != self._embedder_name():
+            raise InvalidInputError(
+                "embedder.model",
+                f"this store was built with {stored!r}; vectors of {self._embedder_name()!r} are not comparable. "
+                "Use the same embedder or a new store path.",
+            )
+
+    def _dims(self) -> int:
+        stored = self._journal.get_meta("dims")
+        if stored is not None and self.config.embedder.dims in (None, int(stored)):
+            return int(stored)
+        dims = self.config.embedder.dims or self.embedder.dims
+        self._journal.set_meta("dims", str(dims))
+        self._journal.set_meta("embedder", self._embedder_name())
+        return dims
+
+    def stage_status(self) -> dict[str, str]:
+        """What each configured stage will do, so nothing is silently ignored."""
+        c = self.config
+        planned = "not available in this version; turns are journaled and extracted offline"
+        status = {
+            "embedder": f"enabled ({self._embedder_name()})",
+            "store": f"enabled ({c.store.provider})",
+            "extraction": "enabled (offline extractive)" if c.llm is None else f"{planned} (LLM extraction)",
+            "pre_compress": planned if c.pre_compress else "disabled",
+            "topic_segment": planned if c.topic_segment else "disabled",
+            "update": f"{c.update}: {planned}" if c.update == "online" else "offline (run on request)",
+            "extraction_mode": "flat" if c.extraction_mode == "flat" else f"event: {planned}",
+            "index_strategy": f"enabled ({c.index_strategy})",
+            "retrieve_strategy": f"enabled ({c.retrieval.strategy})",
+        }
+        for key in c.unsupported:
+            status[key] = "not available: accepted for compatibility and ignored"
+        return status
+
+    def _recover(self) -> None:
+        """Settle what a crash left half done: pending history, then pending turns."""
+        for change_id, records in self._journal.pending_changes().items():
+            ok = True
+            for r in records:
+                found = self._store.get(Scope(user_id=r.user_id), [r.memory_id])
+                if r.event == "DELETE":
+                    ok = ok and not found
+                else:
+                    ok = ok and bool(found) and int(found[0].payload.get("version", 0)) >= r.version
+            if ok:
+                self._journal.finish_change(change_id)
+            else:
+                self._journal.abandon_change(change_id)
+        pending = self._journal.pending_turns()
+        if pending:
+            log.info("re-processing %d journaled turns left pending by the last run", len(pending))
+            by_scope: dict[Scope, list[TurnRow]] = {}
+            for t in pending:
+                by_scope.setdefault(t.scope, []).append(t)
+            for scope, turns in by_scope.items():
+                run_sync(self._ingest_op(scope, turns, previous=None))
+
+    # --- validation ----------------------------------------------------------------------
+    def _scope(self, user_id: Optional[str], agent_id: Optional[str], session_id: Optional[str]) -> Scope:
+        try:
+            return Scope(user_id=user_id if user_id is not None else self.config.default_user_id,
+                         agent_id=agent_id, session_id=session_id)
+        except ValidationError as exc:
+            raise _validation_error(exc, "scope") from None
+
+    def _messages(self, messages: MessagesIn) -> list[Message]:
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        elif isinstance(messages, (Mapping, Message)):
+            messages = [messages]
+        if not isinstance(messages, Sequence) or not messages:
+            raise InvalidInputError("messages", "expected a non-empty list of messages")
+        out: list[Message] = []
+        seen: set[str] = set()
+        for i, m in enumerate(messages):
+            if isinstance(m, Message):
+                msg = m
+            elif isinstance(m, Mapping):
+                try:
+                    msg = Message.model_validate(dict(m))
+                except ValidationError as exc:
+                    raise _validation_error(exc, f"messages[{i}]") from None
+            else:
+                raise InvalidInputError(f"messages[{i}]", f"expected a dict, got {type(m).__name__}")
+            if len(msg.content) > self.config.max_message_chars:
+                raise InvalidInputError(
+                    f"messages[{i}].content", f"longer than max_message_chars={self.config.max_message_chars}"
+                )
+            if msg.id in seen:
+                raise InvalidInputError(f"messages[{i}].id", f"duplicate id {msg.id!r} in this call")
+            seen.add(msg.id)
+            out.append(msg)
+        return out
+
+    @staticmethod
+    def _query(query: Any) -> str:
+        if not isinstance(query, str):
+            raise InvalidInputError("query", f"expected a string, got {type(query).__name__}")
+        from .types import clean_text
+
+        try:
+            query = clean_text(query, what="query").strip()
+        except ValueError as exc:
+            raise InvalidInputError("query", str(exc)) from None
+        if not query:
+            raise InvalidInputError("query", "is empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InvalidInputError("query", f"longer than {MAX_QUERY_CHARS} characters")
+        return query
+
+    @staticmethod
+    def _limit(limit: Any, field: str = "limit", maximum: int = 1000) -> int:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
+            raise InvalidInputError(field, f"expected an integer from 1 to {maximum}, got {limit!r}")
+        return limit
+
+    # --- operations (written once) ----------------------------------------------------------
+    def _vectors(self, entries: Sequence[MemoryEntry]) -> Op[list[PointIn]]:
+        dense: Any = [None] * len(entries)
+        if entries and self.config.index_strategy in ("embedding", "hybrid"):
+            dense = yield call(self.embedder, "embed", [indexing.dense_text(e) for e in entries])
+        sparse_on = self.config.index_strategy in ("context", "hybrid")
+        return [
+            indexing.to_point(e, d, indexing.sparse_vector(self._bm25, e) if sparse_on else None)
+            for e, d in zip(entries, dense)
+        ]
+
+    def _ingest_op(self, scope: Scope, turns: Sequence[TurnRow], previous: Optional[TurnRow]) -> Op[list[MemoryEntry]]:
+        batch = ExtractionBatch(turns=turns, previous=previous, use_roles=_ROLES[self.config.messages_use],
+                                index_context=self.config.index_context)
+        entries = self._extractor.extract(batch)
+        points = yield from self._vectors(entries)
+        history = [
+            HistoryRecord(memory_id=e.id, event="ADD", version=e.version, new_memory=e.memory, actor="extract",
+                          reason=f"from turns {', '.join(e.source_ids)}", **e.scope.as_payload())
+            for e in entries
+        ]
+        yield call(self._writer, "apply", scope, upserts=list(zip(entries, points)), history=history,
+                   done_turns=[(t.user_id, t.id) for t in turns])
+        return entries
+
+    def _add_op(self, messages: MessagesIn, scope: Scope) -> Op[AddResult]:
+        msgs = self._messages(messages)
+        now = timeparse.utcnow()
+        context_scope = Scope(user_id=scope.user_id, agent_id=scope.agent_id, session_id=scope.session_id)
+        before = yield call(self._journal, "recent_turns", context_scope, 1)
+        new_ids, dup_ids = yield call(self._journal, "accept_turns", scope, msgs, now)
+        fresh = set(new_ids)
+        turns = [
+            TurnRow(**m.model_dump(by_alias=False), **scope.as_payload(), accepted_at=now)
+            for m in msgs
+            if m.id in fresh
+        ]
+        if dup_ids:
+            log.info("skipped %d turn(s) already journaled for user %s", len(dup_ids), scope.user_id)
+        added = (yield from self._ingest_op(scope, turns, before[-1] if before else None)) if turns else []
+        return AddResult(turn_ids=new_ids, duplicate_turn_ids=dup_ids, added=added, pending_turns=0)
+
+    def _retrieve_op(
+        self,
+        query: Any,
+        limit: Any,
+        filters: Optional[Mapping[str, Any]],
+        scope: Scope,
+        strategy: Optional[str],
+        include_superseded: bool,
+    ) -> Op[list[Hit]]:
+        query = self._query(query)
+        limit = self._limit(limit)
+        strategy = strategy or self.config.retrieval.strategy
+        if strategy not in _retrieve.STRATEGIES:
+            raise InvalidInputError("strategy", f"unknown strategy {strategy!r}; expected one of {list(_retrieve.STRATEGIES)}")
+        indexed = self.config.index_strategy
+        if indexed != "hybrid" and strategy != indexed:
+            raise InvalidInputError("strategy", f"{strategy!r} needs vectors this store does not keep (index_strategy={indexed!r})")
+        flt = _retrieve.parse_filters(filters)
+        if not include_superseded:
+            flt = Filter(must=(Match("_current", 1),)) & flt
+        dense = None
+        if strategy in ("embedding", "hybrid"):
+            dense = (yield call(self.embedder, "embed", [query]))[0]
+        sparse = self._bm25.query(query) if strategy in ("context", "hybrid") else None
+        cfg = self.config.retrieval
+        plans = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=limit, flt=flt, config=cfg)
+        if not plans:
+            return []
+        results = yield call(self._store, "search", scope, [q for _, q in plans])
+        labelled = [(name, recs) for (name, _), recs in zip(plans, results)]
+        return _retrieve.fuse(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit)
+
+    def _get_op(self, memory_id: Any, scope: Scope) -> Op[MemoryEntry]:
+        if not isinstance(memory_id, str) or not memory_id.strip():
+            raise InvalidInputError("memory_id", "expected a non-empty string")
+        found = yield call(self._store, "get", scope, [memory_id])
+        if not found:
+            raise NotFoundError(memory_id)
+        return indexing.from_payload(found[0].payload)
+
+    def _get_all_op(
+        self, scope: Scope, filters: Optional[Mapping[str, Any]], limit: Any, offset: Any, include_superseded: bool
+    ) -> Op[list[MemoryEntry]]:
+        limit = self._limit(limit, maximum=10_000)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidInputError("offset", f"expected a non-negative integer, got {offset!r}")
+        flt = _retrieve.parse_filters(filters)
+        if not include_superseded:
+            flt = Filter(must=(Match("_current", 1),)) & flt
+        records = yield call(self._store, "scroll", scope, flt, limit=offset + limit, order_by="_ts")
+        return [indexing.from_payload(r.payload) for r in records[offset:]]
+
+    def _update_op(
+        self, memory_id: str, memory: Any, scope: Scope, metadata: Optional[Mapping[str, Any]], reason: Optional[str]
+    ) -> Op[MemoryEntry]:
+        old = yield from self._get_op(memory_id, scope)
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidInputError("metadata", f"expected a dict, got {type(metadata).__name__}")
+        data = old.model_dump()
+        data.update(
+            memory=memory,
+            version=old.version + 1,
+            context=None,
+            metadata={**old.metadata, **(metadata or {})},
+        )
+        try:
+            new = MemoryEntry.model_validate(data)
+        except ValidationError as exc:
+            raise _validation_error(exc, "update") from None
+        new.entities = textproc.entities(new.memory)
+        new.keywords = textproc.keywords(new.memory)
+        points = yield from self._vectors([new])
+        record = HistoryRecord(memory_id=new.id, event="UPDATE", version=new.version, old_memory=old.memory,
+                               new_memory=new.memory, reason=reason, actor="api", **new.scope.as_payload())
+        yield call(self._writer, "apply", scope, upserts=[(new, points[0])], history=[record],
+                   expect_versions={old.id: old.version})
+        return new
+
+    def _delete_op(self, memory_id: str, scope: Scope, reason: Optional[str]) -> Op[None]:
+        old = yield from self._get_op(memory_id, scope)
+        record = HistoryRecord(memory_id=old.id, event="DELETE", version=old.version + 1, old_memory=old.memory,
+                               reason=reason, actor="api", **old.scope.as_payload())
+        yield call(self._writer, "apply", scope, deletes=[old.id], history=[record],
+                   expect_versions={old.id: old.version})
+
+    def _delete_all_op(self, scope: Scope, filters: Optional[Mapping[str, Any]]) -> Op[int]:
+        flt = _retrieve.parse_filters(filters)
+        total = 0
+        while True:
+            records = yield call(self._store, "scroll", scope, flt, limit=1000)
+            if not records:
+                return total
+            entries = [indexing.from_payload(r.payload) for r in records]
+            history = [
+                HistoryRecord(memory_id=e.id, event="DELETE", version=e.version + 1, old_memory=e.memory,
+                              reason="delete_all", actor="api", **e.scope.as_payload())
+                for e in entries
+            ]
+            yield call(self._writer, "apply", scope, deletes=[e.id for e in entries], history=history)
+            total += len(entries)
+
+    def _history_op(self, memory_id: Any, scope: Scope) -> Op[list[HistoryRecord]]:
+        if not isinstance(memory_id, str) or not memory_id.strip():
+            raise InvalidInputError("memory_id", "expected a non-empty string")
+        records = yield call(self._journal, "history", scope, memory_id)
+        if not records:
+            raise NotFoundError(memory_id)
+        return records
+
+    def _sources_op(self, memory_id: str, scope: Scope) -> Op[list[TurnRow]]:
+        entry = yield from self._get_op(memory_id, scope)
+        return (yield call(self._journal, "get_turns", Scope(user_id=entry.user_id), entry.source_ids))
+
+    # --- public API ---------------------------------------------------------------------------
+    def add_memory(
+        self,
+        messages: MessagesIn,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        force_segment: bool = False,
+        force_extract: bool = False,
+    ) -> AddResult:
+        """Journal the turns, then turn them into entries (offline: sentence-level facts)."""
+        return run_sync(self._add_op(messages, self._scope(user_id, agent_id, session_id)))
+
+    async def aadd_memory(self, messages: MessagesIn, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                          session_id: Optional[str] = None, force_segment: bool = False,
+                          force_extract: bool = False) -> AddResult:
+        return await run_async(self._add_op(messages, self._scope(user_id, agent_id, session_id)))
+
+    def retrieve(
+        self,
+        query: str,
+        limit: int = 10,
+        filters: Optional[Mapping[str, Any]] = None,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        strategy: Optional[str] = None,
+        include_superseded: bool = False,
+    ) -> list[Hit]:
+        """The entries most relevant to ``query`` in the caller's scope, best first."""
+        return run_sync(self._retrieve_op(query, limit, filters, self._scope(user_id, agent_id, session_id), strategy,
+                                          include_superseded))
+
+    async def aretrieve(self, query: str, limit: int = 10, filters: Optional[Mapping[str, Any]] = None, *,
+                        user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                        session_id: Optional[str] = None, strategy: Optional[str] = None,
+                        include_superseded: bool = False) -> list[Hit]:
+        return await run_async(self._retrieve_op(query, limit, filters, self._scope(user_id, agent_id, session_id),
+                                                 strategy, include_superseded))
+
+    def get(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+            session_id: Optional[str] = None) -> MemoryEntry:
+        return run_sync(self._get_op(memory_id, self._scope(user_id, agent_id, session_id)))
+
+    async def aget(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                   session_id: Optional[str] = None) -> MemoryEntry:
+        return await run_async(self._get_op(memory_id, self._scope(user_id, agent_id, session_id)))
+
+    def get_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None, limit: int = 100,
+                offset: int = 0, include_superseded: bool = False) -> list[MemoryEntry]:
+        """Entries of the scope in time order, ``limit`` at a time from ``offset``."""
+        return run_sync(self._get_all_op(self._scope(user_id, agent_id, session_id), filters, limit, offset,
+                                         include_superseded))
+
+    async def aget_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                       session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
+                       limit: int = 100, offset: int = 0, include_superseded: bool = False) -> list[MemoryEntry]:
+        return await run_async(self._get_all_op(self._scope(user_id, agent_id, session_id), filters, limit, offset,
+                                                include_superseded))
+
+    def update(self, memory_id: str, memory: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+               session_id: Optional[str] = None, metadata: Optional[Mapping[str, Any]] = None,
+               reason: Optional[str] = None) -> MemoryEntry:
+        """Replace an entry's text (re-embedded), keeping the old text in its history."""
+        return run_sync(self._update_op(memory_id, memory, self._scope(user_id, agent_id, session_id), metadata, reason))
+
+    async def aupdate(self, memory_id: str, memory: str, *, user_id: Optional[str] = None,
+                      agent_id: Optional[str] = None, session_id: Optional[str] = None,
+                      metadata: Optional[Mapping[str, Any]] = None, reason: Optional[str] = None) -> MemoryEntry:
+        return await run_async(self._update_op(memory_id, memory, self._scope(user_id, agent_id, session_id), metadata,
+                                               reason))
+
+    def delete(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+               session_id: Optional[str] = None, reason: Optional[str] = None) -> None:
+        run_sync(self._delete_op(memory_id, self._scope(user_id, agent_id, session_id), reason))
+
+    async def adelete(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                      session_id: Optional[str] = None, reason: Optional[str] = None) -> None:
+        await run_async(self._delete_op(memory_id, self._scope(user_id, agent_id, session_id), reason))
+
+    def delete_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                   session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None) -> int:
+        """Delete every entry of the scope (history keeps a DELETE record of each)."""
+        return run_sync(self._delete_all_op(self._scope(user_id, agent_id, session_id), filters))
+
+    async def adelete_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                          session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None) -> int:
+        return await run_async(self._delete_all_op(self._scope(user_id, agent_id, session_id), filters))
+
+    def history(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                session_id: Optional[str] = None) -> list[HistoryRecord]:
+        return run_sync(self._history_op(memory_id, self._scope(user_id, agent_id, session_id)))
+
+    async def ahistory(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                       session_id: Optional[str] = None) -> list[HistoryRecord]:
+        return await run_async(self._history_op(memory_id, self._scope(user_id, agent_id, session_id)))
+
+    def source_turns(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                     session_id: Optional[str] = None) -> list[TurnRow]:
+        """The journaled turns an entry was made from (its provenance)."""
+        return run_sync(self._sources_op(memory_id, self._scope(user_id, agent_id, session_id)))
+
+    def pending(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                session_id: Optional[str] = None) -> list[TurnRow]:
+        """Turns accepted but not yet turned into stored entries."""
+        return self._journal.pending_turns(self._scope(user_id, agent_id, session_id))
+
+    def reset(self) -> None:
+        """Delete every entry, turn and history record of every user."""
+        with self._writer.lock:
+            self._store._drop_all()
+            self._journal.reset()
+
+    def optimize(self) -> None:
+        self._store.optimize()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._store.close()
+            finally:
+                self._journal.close()
+
+    async def aclose(self) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> "LightMemory":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "LightMemory":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+

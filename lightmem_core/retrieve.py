@@ -1,0 +1,192 @@
+"""Retrieval: user filters to store filters, query plans per strategy, and fusion.
+
+Strategies: ``embedding`` (dense), ``context`` (BM25 sparse vectors) and ``hybrid``.
+Hybrid sends both queries in one engine batch and fuses them here with reciprocal
+rank fusion, which also tells each hit which retriever found it; or, with
+``hybrid_mode="filter_rerank"``, lets the engine re-rank BM25 candidates by the
+vector (upstream LightMem's "context filter, then vector re-rank").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping, Optional, Sequence
+
+from . import timeparse
+from .config import RetrievalConfig
+from .errors import InvalidInputError
+from .indexing import from_payload
+from .lexical import SparseVec
+from .store.base import Condition, Filter, Match, Range, Record, VectorQuery
+from .types import Hit
+
+Strategy = Literal["embedding", "context", "hybrid"]
+STRATEGIES = ("embedding", "context", "hybrid")
+
+_TIME_FIELDS = {"time_stamp": "_ts", "recorded_at": "_rec"}
+_KEYWORD_FIELDS = {
+    "speaker_id", "speaker_name", "entry_type", "session_id", "agent_id", "topic_label",
+    "entities", "keywords", "source_ids", "id",
+}
+_NUMBER_FIELDS = {"topic_id", "version"}
+_RANGE_OPS = {"gt", "gte", "lt", "lte"}
+_ALL_OPS = _RANGE_OPS | {"eq", "ne", "in", "nin"}
+FILTER_FIELDS = sorted([*_TIME_FIELDS, *_KEYWORD_FIELDS, *_NUMBER_FIELDS, "metadata"])
+
+
+def _scalar(value: Any, field: str) -> Any:
+    if isinstance(value, bool) or isinstance(value, (str, int)):
+        return value
+    if hasattr(value, "value") and isinstance(value.value, str):  # enums such as EntryType
+        return value.value
+    raise InvalidInputError(field, f"expected a string, integer or boolean, got {type(value).__name__}")
+
+
+def _convert(value: Any, field: str, kind: str) -> Any:
+    if kind == "time":
+        try:
+            return timeparse.to_epoch(timeparse.parse_time(value))
+        except ValueError as exc:
+            raise InvalidInputError(field, str(exc)) from None
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidInputError(field, f"expected a number, got {type(value).__name__}")
+        return value
+    return _scalar(value, field)
+
+
+def _field_conditions(key: str, spec: Any, field: str, kind: str) -> tuple[list[Condition], list[Condition]]:
+    """Conditions for one filter field; returns (must, must_not)."""
+    must: list[Condition] = []
+    must_not: list[Condition] = []
+    if isinstance(spec, Mapping):
+        if not spec:
+            raise InvalidInputError(field, "empty operator dict")
+        for op, value in spec.items():
+            path = f"{field}.{op}"
+            if op not in _ALL_OPS:
+                raise InvalidInputError(path, f"unknown operator; expected one of {sorted(_ALL_OPS)}")
+            if op in _RANGE_OPS:
+                if kind == "keyword":
+                    raise InvalidInputError(path, "range operators need a time or number field")
+                must.append(Range(key, **{op: float(_convert(value, path, kind))}))
+            elif op in ("in", "nin"):
+                if not isinstance(value, (list, tuple)) or not value:
+                    raise InvalidInputError(path, "expected a non-empty list")
+                vals = tuple(_convert(v, f"{path}[{i}]", kind) for i, v in enumerate(value))
+                if kind == "time":
+                    conds: list[Condition] = [Range(key, gte=v, lte=v) for v in vals]
+                    (must if op == "in" else must_not).append(Filter(should=tuple(conds)))
+                else:
+                    (must if op == "in" else must_not).append(Match(key, any=vals))
+            else:
+                target = must if op == "eq" else must_not
+                v = _convert(value, path, kind)
+                target.append(Range(key, gte=v, lte=v) if kind == "time" else Match(key, v))
+    elif isinstance(spec, (list, tuple)):
+        if not spec:
+            raise InvalidInputError(field, "expected a non-empty list")
+        return _field_conditions(key, {"in": list(spec)}, field, kind)
+    else:
+        return _field_conditions(key, {"eq": spec}, field, kind)
+    return must, must_not
+
+
+def parse_filters(filters: Optional[Mapping[str, Any]], *, field: str = "filters") -> Optional[Filter]:
+    """Turn ``{"time_stamp": {"gte": ...}, "speaker_name": "Maya", "metadata": {...}}`` into a store filter."""
+    if filters is None:
+        return None
+    if not isinstance(filters, Mapping):
+        raise InvalidInputError(field, f"expected a dict, got {type(filters).__name__}")
+    must: list[Condition] = []
+    must_not: list[Condition] = []
+    for name, spec in filters.items():
+        path = f"{field}.{name}"
+        if not isinstance(name, str):
+            raise InvalidInputError(field, f"filter keys must be strings, got {name!r}")
+        if name == "metadata":
+            if not isinstance(spec, Mapping) or not spec:
+                raise InvalidInputError(path, "expected a non-empty dict of metadata keys")
+            for mk, mv in spec.items():
+                m, n = _field_conditions(f"metadata.{mk}", mv, f"{path}.{mk}", "keyword")
+                must += m
+                must_not += n
+            continue
+        if name.startswith("metadata."):
+            key, kind = name, "keyword"
+        elif name in _TIME_FIELDS:
+            key, kind = _TIME_FIELDS[name], "time"
+        elif name in _KEYWORD_FIELDS:
+            key, kind = name, "keyword"
+        elif name in _NUMBER_FIELDS:
+            key, kind = name, "number"
+        elif name == "user_id":
+            raise InvalidInputError(path, "the user is chosen by the user_id argument, not by a filter")
+        else:
+            raise InvalidInputError(path, f"unknown filter field; expected one of {FILTER_FIELDS} or 'metadata.<key>'")
+        m, n = _field_conditions(key, spec, path, kind)
+        must += m
+        must_not += n
+    if not must and not must_not:
+        return None
+    return Filter(must=tuple(must), must_not=tuple(must_not))
+
+
+def plan(
+    strategy: str,
+    *,
+    dense: Optional[Sequence[float]],
+    sparse: Optional[SparseVec],
+    limit: int,
+    flt: Optional[Filter],
+    config: RetrievalConfig,
+) -> list[tuple[str, VectorQuery]]:
+    """The engine queries for a strategy, each labelled with the retriever it stands for."""
+    fetch = max(limit * 3, config.candidates) if config.per_source_limit else max(limit, config.candidates)
+    if strategy == "embedding":
+        return [("embedding", VectorQuery("dense", dense, fetch, flt))]  # type: ignore[arg-type]
+    if strategy == "context":
+        if sparse is None or not len(sparse):
+            return []
+        return [("context", VectorQuery("sparse", sparse, fetch, flt))]
+    queries: list[tuple[str, VectorQuery]] = []
+    has_sparse = sparse is not None and len(sparse) > 0
+    if config.hybrid_mode == "filter_rerank" and has_sparse:
+        pre = VectorQuery("sparse", sparse, fetch, flt)  # type: ignore[arg-type]
+        return [("context+embedding", VectorQuery("dense", dense, fetch, flt, prefetch=pre))]  # type: ignore[arg-type]
+    queries.append(("embedding", VectorQuery("dense", dense, fetch, flt)))  # type: ignore[arg-type]
+    if has_sparse:
+        queries.append(("context", VectorQuery("sparse", sparse, fetch, flt)))  # type: ignore[arg-type]
+    return queries
+
+
+def fuse(
+    labelled: Sequence[tuple[str, list[Record]]],
+    *,
+    limit: int,
+    rrf_k: int,
+    per_source_limit: int = 0,
+) -> list[Hit]:
+    """Reciprocal-rank fusion (a single list keeps its own scores and order)."""
+    if len(labelled) == 1:
+        name, records = labelled[0]
+        scored = [(r, float(r.score or 0.0), [name]) for r in records]
+    else:
+        acc: dict[str, tuple[Record, float, list[str]]] = {}
+        for name, records in labelled:
+            for rank, r in enumerate(records):
+                rec, score, found = acc.get(r.id, (r, 0.0, []))
+                acc[r.id] = (rec, score + 1.0 / (rrf_k + rank + 1), [*found, name])
+        scored = sorted(acc.values(), key=lambda t: -t[1])
+    hits: list[Hit] = []
+    per_source: dict[str, int] = {}
+    for rec, score, found in scored:
+        entry = from_payload(rec.payload)
+        if per_source_limit:
+            key = "|".join(entry.source_ids) or entry.id
+            if per_source.get(key, 0) >= per_source_limit:
+                continue
+            per_source[key] = per_source.get(key, 0) + 1
+        hits.append(Hit(entry=entry, score=score, retrievers=found, rank=len(hits) + 1))
+        if len(hits) >= limit:
+            break
+    return hits

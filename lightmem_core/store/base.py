@@ -1,0 +1,247 @@
+"""The storage contract, and the one place where scope is enforced.
+
+Backends implement a handful of private primitives (``_upsert``, ``_search``,
+``_scroll``, ``_count``, ``_delete``, ``close``) over a neutral filter tree. Every
+public method here takes the caller's ``Scope`` and ANDs it into the filter before a
+primitive runs, so no backend can forget it and no call path can reach another
+user's entries. Writes are checked the other way round: a point whose payload names
+another scope is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Sequence, Union
+
+from ..errors import InvalidInputError
+from ..lexical import SparseVec, validate_sparse
+from ..types import Scope
+
+Scalar = Union[str, int, bool]
+
+
+@dataclass(frozen=True)
+class Match:
+    """``key`` equals ``value``, or (with ``any``) equals one of several values."""
+
+    key: str
+    value: Optional[Scalar] = None
+    any: Optional[tuple[Scalar, ...]] = None
+
+
+@dataclass(frozen=True)
+class Range:
+    key: str
+    gt: Optional[float] = None
+    gte: Optional[float] = None
+    lt: Optional[float] = None
+    lte: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class HasIds:
+    ids: tuple[str, ...]
+
+
+Condition = Union[Match, Range, HasIds, "Filter"]
+
+
+@dataclass(frozen=True)
+class Filter:
+    must: tuple[Condition, ...] = ()
+    must_not: tuple[Condition, ...] = ()
+    should: tuple[Condition, ...] = ()
+
+    def __and__(self, other: Optional["Filter"]) -> "Filter":
+        if other is None or other.is_empty():
+            return self
+        if self.is_empty():
+            return other
+        return Filter(must=(self, other))
+
+    def is_empty(self) -> bool:
+        return not (self.must or self.must_not or self.should)
+
+
+def point_ids(ids: Sequence[Any]) -> list[str]:
+    """Canonical UUID strings; anything else cannot name a point and is dropped."""
+    out = []
+    for i in ids:
+        try:
+            out.append(str(uuid.UUID(str(i))))
+        except ValueError:
+            continue
+    return out
+
+
+def scope_filter(scope: Scope) -> Filter:
+    conds: list[Condition] = [Match("user_id", scope.user_id)]
+    if scope.agent_id is not None:
+        conds.append(Match("agent_id", scope.agent_id))
+    if scope.session_id is not None:
+        conds.append(Match("session_id", scope.session_id))
+    return Filter(must=tuple(conds))
+
+
+@dataclass
+class PointIn:
+    id: str
+    payload: dict[str, Any]
+    dense: Optional[Sequence[float]] = None
+    sparse: Optional[SparseVec] = None
+
+
+@dataclass
+class Record:
+    id: str
+    payload: dict[str, Any]
+    score: Optional[float] = None
+
+
+@dataclass
+class VectorQuery:
+    """One nearest-neighbour request against the dense or the sparse (BM25) vector.
+
+    ``prefetch`` takes candidates from another query first and re-scores only those,
+    which is upstream LightMem's "keyword filter, then vector re-rank".
+    """
+
+    using: Literal["dense", "sparse"]
+    vector: Union[Sequence[float], SparseVec]
+    limit: int
+    filter: Optional[Filter] = None
+    prefetch: Optional["VectorQuery"] = None
+    score_threshold: Optional[float] = None
+
+
+IndexKind = Literal["keyword", "float", "integer", "bool"]
+
+
+@dataclass
+class StoreSpec:
+    """What a collection holds: its dense size and which payload keys are indexed."""
+
+    name: str
+    dims: int
+    indexes: dict[str, IndexKind] = field(default_factory=dict)
+
+
+class MemoryStore(ABC):
+    """A collection of points (dense + sparse vectors and a payload) partitioned by scope."""
+
+    spec: StoreSpec
+
+    # --- primitives a backend implements ------------------------------------------
+    @abstractmethod
+    def _upsert(self, points: list[PointIn]) -> None: ...
+
+    @abstractmethod
+    def _search(self, queries: list[VectorQuery], idf_corpus: Filter) -> list[list[Record]]: ...
+
+    @abstractmethod
+    def _scroll(self, flt: Filter, limit: int, order_by: Optional[str], descending: bool) -> list[Record]: ...
+
+    @abstractmethod
+    def _count(self, flt: Filter) -> int: ...
+
+    @abstractmethod
+    def _delete(self, flt: Filter) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def optimize(self) -> None:
+        """Compact segments; slow, so only on request (never on the hot path)."""
+
+    def _drop_all(self) -> None:
+        """Remove every point of every scope (``reset``)."""
+        self._delete(Filter())
+
+    # --- public API: scope always applied -----------------------------------------
+    def upsert(self, scope: Scope, points: Sequence[PointIn]) -> None:
+        points = list(points)
+        for i, p in enumerate(points):
+            for key in ("user_id", "agent_id", "session_id"):
+                if p.payload.get(key) != getattr(scope, key):
+                    raise InvalidInputError(f"points[{i}].{key}", "does not match the scope of the write")
+            self._check_dense(p.dense, f"points[{i}].dense")
+            if p.sparse is not None:
+                validate_sparse(p.sparse, f"points[{i}].sparse")
+        if points:
+            self._upsert(points)
+
+    def search(self, scope: Scope, queries: Sequence[VectorQuery]) -> list[list[Record]]:
+        sf = scope_filter(scope)
+        scoped = [self._scope_query(q, sf) for q in queries]
+        return self._search(scoped, sf) if scoped else []
+
+    def get(self, scope: Scope, ids: Sequence[str]) -> list[Record]:
+        ids = point_ids(ids)
+        if not ids:
+            return []
+        found = self._scroll(scope_filter(scope) & Filter(must=(HasIds(tuple(ids)),)), len(ids), None, False)
+        order = {i: n for n, i in enumerate(ids)}
+        return sorted(found, key=lambda r: order.get(r.id, len(order)))
+
+    def scroll(
+        self,
+        scope: Scope,
+        flt: Optional[Filter] = None,
+        *,
+        limit: int = 100,
+        order_by: Optional[str] = None,
+        descending: bool = False,
+    ) -> list[Record]:
+        return self._scroll(scope_filter(scope) & flt, limit, order_by, descending)
+
+    def count(self, scope: Scope, flt: Optional[Filter] = None) -> int:
+        return self._count(scope_filter(scope) & flt)
+
+    def delete(self, scope: Scope, ids: Sequence[str]) -> None:
+        ids = point_ids(ids)
+        if ids:
+            self._delete(scope_filter(scope) & Filter(must=(HasIds(tuple(ids)),)))
+
+    def delete_where(self, scope: Scope, flt: Optional[Filter] = None) -> None:
+        self._delete(scope_filter(scope) & flt)
+
+    # --- helpers ---------------------------------------------------------------------
+    def _check_dense(self, vec: Optional[Sequence[float]], field_name: str) -> None:
+        if vec is None:
+            return
+        if len(vec) != self.spec.dims:
+            raise InvalidInputError(field_name, f"vector has {len(vec)} dimensions, the store expects {self.spec.dims}")
+        if not all(math.isfinite(float(x)) for x in vec):
+            raise InvalidInputError(field_name, "vector contains NaN or infinity")
+
+    def _scope_query(self, q: VectorQuery, sf: Filter) -> VectorQuery:
+        if q.using == "dense":
+            self._check_dense(q.vector, "query.vector")  # type: ignore[arg-type]
+        else:
+            validate_sparse(q.vector, "query.vector")  # type: ignore[arg-type]
+        if q.limit <= 0:
+            raise InvalidInputError("limit", "must be positive")
+        return VectorQuery(
+            using=q.using,
+            vector=q.vector,
+            limit=q.limit,
+            filter=sf & q.filter,
+            prefetch=self._scope_query(q.prefetch, sf) if q.prefetch else None,
+            score_threshold=q.score_threshold,
+        )
+
+    def __enter__(self) -> "MemoryStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_store(config: Any, spec: StoreSpec) -> MemoryStore:
+    """Open (or create) the collection ``spec.name`` with the configured backend."""
+    from .. import registry
+
+    return registry.create("store", config.provider, config, spec)

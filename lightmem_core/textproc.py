@@ -1,0 +1,96 @@
+"""Light text processing shared by extraction, indexing and compression.
+
+Rule-based on purpose: the offline path must run with no model, and these rules are
+cheap enough to apply to every turn.
+"""
+
+from __future__ import annotations
+
+import re
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are aren't as at be because been before being below
+    between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each few
+    for from further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself him
+    himself his how how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more most mustn't my
+    myself no nor not of off on once only or other ought our ours ourselves out over own same shan't she she'd
+    she'll she's should shouldn't so some such than that that's the their theirs them themselves then there there's
+    these they they'd they'll they're they've this those through to too under until up very was wasn't we we'd
+    we'll we're we've were weren't what what's when when's where where's which while who who's whom why why's with
+    won't would wouldn't you you'd you'll you're you've your yours yourself yourselves also just really yeah yes
+    oh wow hey hi hello thanks thank okay ok sure well so gonna wanna got get gets getting like lot lots much
+    many one thing things something anything way still even ever always never maybe definitely totally
+    haha hahaha lol glad great good nice cool awesome amazing""".split()
+)
+
+# Sentence ends at . ! ? (or …) followed by space and an upper-case letter, digit or quote,
+# unless the word before the dot is a common abbreviation.
+_ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|vs|etc|e\.g|i\.e|approx|No)\.$", re.I)
+_BOUNDARY = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
+_PROPER = re.compile(r"\b[A-Z][a-zA-Z'’\-]+(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][a-zA-Z'’\-]+)*")
+_NUMBER = re.compile(r"\b\d[\d:/.,\-]*\d\b|\b\d\b")
+
+
+def split_sentences(text: str) -> list[str]:
+    text = " ".join(text.split())
+    if not text:
+        return []
+    parts: list[str] = []
+    start = 0
+    for m in _BOUNDARY.finditer(text):
+        candidate = text[start : m.start()].strip()
+        if _ABBREV.search(candidate):
+            continue
+        if candidate:
+            parts.append(candidate)
+        start = m.end()
+    tail = text[start:].strip()
+    if tail:
+        parts.append(tail)
+    return parts
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def content_words(text: str) -> list[str]:
+    return [w.lower() for w in words(text) if w.lower().strip("'’") not in STOPWORDS and len(w) > 1]
+
+
+def chunk_sentences(text: str, *, min_words: int = 5) -> list[str]:
+    """Sentences, with fragments too short to stand alone ("Wow!", "Thanks.") merged
+    into a neighbour, so every chunk is a statement and no text is dropped."""
+    out: list[str] = []
+    carry = ""
+    for s in split_sentences(text):
+        s = f"{carry} {s}".strip() if carry else s
+        if len(content_words(s)) < 2 and len(words(s)) < min_words:
+            carry = s
+            continue
+        out.append(s)
+        carry = ""
+    if carry:
+        if out:
+            out[-1] = f"{out[-1]} {carry}"
+        else:
+            out.append(carry)
+    return out
+
+
+def entities(text: str) -> list[str]:
+    """Capitalised word runs that are not just a capitalised stop word, plus numbers."""
+    found: list[str] = []
+    for m in _PROPER.finditer(text):
+        tokens = m.group(0).split()
+        while tokens and tokens[0].lower().strip("'’") in STOPWORDS:
+            tokens.pop(0)
+        if tokens:
+            found.append(" ".join(tokens).rstrip("'’s").strip("-'’"))
+    found += _NUMBER.findall(text)
+    return list(dict.fromkeys(e for e in found if e))
+
+
+def keywords(text: str, limit: int = 8) -> list[str]:
+    return list(dict.fromkeys(w.strip("'’") for w in content_words(text) if len(w) > 2))[:limit]

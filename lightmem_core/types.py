@@ -1,0 +1,239 @@
+"""The data the library exchanges with its callers: turns in, entries and hits out."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from . import timeparse
+
+MAX_ID_LEN = 256
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str, *, what: str = "text") -> str:
+    """Drop control characters and refuse text that cannot be stored as UTF-8.
+
+    Lone surrogates (what Python makes of undecodable bytes) would fail deep inside
+    SQLite or the engine, after part of a batch was written; refusing them here keeps
+    writes all-or-nothing.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} is not valid UTF-8 (position {exc.start})") from None
+    return _CONTROL.sub("", value)
+
+
+def _check_id(value: Optional[str], what: str) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string")
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > MAX_ID_LEN:
+        raise ValueError(f"{what} is longer than {MAX_ID_LEN} characters")
+    if _CONTROL.search(value) or "\n" in value:
+        raise ValueError(f"{what} contains control characters")
+    clean_text(value, what=what)
+    return value
+
+
+class EntryType(str, Enum):
+    FACT = "fact"
+    RELATION = "relation"
+    SUMMARY = "summary"
+
+
+class Scope(BaseModel):
+    """Who a memory belongs to. ``user_id`` is always set; the others narrow it.
+
+    Reads match every entry of the user, narrowed by agent/session when those are
+    given; writes stamp all three on the entry.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    agent_id: Optional[str] = None
+    session_id: Optional[str] = None
+
+    @field_validator("user_id", "agent_id", "session_id", mode="before")
+    @classmethod
+    def _valid(cls, v: Any, info: Any) -> Any:
+        return _check_id(v, info.field_name)
+
+    def as_payload(self) -> dict[str, Optional[str]]:
+        return {"user_id": self.user_id, "agent_id": self.agent_id, "session_id": self.session_id}
+
+
+class Message(BaseModel):
+    """One conversation turn as accepted by ``add_memory``.
+
+    Speakers are explicit so chats with more than two people (LoCoMo) need no fake
+    user/assistant pairing; ``role`` only says which side of the agent spoke.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    role: Literal["user", "assistant", "system", "tool"]
+    content: str
+    time_stamp: Optional[datetime] = None
+    speaker_id: Optional[str] = None
+    speaker_name: Optional[str] = Field(default=None, alias="name")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", "speaker_id", "speaker_name", mode="before")
+    @classmethod
+    def _ids(cls, v: Any, info: Any) -> Any:
+        return _check_id(v, info.field_name)
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _content(cls, v: Any) -> str:
+        if not isinstance(v, str):
+            raise ValueError(f"content must be a string, got {type(v).__name__}")
+        v = clean_text(v, what="content")
+        if not v.strip():
+            raise ValueError("content is empty")
+        return v
+
+    @field_validator("time_stamp", mode="before")
+    @classmethod
+    def _ts(cls, v: Any) -> Any:
+        return None if v is None else timeparse.parse_time(v)
+
+    @property
+    def speaker(self) -> str:
+        return self.speaker_name or self.speaker_id or self.role
+
+
+class MemoryEntry(BaseModel):
+    """A unit of long-term memory, with its provenance and time line.
+
+    ``time_stamp`` is when the thing happened (the turn's time), ``recorded_at`` when
+    the library learned it; ``valid_from``/``valid_to`` bound the period in which the
+    entry is the current truth (``valid_to`` is set when a newer entry supersedes it).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    memory: str
+    speaker_id: Optional[str] = None
+    speaker_name: Optional[str] = None
+    time_stamp: Optional[datetime] = None
+    recorded_at: datetime = Field(default_factory=timeparse.utcnow)
+    weekday: Optional[str] = None
+    valid_from: Optional[datetime] = None
+    valid_to: Optional[datetime] = None
+    superseded_by: Optional[str] = None
+    topic_id: Optional[int] = None
+    topic_label: Optional[str] = None
+    entities: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    source_ids: list[str] = Field(default_factory=list)
+    entry_type: EntryType = EntryType.FACT
+    user_id: str
+    agent_id: Optional[str] = None
+    session_id: Optional[str] = None
+    context: Optional[str] = Field(
+        default=None,
+        description="Text around the fact (its turn and neighbours) that is indexed with it but never shown as the memory.",
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    version: int = 1
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, v: Any) -> str:
+        if not isinstance(v, str):
+            raise ValueError(f"memory must be a string, got {type(v).__name__}")
+        v = clean_text(v, what="memory")
+        if not v.strip():
+            raise ValueError("memory is empty")
+        return v
+
+    @field_validator("time_stamp", "recorded_at", "valid_from", "valid_to", mode="before")
+    @classmethod
+    def _times(cls, v: Any) -> Any:
+        return None if v is None else timeparse.parse_time(v)
+
+    @model_validator(mode="after")
+    def _derive(self) -> "MemoryEntry":
+        if self.time_stamp is not None and self.weekday is None:
+            self.weekday = timeparse.weekday(self.time_stamp)
+        return self
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(user_id=self.user_id, agent_id=self.agent_id, session_id=self.session_id)
+
+    @property
+    def is_current(self) -> bool:
+        return self.superseded_by is None and self.valid_to is None
+
+    def prompt_line(self) -> str:
+        """``{time_stamp} {weekday} {memory}``, the line format of upstream LightMem."""
+        parts = [timeparse.format_time(self.time_stamp), self.weekday or "", self.memory]
+        return " ".join(p for p in parts if p)
+
+
+class Hit(BaseModel):
+    """One retrieval result: the entry, its score, and which retrievers found it."""
+
+    entry: MemoryEntry
+    score: float
+    retrievers: list[str] = Field(default_factory=list)
+    rank: int = 0
+
+    def __str__(self) -> str:
+        return self.entry.prompt_line()
+
+
+class HistoryRecord(BaseModel):
+    """One change to one entry, as kept in the history log."""
+
+    memory_id: str
+    event: Literal["ADD", "UPDATE", "DELETE", "MERGE", "SUPERSEDE"]
+    version: int
+    old_memory: Optional[str] = None
+    new_memory: Optional[str] = None
+    reason: Optional[str] = None
+    actor: str = "system"
+    created_at: datetime = Field(default_factory=timeparse.utcnow)
+    user_id: str
+    agent_id: Optional[str] = None
+    session_id: Optional[str] = None
+
+
+class AddResult(BaseModel):
+    """What ``add_memory`` did with the turns it was given."""
+
+    turn_ids: list[str] = Field(default_factory=list)
+    duplicate_turn_ids: list[str] = Field(default_factory=list)
+    added: list[MemoryEntry] = Field(default_factory=list)
+    merged: list[str] = Field(default_factory=list)
+    pending_turns: int = 0
+
+    @property
+    def added_ids(self) -> list[str]:
+        return [e.id for e in self.added]
+
+
+def format_hits(hits: list[Hit] | list[MemoryEntry], *, header: Optional[str] = None) -> str:
+    """Memories as prompt text, one per line, oldest first so the model reads a time line."""
+    entries = [h.entry if isinstance(h, Hit) else h for h in hits]
+    entries = sorted(entries, key=lambda e: (e.time_stamp or datetime.min))
+    lines = [e.prompt_line() for e in entries]
+    if header:
+        lines.insert(0, header)
+    return "\n".join(lines)
