@@ -62,3 +62,5 @@ class StoreLockedError(StoreError):
 
 class LLMError(LightMemError):
     """The LLM endpoint failed after retries; the work it was for stays pending."""
+
+    attempts: int = 1

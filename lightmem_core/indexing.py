@@ -45,7 +45,8 @@ def sparse_vector(encoder: Bm25Encoder, entry: MemoryEntry) -> SparseVec:
 
 def to_payload(entry: MemoryEntry) -> dict[str, Any]:
     payload = entry.model_dump(mode="json")
-    payload["_ts"] = timeparse.to_epoch(entry.time_stamp) if entry.time_stamp else None
+    # Never None: a point without the sort key drops out of time-ordered scrolls.
+    payload["_ts"] = timeparse.to_epoch(entry.time_stamp or entry.recorded_at)
     payload["_rec"] = timeparse.to_epoch(entry.recorded_at)
     # An integer, not a bool: qdrant-edge 0.9 never matches MatchValue(True).
     payload["_current"] = int(entry.is_current)

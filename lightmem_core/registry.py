@@ -17,6 +17,12 @@ _REGISTRY: dict[str, dict[str, str]] = {
         "sentence-transformers": "lightmem_core.embed:SentenceTransformerEmbedder",
         "openai": "lightmem_core.embed:OpenAIEmbedder",
     },
+    "llm": {
+        "openai": "lightmem_core.llm:OpenAICompatibleLLM",
+        "ollama": "lightmem_core.llm:OpenAICompatibleLLM",
+        "vllm": "lightmem_core.llm:OpenAICompatibleLLM",
+        "deepseek": "lightmem_core.llm:OpenAICompatibleLLM",
+    },
     "store": {
         "edge": "lightmem_core.store.edge:EdgeStore",
         "qdrant": "lightmem_core.store.client:QdrantClientStore",

@@ -34,7 +34,10 @@ FILTER_FIELDS = sorted([*_TIME_FIELDS, *_KEYWORD_FIELDS, *_NUMBER_FIELDS, "metad
 
 
 def _scalar(value: Any, field: str) -> Any:
-    if isinstance(value, bool) or isinstance(value, (str, int)):
+    if isinstance(value, bool):
+        # qdrant-edge 0.9 never matches booleans; an error beats a silently empty result.
+        raise InvalidInputError(field, "boolean values cannot be filtered on; store them as strings or 0/1")
+    if isinstance(value, (str, int)):
         return value
     if hasattr(value, "value") and isinstance(value.value, str):  # enums such as EntryType
         return value.value

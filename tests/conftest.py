@@ -42,3 +42,6 @@ def make_memory(tmp_path: Any, embedder: Any) -> Iterator[Callable[..., Any]]:
     yield factory
     for mem in opened:
         mem.close()
+
+
+from tests.fake_llm import fake_llm  # noqa: E402,F401  (the loopback LLM server fixture, for every test)

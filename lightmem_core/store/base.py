@@ -170,8 +170,15 @@ class MemoryStore(ABC):
             self._check_dense(p.dense, f"points[{i}].dense")
             if p.sparse is not None:
                 validate_sparse(p.sparse, f"points[{i}].sparse")
-        if points:
-            self._upsert(points)
+        if not points:
+            return
+        # Ids are global to the collection: refuse to overwrite a point that another
+        # scope owns, whatever the payload says.
+        owner = Filter(must=(HasIds(tuple(point_ids([p.id for p in points]))),),
+                       must_not=(scope_filter(scope),))
+        if self._count(owner):
+            raise InvalidInputError("points", "an id belongs to an entry of another scope")
+        self._upsert(points)
 
     def search(self, scope: Scope, queries: Sequence[VectorQuery]) -> list[list[Record]]:
         sf = scope_filter(scope)

@@ -42,7 +42,17 @@ def _call(what: str, fn: Callable[[], T]) -> T:
         raise StoreError(f"qdrant-client {what} failed: {exc}") from exc
 
 
+def _rejects_idf(exc: StoreError) -> bool:
+    """Whether the server answered that it does not know the ``idf`` search parameter."""
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    cause = exc.__cause__
+    return isinstance(cause, UnexpectedResponse) and cause.status_code in (400, 422) and "idf" in str(cause).lower()
+
+
 class QdrantClientStore(MemoryStore):
+    """``MemoryStore`` over qdrant-client; one instance per collection, safe across threads."""
+
     def __init__(self, config: StoreConfig, spec: StoreSpec) -> None:
         from qdrant_client import QdrantClient, models
 
@@ -51,9 +61,12 @@ class QdrantClientStore(MemoryStore):
         self.collection = f"{config.collection_name}_{spec.name}"
         self._lock = threading.RLock()
         self._closed = False
-        # IDF over the caller's scope needs a recent engine; a server that refuses the
-        # parameter is detected on the first sparse query and global IDF used instead.
-        self._scoped_idf = True
+        # IDF over the caller's scope needs a recent client and engine. Without it the
+        # engine falls back to collection-wide IDF; a server that refuses the parameter
+        # is detected on the first sparse query.
+        self._scoped_idf = hasattr(models, "IdfCorpusParams")
+        if not self._scoped_idf:
+            log.info("this qdrant-client has no IdfCorpusParams; BM25 uses collection-wide IDF")
         self.path: Optional[str] = None
 
         timeout = int(math.ceil(config.timeout))
@@ -253,7 +266,7 @@ class QdrantClientStore(MemoryStore):
             try:
                 return self._run_queries(queries, idf_corpus)
             except StoreError as exc:
-                if self._local or not self._scoped_idf or "idf" not in str(exc).lower():
+                if self._local or not self._scoped_idf or not _rejects_idf(exc):
                     raise
                 log.warning(
                     "the Qdrant server at %s does not take a per-scope IDF corpus; BM25 scores use "
@@ -283,7 +296,7 @@ class QdrantClientStore(MemoryStore):
             records, _ = _call(
                 "scroll",
                 lambda: self._client.scroll(
-                    self.collection, scroll_filter=qf, limit=limit, order_by=order, with_payload=True, with_vectors=False
+                    self.collection, scroll_filter=qf, limit=limit, order_by=order, with_payload=True
                 ),
             )
         return [Record(str(r.id), dict(r.payload or {})) for r in records]

@@ -9,6 +9,7 @@ qdrant-edge shard, on qdrant-client's in-memory mode and on its on-disk local mo
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -87,21 +88,23 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def _open(backend: str, path: Path, dims: int = DIMS) -> MemoryStore:
+    spec = StoreSpec("contract", dims, dict(INDEXES))  # type: ignore[arg-type]
+    if backend == "edge":
+        return EdgeStore(StoreConfig(path=str(path)), spec)
+    if backend == "qdrant-memory":
+        return QdrantClientStore(StoreConfig(provider="qdrant", location=":memory:", path=None), spec)
+    return QdrantClientStore(StoreConfig(provider="qdrant", path=str(path)), spec)
+
+
 @pytest.fixture
 def open_store(backend: str, tmp_path: Path) -> Iterator[Callable[..., MemoryStore]]:
     """Opens the backend under test; calling it again reopens the same on-disk data."""
     opened: list[MemoryStore] = []
 
     def factory(dims: int = DIMS) -> MemoryStore:
-        spec = StoreSpec("contract", dims, dict(INDEXES))  # type: ignore[arg-type]
-        if backend == "edge":
-            store: MemoryStore = EdgeStore(StoreConfig(path=str(tmp_path)), spec)
-        elif backend == "qdrant-memory":
-            store = QdrantClientStore(StoreConfig(provider="qdrant", location=":memory:", path=None), spec)
-        else:
-            store = QdrantClientStore(StoreConfig(provider="qdrant", path=str(tmp_path)), spec)
-        opened.append(store)
-        return store
+        opened.append(_open(backend, tmp_path, dims))
+        return opened[-1]
 
     yield factory
     for s in opened:
@@ -136,9 +139,23 @@ def seed(store: MemoryStore, bm25: Bm25Encoder) -> None:
 
 @pytest.fixture
 def store(open_store: Callable[..., MemoryStore], bm25: Bm25Encoder) -> MemoryStore:
+    """A freshly seeded store, for tests that write or delete."""
     s = open_store()
     seed(s, bm25)
     return s
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, bm25: Bm25Encoder
+) -> Iterator[MemoryStore]:
+    """One seeded store per backend for the read-only tests: opening and seeding an
+    on-disk store costs far more than the queries, so they share it. Tests using it
+    must not write."""
+    s = _open(str(request.param), tmp_path_factory.mktemp(str(request.param)))
+    seed(s, bm25)
+    yield s
+    s.close()
 
 
 def alice(*idx: int) -> list[str]:
@@ -184,19 +201,19 @@ def test_upsert_get_round_trip(open_store: Callable[..., MemoryStore], bm25: Bm2
     assert s.get(ALICE, [pid("rt")])[0].payload["kind"] == "y"
 
 
-def test_get_keeps_requested_order_and_drops_unknown_ids(store: MemoryStore) -> None:
+def test_get_keeps_requested_order_and_drops_unknown_ids(shared: MemoryStore) -> None:
     want = alice(3, 0, 4)
-    assert ids(store.get(ALICE, want + ["not-a-uuid", str(uuid.uuid4())])) == want
+    assert ids(shared.get(ALICE, want + ["not-a-uuid", str(uuid.uuid4())])) == want
 
 
-def test_get_never_returns_another_scope(store: MemoryStore) -> None:
-    assert store.get(BOB, alice(0, 1, 2)) == []
-    assert ids(store.get(BOB, alice(0, 1) + bob(0, 1))) == bob(0, 1)
-    assert store.get(NOBODY, alice(0) + bob(0)) == []
+def test_get_never_returns_another_scope(shared: MemoryStore) -> None:
+    assert shared.get(BOB, alice(0, 1, 2)) == []
+    assert ids(shared.get(BOB, alice(0, 1) + bob(0, 1))) == bob(0, 1)
+    assert shared.get(NOBODY, alice(0) + bob(0)) == []
     # A narrower scope of the same user does not see the user's other points.
-    assert ids(store.get(ALICE_BOT, alice(0, 5))) == alice(5)
+    assert ids(shared.get(ALICE_BOT, alice(0, 5))) == alice(5)
     # ...while the user-wide scope sees the bot's point too.
-    assert ids(store.get(ALICE, alice(0, 5))) == alice(0, 5)
+    assert ids(shared.get(ALICE, alice(0, 5))) == alice(0, 5)
 
 
 def test_payload_naming_another_scope_is_refused(open_store: Callable[..., MemoryStore]) -> None:
@@ -206,11 +223,6 @@ def test_payload_naming_another_scope_is_refused(open_store: Callable[..., Memor
     assert s.count(BOB) == 0 and s.count(ALICE) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract gap in lightmem_core/store/base.py MemoryStore.upsert: ids are global, and an id owned "
-    "by another user is overwritten (see report)",
-)
 def test_upsert_cannot_overwrite_another_users_point(store: MemoryStore) -> None:
     with pytest.raises(InvalidInputError):
         store.upsert(BOB, [PointIn(alice(0)[0], payload(BOB, text="hijacked", kind="x"), vec(0))])
@@ -218,68 +230,68 @@ def test_upsert_cannot_overwrite_another_users_point(store: MemoryStore) -> None
 
 
 # --- search ----------------------------------------------------------------------------------
-def test_search_dense_is_scoped_and_ordered(store: MemoryStore) -> None:
+def test_search_dense_is_scoped_and_ordered(shared: MemoryStore) -> None:
     for scope, mine in ((ALICE, alice), (BOB, bob)):
-        (hits,) = store.search(scope, [VectorQuery("dense", vec(0), limit=3)])
+        (hits,) = shared.search(scope, [VectorQuery("dense", vec(0), limit=3)])
         assert_scoped(hits, scope)
         assert_by_score(hits)
         assert len(hits) == 3
         assert hits[0].id == mine(0)[0] and hits[0].score == pytest.approx(1.0, abs=1e-5)
         assert hits[1].id == mine(1)[0] and hits[1].score == pytest.approx(2**-0.5, abs=1e-5)
-    (hits,) = store.search(NOBODY, [VectorQuery("dense", vec(0), limit=10)])
+    (hits,) = shared.search(NOBODY, [VectorQuery("dense", vec(0), limit=10)])
     assert hits == []
-    (hits,) = store.search(ALICE_BOT, [VectorQuery("dense", vec(0), limit=10)])
+    (hits,) = shared.search(ALICE_BOT, [VectorQuery("dense", vec(0), limit=10)])
     assert ids(hits) == alice(5)
 
 
-def test_search_sparse_is_scoped_and_ordered(store: MemoryStore, bm25: Bm25Encoder) -> None:
-    (hits,) = store.search(ALICE, [VectorQuery("sparse", bm25.query("garden tulips"), limit=10)])
+def test_search_sparse_is_scoped_and_ordered(shared: MemoryStore, bm25: Bm25Encoder) -> None:
+    (hits,) = shared.search(ALICE, [VectorQuery("sparse", bm25.query("garden tulips"), limit=10)])
     assert_scoped(hits, ALICE)
     assert_by_score(hits)
     # Only points that share a word match at all; the one with both words comes first.
     assert ids(hits)[0] == alice(0)[0]
     assert set(ids(hits)) == set(alice(0, 1, 5))
     assert all(h.score > 0 for h in hits)
-    (hits,) = store.search(BOB, [VectorQuery("sparse", bm25.query("garden tulips"), limit=10)])
+    (hits,) = shared.search(BOB, [VectorQuery("sparse", bm25.query("garden tulips"), limit=10)])
     assert set(ids(hits)) == set(bob(0, 1))
-    (hits,) = store.search(ALICE, [VectorQuery("sparse", bm25.query("spaceship"), limit=10)])
+    (hits,) = shared.search(ALICE, [VectorQuery("sparse", bm25.query("spaceship"), limit=10)])
     assert hits == []
 
 
-def test_search_dense_and_sparse_in_one_call(store: MemoryStore, bm25: Bm25Encoder) -> None:
+def test_search_dense_and_sparse_in_one_call(shared: MemoryStore, bm25: Bm25Encoder) -> None:
     dq = VectorQuery("dense", vec(2), limit=2)
     sq = VectorQuery("sparse", bm25.query("car"), limit=5)
-    both = store.search(ALICE, [dq, sq])
+    both = shared.search(ALICE, [dq, sq])
     assert len(both) == 2
-    assert ids(both[0]) == ids(store.search(ALICE, [dq])[0]) == alice(2, 3)
-    assert set(ids(both[1])) == set(ids(store.search(ALICE, [sq])[0])) == set(alice(2, 3))
+    assert ids(both[0]) == ids(shared.search(ALICE, [dq])[0]) == alice(2, 3)
+    assert set(ids(both[1])) == set(ids(shared.search(ALICE, [sq])[0])) == set(alice(2, 3))
     for hits in both:
         assert_scoped(hits, ALICE)
         assert_by_score(hits)
-    assert store.search(ALICE, []) == []
+    assert shared.search(ALICE, []) == []
 
 
-def test_prefetch_reranks_only_the_prefetched_candidates(store: MemoryStore, bm25: Bm25Encoder) -> None:
+def test_prefetch_reranks_only_the_prefetched_candidates(shared: MemoryStore, bm25: Bm25Encoder) -> None:
     # The dense query is closest to the car points, but only "garden" points may be
     # candidates: the car points must not appear, and the garden points come back in
     # dense order with dense scores.
     query = vec(1, 2)
     query[5] = 0.5
-    (plain,) = store.search(ALICE, [VectorQuery("dense", query, limit=1)])
+    (plain,) = shared.search(ALICE, [VectorQuery("dense", query, limit=1)])
     assert ids(plain) == alice(2)  # without the prefetch a car point wins
     q = VectorQuery("dense", query, limit=10, prefetch=VectorQuery("sparse", bm25.query("garden"), limit=10))
-    (hits,) = store.search(ALICE, [q])
+    (hits,) = shared.search(ALICE, [q])
     assert_scoped(hits, ALICE)
     assert ids(hits) == alice(1, 5, 0)
     assert [h.score for h in hits] == pytest.approx([1 / (2**0.5 * 1.5), 0.5 / 1.5, 0.0], abs=1e-5)
     # The prefetch limit bounds the candidates.
     q = VectorQuery("dense", vec(0), limit=10, prefetch=VectorQuery("sparse", bm25.query("garden tulips"), limit=1))
-    (hits,) = store.search(ALICE, [q])
+    (hits,) = shared.search(ALICE, [q])
     assert ids(hits) == alice(0)
 
 
-def test_score_threshold(store: MemoryStore) -> None:
-    (hits,) = store.search(ALICE, [VectorQuery("dense", vec(0), limit=10, score_threshold=0.9)])
+def test_score_threshold(shared: MemoryStore) -> None:
+    (hits,) = shared.search(ALICE, [VectorQuery("dense", vec(0), limit=10, score_threshold=0.9)])
     assert ids(hits) == alice(0)
 
 
@@ -322,68 +334,76 @@ FILTERS: list[tuple[str, Filter, set[int]]] = [
     ("should", Filter(should=(Match("kind", "car"), Range("ts", gte=5.0))), {2, 3, 4, 5}),
     (
         "nested",
-        Filter(must=(Filter(should=(Match("kind", "garden"), Match("kind", "food"))),), must_not=(Range("ts", lt=2.0),)),
+        Filter(
+            must=(Filter(should=(Match("kind", "garden"), Match("kind", "food"))),),
+            must_not=(Range("ts", lt=2.0),),
+        ),
         {1, 4},
     ),
-    ("nested must_not", Filter(must_not=(Filter(must=(Match("kind", "garden"), Range("ts", lt=2.0))),)), {1, 2, 3, 4, 5}),
+    (
+        "nested must_not",
+        Filter(must_not=(Filter(must=(Match("kind", "garden"), Range("ts", lt=2.0))),)),
+        {1, 2, 3, 4, 5},
+    ),
     ("missing key", Filter(must=(Match("no_such_key", "x"),)), set()),
 ]
 
 
 @pytest.mark.parametrize("flt, expected", [pytest.param(f, e, id=name) for name, f, e in FILTERS])
-def test_filters(store: MemoryStore, flt: Filter, expected: set[int]) -> None:
+def test_filters(shared: MemoryStore, flt: Filter, expected: set[int]) -> None:
     want = set(alice(*expected))
-    found = store.scroll(ALICE, flt, limit=100)
+    found = shared.scroll(ALICE, flt, limit=100)
     assert_scoped(found, ALICE)
     assert set(ids(found)) == want
-    assert store.count(ALICE, flt) == len(want)
-    (hits,) = store.search(ALICE, [VectorQuery("dense", vec(*range(DIMS)), limit=100, filter=flt)])
+    assert shared.count(ALICE, flt) == len(want)
+    (hits,) = shared.search(ALICE, [VectorQuery("dense", vec(*range(DIMS)), limit=100, filter=flt)])
     assert set(ids(hits)) == want
     # The same filter from Bob never reaches Alice's points.
-    assert not set(ids(store.scroll(BOB, flt, limit=100))) & set(alice(*range(6)))
+    assert not set(ids(shared.scroll(BOB, flt, limit=100))) & set(alice(*range(6)))
 
 
-def _bool_xfail(backend: str) -> None:
-    if backend == "edge":
+def _bool_xfail(store: MemoryStore) -> None:
+    if isinstance(store, EdgeStore):
         pytest.xfail(
             "qdrant-edge 0.9.0 turns Python bools into integers (MatchValue(True).value == 1), so a bool "
             "payload never matches; lightmem_core/store/edge.py inherits it (indexing.py stores _current as int)"
         )
 
 
-def test_filter_match_bool(store: MemoryStore, backend: str) -> None:
-    _bool_xfail(backend)
-    assert set(ids(store.scroll(ALICE, Filter(must=(Match("flag", True),))))) == set(alice(0, 2, 4))
-    assert store.count(ALICE, Filter(must=(Match("flag", False),))) == 3
+def test_filter_match_bool(shared: MemoryStore) -> None:
+    _bool_xfail(shared)
+    assert set(ids(shared.scroll(ALICE, Filter(must=(Match("flag", True),))))) == set(alice(0, 2, 4))
+    assert shared.count(ALICE, Filter(must=(Match("flag", False),))) == 3
 
 
 # --- scroll and count ------------------------------------------------------------------------
-def test_scroll_order_by(store: MemoryStore) -> None:
-    assert ids(store.scroll(ALICE, order_by="ts")) == alice(0, 1, 2, 3, 4, 5)
-    assert ids(store.scroll(ALICE, order_by="ts", descending=True)) == alice(5, 4, 3, 2, 1, 0)
-    assert ids(store.scroll(ALICE, order_by="ts", limit=2)) == alice(0, 1)
-    assert ids(store.scroll(ALICE, order_by="ts", descending=True, limit=2)) == alice(5, 4)
-    assert ids(store.scroll(BOB, order_by="ts", descending=True, limit=3)) == bob(4, 3, 2)
-    assert ids(store.scroll(ALICE, Filter(must=(Match("kind", "car"),)), order_by="ts", descending=True)) == alice(3, 2)
-    assert ids(store.scroll(ALICE_BOT, order_by="ts")) == alice(5)
+def test_scroll_order_by(shared: MemoryStore) -> None:
+    assert ids(shared.scroll(ALICE, order_by="ts")) == alice(0, 1, 2, 3, 4, 5)
+    assert ids(shared.scroll(ALICE, order_by="ts", descending=True)) == alice(5, 4, 3, 2, 1, 0)
+    assert ids(shared.scroll(ALICE, order_by="ts", limit=2)) == alice(0, 1)
+    assert ids(shared.scroll(ALICE, order_by="ts", descending=True, limit=2)) == alice(5, 4)
+    assert ids(shared.scroll(BOB, order_by="ts", descending=True, limit=3)) == bob(4, 3, 2)
+    cars = Filter(must=(Match("kind", "car"),))
+    assert ids(shared.scroll(ALICE, cars, order_by="ts", descending=True)) == alice(3, 2)
+    assert ids(shared.scroll(ALICE_BOT, order_by="ts")) == alice(5)
 
 
-def test_scroll_limit_and_scope(store: MemoryStore) -> None:
-    page = store.scroll(ALICE, limit=4)
+def test_scroll_limit_and_scope(shared: MemoryStore) -> None:
+    page = shared.scroll(ALICE, limit=4)
     assert len(page) == 4
     assert_scoped(page, ALICE)
-    assert set(ids(store.scroll(ALICE, limit=100))) == set(alice(0, 1, 2, 3, 4, 5))
-    assert store.scroll(NOBODY) == []
+    assert set(ids(shared.scroll(ALICE, limit=100))) == set(alice(0, 1, 2, 3, 4, 5))
+    assert shared.scroll(NOBODY) == []
 
 
-def test_count_is_scoped(store: MemoryStore) -> None:
-    assert store.count(ALICE) == 6
-    assert store.count(BOB) == 5
-    assert store.count(ALICE_BOT) == 1
-    assert store.count(Scope(user_id="alice", agent_id="bot")) == 1
-    assert store.count(Scope(user_id="alice", agent_id="other")) == 0
-    assert store.count(NOBODY) == 0
-    assert store.count(BOB, Filter(must=(Match("kind", "garden"),))) == 2
+def test_count_is_scoped(shared: MemoryStore) -> None:
+    assert shared.count(ALICE) == 6
+    assert shared.count(BOB) == 5
+    assert shared.count(ALICE_BOT) == 1
+    assert shared.count(Scope(user_id="alice", agent_id="bot")) == 1
+    assert shared.count(Scope(user_id="alice", agent_id="other")) == 0
+    assert shared.count(NOBODY) == 0
+    assert shared.count(BOB, Filter(must=(Match("kind", "garden"),))) == 2
 
 
 # --- deletes ----------------------------------------------------------------------------------
@@ -419,7 +439,9 @@ def test_drop_all_empties_every_scope(store: MemoryStore) -> None:
 
 
 # --- lifecycle ---------------------------------------------------------------------------------
-def test_persists_across_close_and_reopen(open_store: Callable[..., MemoryStore], bm25: Bm25Encoder, backend: str) -> None:
+def test_persists_across_close_and_reopen(
+    open_store: Callable[..., MemoryStore], bm25: Bm25Encoder, backend: str
+) -> None:
     if backend not in ON_DISK:
         pytest.skip("in-memory store")
     s = open_store()
@@ -434,7 +456,9 @@ def test_persists_across_close_and_reopen(open_store: Callable[..., MemoryStore]
     assert ids(s.scroll(ALICE, order_by="ts", descending=True, limit=1)) == alice(5)
 
 
-def test_second_open_while_open_is_refused(open_store: Callable[..., MemoryStore], bm25: Bm25Encoder, backend: str) -> None:
+def test_second_open_while_open_is_refused(
+    open_store: Callable[..., MemoryStore], bm25: Bm25Encoder, backend: str
+) -> None:
     if backend not in ON_DISK:
         pytest.skip("each in-memory store is private")
     s = open_store()
@@ -507,6 +531,21 @@ def test_other_dims_on_an_existing_collection_is_refused(
     assert s.count(ALICE) == 6 and s.count(BOB) == 5
 
 
-def test_search_limit_must_be_positive(store: MemoryStore) -> None:
+def test_concurrent_writers_and_readers(open_store: Callable[..., MemoryStore]) -> None:
+    """LightMemory calls the store from worker threads; the backend must serialise them."""
+    s = open_store()
+
+    def work(t: int) -> int:
+        for i in range(10):
+            s.upsert(ALICE, [PointIn(pid(f"t{t}-{i}"), payload(ALICE, n=i), vec(t % DIMS))])
+            s.search(ALICE, [VectorQuery("dense", vec(t % DIMS), limit=3)])
+        return s.count(ALICE)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    assert s.count(ALICE) == 40
+
+
+def test_search_limit_must_be_positive(shared: MemoryStore) -> None:
     with pytest.raises(InvalidInputError):
-        store.search(ALICE, [VectorQuery("dense", vec(0), limit=0)])
+        shared.search(ALICE, [VectorQuery("dense", vec(0), limit=0)])
