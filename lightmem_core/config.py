@@ -132,6 +132,14 @@ class MemoryConfig(BaseModel):
     index_context: Literal["none", "turn", "neighbors"] = Field(
         "neighbors", description="What is indexed beside each fact: nothing, its whole turn, or its turn and the one before."
     )
+    sensory_tokens: int = Field(
+        1024, gt=0, description="Turns collect in the sensory buffer up to this many tokens before topic segmentation runs."
+    )
+    extract_tokens: int = Field(
+        1024, gt=0, description="Closed topic segments collect in the short-term buffer up to this many tokens before "
+        "one extraction call (upstream hard-codes 512). Offline extraction does not wait.",
+    )
+    custom_instructions: str = Field("", max_length=4000, description="Appended to the extraction and summary prompts.")
     default_user_id: str = Field("default", min_length=1)
     history_db_path: Optional[str] = Field(None, description="SQLite journal/history file; None = beside the store.")
     max_message_chars: int = Field(100_000, gt=0)

@@ -1,20 +1,28 @@
-"""Extraction: turns in, structured memory entries out.
+"""Extraction: a batch of turns in, structured memory entries out.
 
-The extractive extractor needs no model: each turn becomes sentence-level entries
-carrying speaker, time, entities, keywords and the ids of the turns they came from.
-Entry ids are derived from (user, turn id, position), so extracting the same turns
-again after a crash rewrites the same entries instead of adding copies.
+Three extractors share one interface (a generator yielding the LLM calls it needs,
+see ``_drive``): offline extractive (no model), LLM flat facts, and LLM events
+(StructMem: facts and relations bound to an event). Provenance is strict: an LLM may
+only cite turn ids that were in its batch; invented ids are dropped, never stored.
+Entry ids derive from the batch's turn ids, so re-extracting the same batch after a
+crash rewrites entries rather than adding copies.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, Sequence
+from datetime import datetime
+from typing import Any, Optional, Protocol, Sequence
 
-from . import textproc
+from . import textproc, timeparse
+from ._drive import Op
 from .journal import TurnRow
+from .prompts import Prompts, conversation_block, turn_line
 from .types import EntryType, MemoryEntry
+
+log = logging.getLogger(__name__)
 
 _NS = uuid.UUID("6c1f8a52-3e0b-4d0a-9d0e-5b8f4c3a2e71")
 
@@ -25,20 +33,28 @@ def entry_id(user_id: str, *parts: object) -> str:
 
 @dataclass
 class ExtractionBatch:
-    """Turns to extract from, plus the turn before them for context."""
+    """Turns to extract from (one or more closed topic segments), plus the turn before them."""
 
     turns: Sequence[TurnRow]
     previous: Optional[TurnRow] = None
     use_roles: frozenset[str] = field(default_factory=lambda: frozenset({"user", "assistant"}))
     index_context: str = "neighbors"
 
+    def text(self, turn: TurnRow) -> str:
+        """What the extractor reads: the compressed text when pre-compression ran."""
+        return turn.compressed or turn.content
+
 
 class Extractor(Protocol):
-    def extract(self, batch: ExtractionBatch) -> list[MemoryEntry]: ...
+    def extract(self, batch: ExtractionBatch) -> Op[list[MemoryEntry]]: ...
 
 
 def _speaker_line(turn: TurnRow) -> str:
     return f"{turn.speaker}: {turn.content}"
+
+
+def _time(turn: TurnRow) -> datetime:
+    return turn.time_stamp or turn.accepted_at or timeparse.utcnow()
 
 
 class ExtractiveExtractor:
@@ -47,43 +63,166 @@ class ExtractiveExtractor:
     def __init__(self, *, min_words: int = 5) -> None:
         self.min_words = min_words
 
-    def extract(self, batch: ExtractionBatch) -> list[MemoryEntry]:
+    def extract(self, batch: ExtractionBatch) -> Op[list[MemoryEntry]]:
         out: list[MemoryEntry] = []
         previous = batch.previous
         for turn in batch.turns:
             if turn.role in batch.use_roles:
-                out.extend(self._turn_entries(turn, previous, batch.index_context))
+                out.extend(self._turn_entries(turn, previous, batch))
             previous = turn
         return out
+        yield  # a generator with no LLM calls
 
-    def _turn_entries(self, turn: TurnRow, previous: Optional[TurnRow], mode: str) -> list[MemoryEntry]:
-        chunks = textproc.chunk_sentences(turn.content, min_words=self.min_words) or [turn.content.strip()]
+    def _turn_entries(self, turn: TurnRow, previous: Optional[TurnRow], batch: ExtractionBatch) -> list[MemoryEntry]:
+        text = batch.text(turn)
+        chunks = textproc.chunk_sentences(text, min_words=self.min_words) or [text.strip()]
         context_parts: list[str] = []
-        if mode == "neighbors" and previous is not None:
+        if batch.index_context == "neighbors" and previous is not None:
             context_parts.append(_speaker_line(previous))
-        if mode in ("turn", "neighbors") and len(chunks) > 1:
+        if batch.index_context in ("turn", "neighbors") and (len(chunks) > 1 or turn.compressed):
             context_parts.append(_speaker_line(turn))
         context = "\n".join(context_parts) or None
-        ts = turn.time_stamp or turn.accepted_at
-        entries = []
-        for k, chunk in enumerate(chunks):
-            entries.append(
-                MemoryEntry(
-                    id=entry_id(turn.user_id, turn.id, k),
-                    memory=f"{turn.speaker}: {chunk}",
-                    speaker_id=turn.speaker_id or turn.role,
-                    speaker_name=turn.speaker_name,
-                    time_stamp=ts,
-                    valid_from=ts,
-                    entities=textproc.entities(chunk),
-                    keywords=textproc.keywords(chunk),
-                    source_ids=[turn.id],
-                    entry_type=EntryType.FACT,
-                    user_id=turn.user_id,
-                    agent_id=turn.agent_id,
-                    session_id=turn.session_id,
-                    context=context,
-                    metadata={**turn.metadata, "role": turn.role} if turn.metadata else {"role": turn.role},
-                )
+        ts = _time(turn)
+        return [
+            MemoryEntry(
+                id=entry_id(turn.user_id, turn.id, k),
+                memory=f"{turn.speaker}: {chunk}",
+                speaker_id=turn.speaker_id or turn.role,
+                speaker_name=turn.speaker_name,
+                time_stamp=ts,
+                valid_from=ts,
+                topic_id=turn.topic_id,
+                entities=textproc.entities(chunk),
+                keywords=textproc.keywords(chunk),
+                source_ids=[turn.id],
+                entry_type=EntryType.FACT,
+                user_id=turn.user_id,
+                agent_id=turn.agent_id,
+                session_id=turn.session_id,
+                context=context,
+                metadata={**turn.metadata, "role": turn.role},
             )
-        return entries
+            for k, chunk in enumerate(chunks)
+        ]
+
+
+def _ids(value: Any, allowed: dict[str, TurnRow]) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return []
+    return list(dict.fromkeys(str(v).strip("[] ") for v in value if str(v).strip("[] ") in allowed))
+
+
+def _text(value: Any) -> Optional[str]:
+    if not isinstance(value, str):
+        return None
+    value = " ".join(value.split())
+    return value or None
+
+
+class LLMExtractor:
+    """LightMem's extraction with an LLM: ``mode="flat"`` facts, or ``mode="event"`` (StructMem)."""
+
+    def __init__(self, llm: Any, *, mode: str = "flat", prompts: Optional[Prompts] = None) -> None:
+        self.llm = llm
+        self.mode = mode
+        self.prompts = prompts or Prompts()
+
+    def messages(self, batch: ExtractionBatch) -> list[dict[str, str]]:
+        lines = [
+            turn_line(t.id, t.speaker, timeparse.format_time(_time(t)), batch.text(t))
+            for t in batch.turns
+        ]
+        template = self.prompts.event_extraction if self.mode == "event" else self.prompts.flat_extraction
+        return [
+            {"role": "system", "content": self.prompts.system(template)},
+            {"role": "user", "content": conversation_block(lines)},
+        ]
+
+    def extract(self, batch: ExtractionBatch) -> Op[list[MemoryEntry]]:
+        from .llm import complete_json_op
+
+        data = yield from complete_json_op(self.llm, self.messages(batch), stage="extraction", validate=self._validate)
+        turns = {t.id: t for t in batch.turns}
+        if self.mode == "event":
+            return self._events(data, turns, batch)
+        return self._facts(data.get("facts", []), turns, batch, key="flat")
+
+    def _validate(self, data: Any) -> bool:
+        key = "events" if self.mode == "event" else "facts"
+        return isinstance(data, dict) and isinstance(data.get(key, []), list)
+
+    def _entry(self, text: str, ids: list[str], turns: dict[str, TurnRow], key: str, n: int,
+               entry_type: EntryType, extra: dict[str, Any]) -> MemoryEntry:
+        cited = [turns[i] for i in ids]
+        first = min(cited, key=lambda t: t.seq)
+        ts = _time(first)
+        batch_key = "|".join(sorted(turns))
+        return MemoryEntry(
+            id=entry_id(first.user_id, batch_key, key, n),
+            memory=text,
+            speaker_id=first.speaker_id or first.role,
+            speaker_name=first.speaker_name,
+            time_stamp=ts,
+            valid_from=ts,
+            topic_id=first.topic_id,
+            entities=[e for e in extra.pop("entities", None) or textproc.entities(text) if isinstance(e, str)][:20],
+            keywords=textproc.keywords(text),
+            source_ids=ids,
+            entry_type=entry_type,
+            user_id=first.user_id,
+            agent_id=first.agent_id,
+            session_id=first.session_id,
+            metadata=extra,
+        )
+
+    def _cite(self, item: dict[str, Any], turns: dict[str, TurnRow], fallback: list[str]) -> tuple[list[str], dict[str, Any]]:
+        ids = _ids(item.get("source_ids"), turns)
+        meta: dict[str, Any] = {}
+        if not ids:
+            # The model cited nothing real: attribute the fact to the whole batch and say so.
+            ids = fallback
+            meta["provenance"] = "batch"
+        return ids, meta
+
+    def _facts(self, items: Any, turns: dict[str, TurnRow], batch: ExtractionBatch, *, key: str,
+               extra: Optional[dict[str, Any]] = None, fallback: Optional[list[str]] = None) -> list[MemoryEntry]:
+        out = []
+        fallback = fallback or list(turns)
+        for n, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, str):
+                item = {"fact": item}
+            if not isinstance(item, dict) or not (text := _text(item.get("fact"))):
+                continue
+            ids, meta = self._cite(item, turns, fallback)
+            meta.update(extra or {})
+            if isinstance(item.get("time"), str) and item["time"] not in ("null", ""):
+                meta["event_date"] = item["time"]
+            if isinstance(item.get("entities"), list):
+                meta["entities"] = item["entities"]
+            out.append(self._entry(text, ids, turns, key, n, EntryType.FACT, meta))
+        return out
+
+    def _events(self, data: Any, turns: dict[str, TurnRow], batch: ExtractionBatch) -> list[MemoryEntry]:
+        out: list[MemoryEntry] = []
+        for e, event in enumerate(data.get("events", []) if isinstance(data, dict) else []):
+            if not isinstance(event, dict):
+                continue
+            label = _text(event.get("event")) or f"event {e + 1}"
+            event_ids = _ids(event.get("source_ids"), turns) or list(turns)
+            bound = {"event": label, "event_id": entry_id(batch.turns[0].user_id, "|".join(sorted(turns)), "event", e)}
+            if isinstance(event.get("time"), str) and event["time"] not in ("null", ""):
+                bound["event_date"] = event["time"]
+            out += self._facts(event.get("facts", []), turns, batch, key=f"event{e}", extra=bound, fallback=event_ids)
+            for r, rel in enumerate(event.get("relations", []) if isinstance(event.get("relations"), list) else []):
+                if not isinstance(rel, dict):
+                    continue
+                parts = [_text(rel.get(k)) for k in ("subject", "relation", "object")]
+                if not all(parts):
+                    continue
+                ids, meta = self._cite(rel, turns, event_ids)
+                meta.update(bound, subject=parts[0], relation=parts[1], object=parts[2])
+                out.append(self._entry(" ".join(parts), ids, turns, f"event{e}rel", r, EntryType.RELATION,  # type: ignore[arg-type]
+                                       meta))
+        return out

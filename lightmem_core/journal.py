@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS turns (
     time_stamp TEXT,
     metadata TEXT NOT NULL DEFAULT '{}',
     status TEXT NOT NULL DEFAULT 'pending',
+    stage TEXT NOT NULL DEFAULT 'sensory',
+    compressed TEXT,
+    topic_id INTEGER,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     accepted_at TEXT NOT NULL,
@@ -67,9 +70,17 @@ CREATE INDEX IF NOT EXISTS history_state ON history (state);
 
 
 class TurnRow(Message):
-    """A journaled turn with its scope and processing state."""
+    """A journaled turn with its scope and processing state.
+
+    ``stage`` is where a pending turn waits: ``sensory`` (accepted, not yet cut into
+    topics) or ``short`` (in a closed topic segment, waiting for extraction).
+    """
 
     user_id: str
+    stage: str = "sensory"
+    compressed: Optional[str] = None
+    topic_id: Optional[int] = None
+    seq: int = 0
     agent_id: Optional[str] = None
     session_id: Optional[str] = None
     status: str = "pending"
@@ -162,7 +173,48 @@ class Journal:
             speaker_id=row["speaker_id"], speaker_name=row["speaker_name"], metadata=json.loads(row["metadata"]),
             user_id=row["user_id"], agent_id=row["agent_id"], session_id=row["session_id"], status=row["status"],
             attempts=row["attempts"], last_error=row["last_error"], accepted_at=row["accepted_at"],
+            stage=row["stage"], compressed=row["compressed"], topic_id=row["topic_id"], seq=row["seq"],
         )
+
+    # --- buffers -----------------------------------------------------------------------
+    @staticmethod
+    def _exact_sql(scope: Scope) -> tuple[str, list[Any]]:
+        return "user_id = ? AND agent_id IS ? AND session_id IS ?", [scope.user_id, scope.agent_id, scope.session_id]
+
+    def buffer(self, scope: Scope, stage: str) -> list[TurnRow]:
+        """Pending turns of exactly this scope in one buffer stage, oldest first."""
+        sql, args = self._exact_sql(scope)
+        rows = self._rows(f"SELECT * FROM turns WHERE status = 'pending' AND stage = ? AND {sql} ORDER BY seq",
+                          [stage, *args])
+        return [self._turn(r) for r in rows]
+
+    def buffer_size(self, scope: Scope) -> int:
+        sql, args = self._exact_sql(scope)
+        return int(self._rows(f"SELECT COUNT(*) AS n FROM turns WHERE status = 'pending' AND {sql}", args)[0]["n"])
+
+    def pending_scopes(self) -> list[Scope]:
+        rows = self._rows("SELECT DISTINCT user_id, agent_id, session_id FROM turns WHERE status = 'pending'")
+        return [Scope(user_id=r["user_id"], agent_id=r["agent_id"], session_id=r["session_id"]) for r in rows]
+
+    def turn_before(self, scope: Scope, seq: int) -> Optional[TurnRow]:
+        sql, args = self._exact_sql(scope)
+        rows = self._rows(f"SELECT * FROM turns WHERE seq < ? AND {sql} ORDER BY seq DESC LIMIT 1", [seq, *args])
+        return self._turn(rows[0]) if rows else None
+
+    def set_compressed(self, user_id: str, items: Sequence[tuple[str, str]]) -> None:
+        self._tx(lambda db: db.executemany(
+            "UPDATE turns SET compressed = ? WHERE user_id = ? AND turn_id = ?", [(t, user_id, i) for i, t in items]))
+
+    def close_segments(self, user_id: str, segments: Sequence[Sequence[str]]) -> None:
+        """Move whole topic segments from the sensory to the short-term buffer, with new topic ids."""
+
+        def run(db: sqlite3.Connection) -> None:
+            (top,) = db.execute("SELECT COALESCE(MAX(topic_id), -1) FROM turns WHERE user_id = ?", (user_id,)).fetchone()
+            for n, ids in enumerate(segments, start=top + 1):
+                db.executemany("UPDATE turns SET stage = 'short', topic_id = ? WHERE user_id = ? AND turn_id = ?",
+                               [(n, user_id, i) for i in ids])
+
+        self._tx(run)
 
     def pending_turns(self, scope: Optional[Scope] = None) -> list[TurnRow]:
         if scope is None:
@@ -232,7 +284,7 @@ class Journal:
             db.execute("UPDATE history SET state = 'committed' WHERE change_id = ?", (change_id,))
             for user_id, turn_id in done_turns:
                 db.execute(
-                    "UPDATE turns SET status = 'done', last_error = NULL WHERE user_id = ? AND turn_id = ?",
+                    "UPDATE turns SET status = 'done', stage = 'done', last_error = NULL WHERE user_id = ? AND turn_id = ?",
                     (user_id, turn_id),
                 )
 
@@ -241,7 +293,8 @@ class Journal:
     def mark_turns_done(self, done_turns: Sequence[tuple[str, str]]) -> None:
         self._tx(
             lambda db: db.executemany(
-                "UPDATE turns SET status = 'done', last_error = NULL WHERE user_id = ? AND turn_id = ?", list(done_turns)
+                "UPDATE turns SET status = 'done', stage = 'done', last_error = NULL WHERE user_id = ? AND turn_id = ?",
+                list(done_turns),
             )
         )
 
@@ -271,3 +324,7 @@ class Journal:
 
     def reset(self) -> None:
         self._tx(lambda db: (db.execute("DELETE FROM turns"), db.execute("DELETE FROM history")))
+
+    def stats(self) -> dict[str, Any]:
+        rows = self._rows("SELECT status, stage, COUNT(*) AS n FROM turns GROUP BY status, stage")
+        return {f"{r['status']}:{r['stage']}" if r["status"] == "pending" else r["status"]: r["n"] for r in rows}

@@ -893,3 +893,16 @@ async def acomplete_json(
 ) -> Any:
     """Async twin of ``complete_json`` (same logic, driven by ``run_async``)."""
     return await run_async(_json_op(llm, _check_messages(messages), stage, schema, validate))
+
+
+def complete_json_op(
+    llm: LLM,
+    messages: list[dict[str, Any]],
+    *,
+    stage: str = "extraction",
+    schema: Optional[dict[str, Any]] = None,
+    validate: Optional[Callable[[Any], Any]] = None,
+) -> Op[Any]:
+    """``complete_json`` as an operation, for callers that are operations themselves
+    (``yield from complete_json_op(...)`` inside a generator run by ``_drive``)."""
+    return _json_op(llm, _check_messages(messages), stage, schema, validate)

@@ -18,10 +18,11 @@ from . import indexing, retrieve as _retrieve, textproc, timeparse
 from ._drive import Op, call, run_async, run_sync
 from .config import MemoryConfig
 from .embed import Embedder, create_embedder
-from .errors import ConflictError, InvalidInputError, NotFoundError
-from .extract import ExtractionBatch, ExtractiveExtractor, Extractor
+from .errors import ConflictError, InvalidInputError, LLMError, NotFoundError
+from .extract import ExtractionBatch, ExtractiveExtractor, Extractor, LLMExtractor
 from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
+from .prompts import Prompts
 from .store.base import Filter, Match, MemoryStore, PointIn, StoreSpec, open_store
 from .types import AddResult, Hit, HistoryRecord, MemoryEntry, Message, Scope
 
@@ -104,20 +105,49 @@ class LightMemory:
         config: Optional[Union[MemoryConfig, Mapping[str, Any]]] = None,
         *,
         embedder: Optional[Embedder] = None,
+        llm: Optional[Any] = None,
+        compressor: Optional[Any] = None,
+        segmenter: Optional[Any] = None,
         extractor: Optional[Extractor] = None,
+        prompts: Optional[Prompts] = None,
     ) -> None:
+        """Components given here win over the config: pass any object that speaks the
+        protocol (an ``LLM`` wrapping a LangChain or LlamaIndex model, an ``Embedder``...)."""
         if config is None:
             config = MemoryConfig()
         elif isinstance(config, Mapping):
             config = MemoryConfig.from_dict(dict(config))
         self.config: MemoryConfig = config
+        self.prompts = prompts or Prompts(custom_instructions=config.custom_instructions)
         self.embedder: Embedder = embedder or create_embedder(config.embedder)
+        self.llm: Optional[Any] = llm
+        if self.llm is None and config.llm is not None:
+            from .llm import create_llm
+
+            self.llm = create_llm(config.llm)
+        self.compressor: Optional[Any] = compressor
+        if self.compressor is None and config.pre_compress:
+            from .compress import create_compressor
+
+            self.compressor = create_compressor(config.compressor)
+        self.segmenter: Optional[Any] = segmenter
+        if self.segmenter is None and config.topic_segment:
+            from .segment import create_segmenter
+
+            shared = self.compressor if config.precomp_topic_shared else None
+            self.segmenter = create_segmenter(config.segmenter, embedder=self.embedder, compressor=shared)
+        if extractor is not None:
+            self._extractor: Extractor = extractor
+        elif self.llm is not None:
+            self._extractor = LLMExtractor(self.llm, mode=config.extraction_mode, prompts=self.prompts)
+        else:
+            self._extractor = ExtractiveExtractor()
         self._bm25 = Bm25Encoder(k1=config.retrieval.bm25_k1, b=config.retrieval.bm25_b)
-        self._extractor: Extractor = extractor or ExtractiveExtractor()
         self._journal = Journal(self._journal_path())
         self._check_embedder_identity()
         try:
-            self._store = open_store(config.store, StoreSpec("entries", self._dims(), indexing.ENTRY_INDEXES))
+            dims = self._dims()
+            self._store = open_store(config.store, StoreSpec("entries", dims, indexing.ENTRY_INDEXES))
         except BaseException:
             self._journal.close()
             raise
@@ -170,15 +200,17 @@ class LightMemory:
     def stage_status(self) -> dict[str, str]:
         """What each configured stage will do, so nothing is silently ignored."""
         c = self.config
-        planned = "not available in this version; turns are journaled and extracted offline"
+        planned = "not available in this version"
+        llm = "offline extractive (no LLM)" if self.llm is None else f"LLM ({type(self.llm).__name__})"
         status = {
             "embedder": f"enabled ({self._embedder_name()})",
             "store": f"enabled ({c.store.provider})",
-            "extraction": "enabled (offline extractive)" if c.llm is None else f"{planned} (LLM extraction)",
-            "pre_compress": planned if c.pre_compress else "disabled",
-            "topic_segment": planned if c.topic_segment else "disabled",
+            "extraction": f"enabled: {llm}, mode {c.extraction_mode}" + (
+                "" if self.llm is not None or c.extraction_mode == "flat" else " (event mode needs an LLM; flat facts used)"),
+            "pre_compress": f"enabled ({c.compressor.provider}, rate {c.compressor.rate})" if self.compressor else "disabled",
+            "topic_segment": f"enabled ({type(self.segmenter).__name__})" if self.segmenter else "disabled",
+            "precomp_topic_shared": "enabled" if c.precomp_topic_shared and self.segmenter and self.compressor else "disabled",
             "update": f"{c.update}: {planned}" if c.update == "online" else "offline (run on request)",
-            "extraction_mode": "flat" if c.extraction_mode == "flat" else f"event: {planned}",
             "index_strategy": f"enabled ({c.index_strategy})",
             "retrieve_strategy": f"enabled ({c.retrieval.strategy})",
         }
@@ -187,8 +219,23 @@ class LightMemory:
         return status
 
     def _recover(self) -> None:
-        """Settle what a crash left half done: pending history, then pending turns."""
+        """Settle what a crash left half done.
+
+        A pending extraction is rolled back (its turns are still journaled and will be
+        extracted again); a pending update or delete is committed if the store shows
+        it, else dropped (its caller never got an answer). Buffers need no repair: they
+        are the pending turns themselves. Offline, with nothing to wait for, leftover
+        turns are extracted now.
+        """
         for change_id, records in self._journal.pending_changes().items():
+            if all(r.actor == "extract" and r.event == "ADD" for r in records):
+                by_scope: dict[Scope, list[str]] = {}
+                for r in records:
+                    by_scope.setdefault(Scope(user_id=r.user_id), []).append(r.memory_id)
+                for scope, ids in by_scope.items():
+                    self._store.delete(scope, ids)
+                self._journal.abandon_change(change_id)
+                continue
             ok = True
             for r in records:
                 found = self._store.get(Scope(user_id=r.user_id), [r.memory_id])
@@ -200,14 +247,9 @@ class LightMemory:
                 self._journal.finish_change(change_id)
             else:
                 self._journal.abandon_change(change_id)
-        pending = self._journal.pending_turns()
-        if pending:
-            log.info("re-processing %d journaled turns left pending by the last run", len(pending))
-            by_scope: dict[Scope, list[TurnRow]] = {}
-            for t in pending:
-                by_scope.setdefault(t.scope, []).append(t)
-            for scope, turns in by_scope.items():
-                run_sync(self._ingest_op(scope, turns, previous=None))
+        if self.llm is None and self.segmenter is None:
+            for scope in self._journal.pending_scopes():
+                run_sync(self._pipeline_op(scope, force_segment=True, force_extract=True))
 
     # --- validation ----------------------------------------------------------------------
     def _scope(self, user_id: Optional[str], agent_id: Optional[str], session_id: Optional[str]) -> Scope:
@@ -279,10 +321,59 @@ class LightMemory:
             for e, d in zip(entries, dense)
         ]
 
-    def _ingest_op(self, scope: Scope, turns: Sequence[TurnRow], previous: Optional[TurnRow]) -> Op[list[MemoryEntry]]:
+    def _tokens(self, turns: Sequence[TurnRow]) -> int:
+        from .llm import estimate_tokens
+
+        return sum(estimate_tokens(t.compressed or t.content) for t in turns)
+
+    def _compress_op(self, scope: Scope, sensory: list[TurnRow]) -> Op[None]:
+        todo = [t for t in sensory if t.compressed is None and t.role in _ROLES[self.config.messages_use]]
+        if not todo or self.compressor is None:
+            return
+        results = yield call(self.compressor, "compress", [t.content for t in todo])
+        for t, r in zip(todo, results):
+            t.compressed = r.text
+        yield call(self._journal, "set_compressed", scope.user_id, [(t.id, r.text) for t, r in zip(todo, results)])
+
+    def _segment_op(self, scope: Scope, sensory: list[TurnRow], force: bool) -> Op[None]:
+        """Close topic segments: move them from the sensory to the short-term buffer."""
+        if not sensory:
+            return
+        if self.segmenter is None:
+            segments = [list(range(len(sensory)))]
+        elif force or self._tokens(sensory) >= self.config.sensory_tokens:
+            segments = yield call(self.segmenter, "segment", sensory)
+            if not force and len(segments) > 1:
+                segments = segments[:-1]  # the last topic may still be going on
+        else:
+            return
+        closed = [[sensory[i].id for i in seg] for seg in segments if seg]
+        yield call(self._journal, "close_segments", scope.user_id, closed)
+
+    def _batches(self, short: list[TurnRow]) -> list[list[TurnRow]]:
+        """Pack whole topics into extraction batches of at most ``extract_tokens``."""
+        topics: dict[Any, list[TurnRow]] = {}
+        for t in short:
+            topics.setdefault(t.topic_id, []).append(t)
+        batches: list[list[TurnRow]] = []
+        current: list[TurnRow] = []
+        budget = self.config.extract_tokens
+        for turns in topics.values():
+            for t in turns:
+                if current and self._tokens([*current, t]) > budget and (t.topic_id != current[-1].topic_id
+                                                                          or self._tokens(turns) > budget):
+                    batches.append(current)
+                    current = []
+                current.append(t)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _extract_op(self, scope: Scope, turns: list[TurnRow]) -> Op[list[MemoryEntry]]:
+        previous = yield call(self._journal, "turn_before", scope, turns[0].seq)
         batch = ExtractionBatch(turns=turns, previous=previous, use_roles=_ROLES[self.config.messages_use],
                                 index_context=self.config.index_context)
-        entries = self._extractor.extract(batch)
+        entries = yield from self._extractor.extract(batch)
         points = yield from self._vectors(entries)
         history = [
             HistoryRecord(memory_id=e.id, event="ADD", version=e.version, new_memory=e.memory, actor="extract",
@@ -293,22 +384,52 @@ class LightMemory:
                    done_turns=[(t.user_id, t.id) for t in turns])
         return entries
 
-    def _add_op(self, messages: MessagesIn, scope: Scope) -> Op[AddResult]:
+    def _pipeline_op(self, scope: Scope, *, force_segment: bool, force_extract: bool) -> Op[tuple[list[MemoryEntry], Optional[str]]]:
+        """Sensory buffer -> compression -> topic segmentation -> short-term buffer -> extraction.
+
+        Every step reads its input from the journal, so a restart resumes where the last
+        run stopped. An LLM failure leaves the batch's turns pending (see ``pending()``)
+        and is reported, not raised: the turns are safe, and the next call retries.
+        """
+        sensory = yield call(self._journal, "buffer", scope, "sensory")
+        yield from self._compress_op(scope, sensory)
+        yield from self._segment_op(scope, sensory, force_segment or force_extract or self.llm is None
+                                    and self.segmenter is None)
+        short = yield call(self._journal, "buffer", scope, "short")
+        if not short:
+            return [], None
+        if self.llm is not None and not force_extract and self._tokens(short) < self.config.extract_tokens:
+            return [], None
+        added: list[MemoryEntry] = []
+        for batch in self._batches(short):
+            try:
+                added += yield from self._extract_op(scope, batch)
+            except LLMError as exc:
+                log.warning("extraction failed, %d turns stay pending: %s", len(batch), exc)
+                yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
+                return added, str(exc)
+        return added, None
+
+    def _add_op(self, messages: MessagesIn, scope: Scope, force_segment: bool, force_extract: bool) -> Op[AddResult]:
         msgs = self._messages(messages)
         now = timeparse.utcnow()
-        context_scope = Scope(user_id=scope.user_id, agent_id=scope.agent_id, session_id=scope.session_id)
-        before = yield call(self._journal, "recent_turns", context_scope, 1)
         new_ids, dup_ids = yield call(self._journal, "accept_turns", scope, msgs, now)
-        fresh = set(new_ids)
-        turns = [
-            TurnRow(**m.model_dump(by_alias=False), **scope.as_payload(), accepted_at=now)
-            for m in msgs
-            if m.id in fresh
-        ]
         if dup_ids:
             log.info("skipped %d turn(s) already journaled for user %s", len(dup_ids), scope.user_id)
-        added = (yield from self._ingest_op(scope, turns, before[-1] if before else None)) if turns else []
-        return AddResult(turn_ids=new_ids, duplicate_turn_ids=dup_ids, added=added, pending_turns=0)
+        added, error = yield from self._pipeline_op(scope, force_segment=force_segment, force_extract=force_extract)
+        pending = yield call(self._journal, "buffer_size", scope)
+        return AddResult(turn_ids=new_ids, duplicate_turn_ids=dup_ids, added=added, pending_turns=pending, error=error)
+
+    def _flush_op(self, scopes: Sequence[Scope]) -> Op[AddResult]:
+        added: list[MemoryEntry] = []
+        errors = []
+        for scope in scopes:
+            got, error = yield from self._pipeline_op(scope, force_segment=True, force_extract=True)
+            added += got
+            if error:
+                errors.append(error)
+        return AddResult(added=added, error="; ".join(errors) or None,
+                         pending_turns=sum(self._journal.buffer_size(s) for s in scopes))
 
     def _retrieve_op(
         self,
@@ -434,13 +555,20 @@ class LightMemory:
         force_segment: bool = False,
         force_extract: bool = False,
     ) -> AddResult:
-        """Journal the turns, then turn them into entries (offline: sentence-level facts)."""
-        return run_sync(self._add_op(messages, self._scope(user_id, agent_id, session_id)))
+        """Journal the turns (durable before this returns), then run the write path.
+
+        With an LLM, turns wait in the buffers until a topic closes and enough tokens
+        collect for one extraction call; ``force_segment`` closes the open topic now,
+        ``force_extract`` also extracts whatever is buffered. Offline, entries are
+        made at once.
+        """
+        return run_sync(self._add_op(messages, self._scope(user_id, agent_id, session_id), force_segment, force_extract))
 
     async def aadd_memory(self, messages: MessagesIn, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                           session_id: Optional[str] = None, force_segment: bool = False,
                           force_extract: bool = False) -> AddResult:
-        return await run_async(self._add_op(messages, self._scope(user_id, agent_id, session_id)))
+        return await run_async(self._add_op(messages, self._scope(user_id, agent_id, session_id), force_segment,
+                                            force_extract))
 
     def retrieve(
         self,
@@ -530,8 +658,30 @@ class LightMemory:
 
     def pending(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                 session_id: Optional[str] = None) -> list[TurnRow]:
-        """Turns accepted but not yet turned into stored entries."""
+        """Turns accepted but not yet turned into stored entries (buffered, or waiting
+        for a retry after a failed LLM call: see ``attempts`` and ``last_error``)."""
         return self._journal.pending_turns(self._scope(user_id, agent_id, session_id))
+
+    def _flush_scopes(self, user_id: Optional[str], agent_id: Optional[str], session_id: Optional[str]) -> list[Scope]:
+        if user_id is None and agent_id is None and session_id is None:
+            return self._journal.pending_scopes()
+        want = self._scope(user_id, agent_id, session_id)
+        return [s for s in self._journal.pending_scopes() if s.user_id == want.user_id
+                and want.agent_id in (None, s.agent_id) and want.session_id in (None, s.session_id)]
+
+    def flush(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+              session_id: Optional[str] = None) -> AddResult:
+        """Segment and extract everything buffered (all scopes when none is given); retries failed batches."""
+        return run_sync(self._flush_op(self._flush_scopes(user_id, agent_id, session_id)))
+
+    async def aflush(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                     session_id: Optional[str] = None) -> AddResult:
+        return await run_async(self._flush_op(self._flush_scopes(user_id, agent_id, session_id)))
+
+    def get_token_statistics(self) -> dict[str, Any]:
+        """LLM calls and tokens per stage (extraction, update, summary) and in total."""
+        stats = getattr(self.llm, "get_token_statistics", None)
+        return stats() if stats else {"total": {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}}
 
     def reset(self) -> None:
         """Delete every entry, turn and history record of every user."""

@@ -222,7 +222,8 @@ class AddResult(BaseModel):
     duplicate_turn_ids: list[str] = Field(default_factory=list)
     added: list[MemoryEntry] = Field(default_factory=list)
     merged: list[str] = Field(default_factory=list)
-    pending_turns: int = 0
+    pending_turns: int = Field(0, description="Turns of this scope still buffered or waiting for a retry.")
+    error: Optional[str] = Field(None, description="Why extraction did not run (e.g. the LLM failed); the turns are safe.")
 
     @property
     def added_ids(self) -> list[str]:
