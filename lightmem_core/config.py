@@ -77,9 +77,11 @@ class CompressorConfig(BaseModel):
     model_config = _STRICT
 
     provider: Literal["llmlingua-2", "entropy", "none"] = "none"
-    model_path: Optional[str] = None
+    model_path: Optional[str] = Field(
+        None, description="llmlingua-2: local model folder (None = upstream's hub id, must be cached); entropy: a causal "
+        "LM folder, or None for the zero-model word-frequency scorer.")
     device: str = "cpu"
-    rate: float = Field(0.7, gt=0, le=1)
+    rate: float = Field(0.7, gt=0, le=1, description="Share of words kept (numbers, dates and names are always kept).")
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -334,7 +336,18 @@ def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
                 if opts:
                     comp["options"] = opts
             else:
-                _take(c, "pre_compressor", {"model_name", "device", "compress_rate", "rate"})
+                _take(c, "pre_compressor", {"model_name", "device", "compress_rate", "rate", "entropy_config"})
+                ec = c.pop("entropy_config", None) or {}
+                if not isinstance(ec, dict):
+                    raise ConfigError("pre_compressor.configs.entropy_config", "expected a dict")
+                c = {**ec, **c}
+                opts = {k: ec[k] for k in ("word_level_strategy", "max_length") if k in ec}
+                if opts:
+                    comp["options"] = opts
+                # Upstream's default scorer is "gpt2" from the hub; without a local copy
+                # the zero-model scorer is used instead of failing offline.
+                if c.get("model_name") == "gpt2" and not os.path.isdir("gpt2"):
+                    c.pop("model_name")
                 if c.get("model_name"):
                     comp["model_path"] = c["model_name"]
                 if c.get("device"):

@@ -23,6 +23,15 @@ _REGISTRY: dict[str, dict[str, str]] = {
         "vllm": "lightmem_core.llm:OpenAICompatibleLLM",
         "deepseek": "lightmem_core.llm:OpenAICompatibleLLM",
     },
+    "compressor": {
+        "none": "lightmem_core.compress:NoCompressor",
+        "entropy": "lightmem_core.compress:EntropyCompressor",
+        "llmlingua-2": "lightmem_core.compress:LLMLingua2Compressor",
+    },
+    "segmenter": {
+        "attention": "lightmem_core.segment:AttentionSegmenter",
+        "similarity": "lightmem_core.segment:SimilaritySegmenter",
+    },
     "store": {
         "edge": "lightmem_core.store.edge:EdgeStore",
         "qdrant": "lightmem_core.store.client:QdrantClientStore",

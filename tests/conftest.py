@@ -45,3 +45,11 @@ def make_memory(tmp_path: Any, embedder: Any) -> Iterator[Callable[..., Any]]:
 
 
 from tests.fake_llm import fake_llm  # noqa: E402,F401  (the loopback LLM server fixture, for every test)
+
+from hypothesis import settings as _hsettings  # noqa: E402
+
+# CI runs on a fresh clone: the same examples every run, so a submission cannot fail on
+# a draw it has never seen. Locally, hypothesis explores (and remembers failures).
+_hsettings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    _hsettings.load_profile("ci")
