@@ -51,8 +51,8 @@ class _Writer:
     history as pending, then the store, then the journal commit (turns done, history
     committed). Serialised so versions and history stay in step under threads."""
 
-    def __init__(self, store: MemoryStore, journal: Journal) -> None:
-        self.store = store
+    def __init__(self, stores: Mapping[str, MemoryStore], journal: Journal) -> None:
+        self.stores = stores
         self.journal = journal
         self.lock = threading.RLock()
 
@@ -65,10 +65,12 @@ class _Writer:
         history: Sequence[HistoryRecord] = (),
         done_turns: Sequence[tuple[str, str]] = (),
         expect_versions: Optional[Mapping[str, int]] = None,
+        collection: str = "entries",
     ) -> None:
+        store = self.stores[collection]
         with self.lock:
             if expect_versions:
-                current = {r.id: r.payload.get("version") for r in self.store.get(scope, list(expect_versions))}
+                current = {r.id: r.payload.get("version") for r in store.get(scope, list(expect_versions))}
                 for mid, version in expect_versions.items():
                     if mid not in current:
                         raise NotFoundError(mid)
@@ -80,9 +82,9 @@ class _Writer:
                 for entry, point in upserts:
                     by_scope.setdefault(entry.scope, []).append(point)
                 for s, points in by_scope.items():
-                    self.store.upsert(s, points)
+                    store.upsert(s, points)
                 if deletes:
-                    self.store.delete(scope, deletes)
+                    store.delete(scope, deletes)
             except BaseException:
                 if change:
                     self.journal.abandon_change(change)
@@ -148,10 +150,18 @@ class LightMemory:
         try:
             dims = self._dims()
             self._store = open_store(config.store, StoreSpec("entries", dims, indexing.ENTRY_INDEXES))
+            try:
+                # Session/period summaries live apart, so they never crowd entry results
+                # and hierarchical retrieval can rank them first.
+                self._summaries = open_store(config.store, StoreSpec("summaries", dims, indexing.ENTRY_INDEXES))
+            except BaseException:
+                self._store.close()
+                raise
         except BaseException:
             self._journal.close()
             raise
-        self._writer = _Writer(self._store, self._journal)
+        self._stores = {"entries": self._store, "summaries": self._summaries}
+        self._writer = _Writer(self._stores, self._journal)
         self._closed = False
         for stage, status in self.stage_status().items():
             if status.startswith("not available"):
@@ -233,12 +243,13 @@ class LightMemory:
                 for r in records:
                     by_scope.setdefault(Scope(user_id=r.user_id), []).append(r.memory_id)
                 for scope, ids in by_scope.items():
-                    self._store.delete(scope, ids)
+                    for store in self._stores.values():
+                        store.delete(scope, ids)
                 self._journal.abandon_change(change_id)
                 continue
             ok = True
             for r in records:
-                found = self._store.get(Scope(user_id=r.user_id), [r.memory_id])
+                found = [f for store in self._stores.values() for f in store.get(Scope(user_id=r.user_id), [r.memory_id])]
                 if r.event == "DELETE":
                     ok = ok and not found
                 else:
@@ -459,17 +470,73 @@ class LightMemory:
         plans = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=limit, flt=flt, config=cfg)
         if not plans:
             return []
-        results = yield call(self._store, "search", scope, [q for _, q in plans])
+        results = yield call(self._store_for(filters), "search", scope, [q for _, q in plans])
         labelled = [(name, recs) for (name, _), recs in zip(plans, results)]
         return _retrieve.fuse(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit)
 
-    def _get_op(self, memory_id: Any, scope: Scope) -> Op[MemoryEntry]:
+    def _store_for(self, filters: Optional[Mapping[str, Any]]) -> MemoryStore:
+        """Summaries are a collection of their own; ``entry_type="summary"`` reads it."""
+        kind = (filters or {}).get("entry_type") if isinstance(filters, Mapping) else None
+        kind = getattr(kind, "value", kind)
+        return self._summaries if kind == "summary" else self._store
+
+    def _summarize_op(self, scope: Scope, window: str, since: Any, until: Any) -> Op[list[MemoryEntry]]:
+        from .summarize import group_entries, summary_entry, summary_messages, extractive_summary
+
+        if window not in ("session", "day", "week", "month"):
+            raise InvalidInputError("window", f"expected session, day, week or month, got {window!r}")
+        flt: dict[str, Any] = {}
+        bounds = {k: v for k, v in (("gte", since), ("lte", until)) if v is not None}
+        if bounds:
+            flt["time_stamp"] = bounds
+        entries: list[MemoryEntry] = []
+        offset = 0
+        while True:
+            page = yield from self._get_all_op(scope, flt or None, 1000, offset, False)
+            entries += page
+            if len(page) < 1000:
+                break
+            offset += 1000
+        out: list[MemoryEntry] = []
+        for key, group in group_entries(entries, window).items():
+            if self.llm is not None:
+                from .llm import complete_json_op
+
+                data = yield from complete_json_op(
+                    self.llm, summary_messages(self.prompts, group), stage="summary",
+                    validate=lambda d: bool(isinstance(d, dict) and isinstance(d.get("summary"), str) and d["summary"].strip()))
+                text = data["summary"]
+            else:
+                text = extractive_summary(group)
+            new = summary_entry(scope, window, key, group, text)
+            existing = yield call(self._summaries, "get", scope, [new.id])
+            old = indexing.from_payload(existing[0].payload) if existing else None
+            if old is not None and old.memory == new.memory:
+                out.append(old)
+                continue
+            if old is not None:
+                new.version = old.version + 1
+            points = yield from self._vectors([new])
+            record = HistoryRecord(memory_id=new.id, event="UPDATE" if old else "ADD", version=new.version,
+                                   old_memory=old.memory if old else None, new_memory=new.memory, actor="summarize",
+                                   reason=f"{window} {key}: {len(group)} entries", **new.scope.as_payload())
+            yield call(self._writer, "apply", scope, upserts=[(new, points[0])], history=[record], collection="summaries",
+                       expect_versions={old.id: old.version} if old else None)
+            out.append(new)
+        return out
+
+    def _locate_op(self, memory_id: Any, scope: Scope) -> Op[tuple[MemoryEntry, str]]:
         if not isinstance(memory_id, str) or not memory_id.strip():
             raise InvalidInputError("memory_id", "expected a non-empty string")
-        found = yield call(self._store, "get", scope, [memory_id])
-        if not found:
-            raise NotFoundError(memory_id)
-        return indexing.from_payload(found[0].payload)
+        for name, store in self._stores.items():
+            found = yield call(store, "get", scope, [memory_id])
+            if found:
+                return indexing.from_payload(found[0].payload), name
+        raise NotFoundError(memory_id)
+
+    def _get_op(self, memory_id: Any, scope: Scope) -> Op[MemoryEntry]:
+        entry, _ = yield from self._locate_op(memory_id, scope)
+        return entry
 
     def _get_all_op(
         self, scope: Scope, filters: Optional[Mapping[str, Any]], limit: Any, offset: Any, include_superseded: bool
@@ -480,13 +547,13 @@ class LightMemory:
         flt = _retrieve.parse_filters(filters)
         if not include_superseded:
             flt = Filter(must=(Match("_current", 1),)) & flt
-        records = yield call(self._store, "scroll", scope, flt, limit=offset + limit, order_by="_ts")
+        records = yield call(self._store_for(filters), "scroll", scope, flt, limit=offset + limit, order_by="_ts")
         return [indexing.from_payload(r.payload) for r in records[offset:]]
 
     def _update_op(
         self, memory_id: str, memory: Any, scope: Scope, metadata: Optional[Mapping[str, Any]], reason: Optional[str]
     ) -> Op[MemoryEntry]:
-        old = yield from self._get_op(memory_id, scope)
+        old, collection = yield from self._locate_op(memory_id, scope)
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidInputError("metadata", f"expected a dict, got {type(metadata).__name__}")
         data = old.model_dump()
@@ -506,31 +573,34 @@ class LightMemory:
         record = HistoryRecord(memory_id=new.id, event="UPDATE", version=new.version, old_memory=old.memory,
                                new_memory=new.memory, reason=reason, actor="api", **new.scope.as_payload())
         yield call(self._writer, "apply", scope, upserts=[(new, points[0])], history=[record],
-                   expect_versions={old.id: old.version})
+                   expect_versions={old.id: old.version}, collection=collection)
         return new
 
     def _delete_op(self, memory_id: str, scope: Scope, reason: Optional[str]) -> Op[None]:
-        old = yield from self._get_op(memory_id, scope)
+        old, collection = yield from self._locate_op(memory_id, scope)
         record = HistoryRecord(memory_id=old.id, event="DELETE", version=old.version + 1, old_memory=old.memory,
                                reason=reason, actor="api", **old.scope.as_payload())
         yield call(self._writer, "apply", scope, deletes=[old.id], history=[record],
-                   expect_versions={old.id: old.version})
+                   expect_versions={old.id: old.version}, collection=collection)
 
     def _delete_all_op(self, scope: Scope, filters: Optional[Mapping[str, Any]]) -> Op[int]:
         flt = _retrieve.parse_filters(filters)
         total = 0
-        while True:
-            records = yield call(self._store, "scroll", scope, flt, limit=1000)
-            if not records:
-                return total
-            entries = [indexing.from_payload(r.payload) for r in records]
-            history = [
-                HistoryRecord(memory_id=e.id, event="DELETE", version=e.version + 1, old_memory=e.memory,
-                              reason="delete_all", actor="api", **e.scope.as_payload())
-                for e in entries
-            ]
-            yield call(self._writer, "apply", scope, deletes=[e.id for e in entries], history=history)
-            total += len(entries)
+        for name, store in self._stores.items():
+            while True:
+                records = yield call(store, "scroll", scope, flt, limit=1000)
+                if not records:
+                    break
+                entries = [indexing.from_payload(r.payload) for r in records]
+                history = [
+                    HistoryRecord(memory_id=e.id, event="DELETE", version=e.version + 1, old_memory=e.memory,
+                                  reason="delete_all", actor="api", **e.scope.as_payload())
+                    for e in entries
+                ]
+                yield call(self._writer, "apply", scope, deletes=[e.id for e in entries], history=history,
+                           collection=name)
+                total += len(entries)
+        return total
 
     def _history_op(self, memory_id: Any, scope: Scope) -> Op[list[HistoryRecord]]:
         if not isinstance(memory_id, str) or not memory_id.strip():
@@ -656,6 +726,18 @@ class LightMemory:
         """The journaled turns an entry was made from (its provenance)."""
         return run_sync(self._sources_op(memory_id, self._scope(user_id, agent_id, session_id)))
 
+    def summarize(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                  session_id: Optional[str] = None, window: str = "session", since: Any = None,
+                  until: Any = None) -> list[MemoryEntry]:
+        """Consolidate the scope's current entries into one summary per session (or day,
+        week, month), stored apart with their period; re-running updates them in place."""
+        return run_sync(self._summarize_op(self._scope(user_id, agent_id, session_id), window, since, until))
+
+    async def asummarize(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                         session_id: Optional[str] = None, window: str = "session", since: Any = None,
+                         until: Any = None) -> list[MemoryEntry]:
+        return await run_async(self._summarize_op(self._scope(user_id, agent_id, session_id), window, since, until))
+
     def pending(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                 session_id: Optional[str] = None) -> list[TurnRow]:
         """Turns accepted but not yet turned into stored entries (buffered, or waiting
@@ -686,17 +768,20 @@ class LightMemory:
     def reset(self) -> None:
         """Delete every entry, turn and history record of every user."""
         with self._writer.lock:
-            self._store._drop_all()
+            for store in self._stores.values():
+                store._drop_all()
             self._journal.reset()
 
     def optimize(self) -> None:
-        self._store.optimize()
+        for store in self._stores.values():
+            store.optimize()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             try:
-                self._store.close()
+                for store in self._stores.values():
+                    store.close()
             finally:
                 self._journal.close()
 
