@@ -61,3 +61,32 @@ async def run_async(op: Op[T]) -> T:
                 step = op.send(result)
     except StopIteration as stop:
         return stop.value
+
+
+def run_many_sync(ops: list[Op[T]], workers: int) -> list[T | BaseException]:
+    """Run independent operations on a bounded thread pool; errors are returned, not raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(op: Op[T]) -> T | BaseException:
+        try:
+            return run_sync(op)
+        except Exception as exc:  # noqa: BLE001 - reported per operation
+            return exc
+
+    if workers <= 1:
+        return [one(op) for op in ops]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, ops))
+
+
+async def run_many_async(ops: list[Op[T]], limit: int) -> list[T | BaseException]:
+    sem = asyncio.Semaphore(max(1, limit))
+
+    async def one(op: Op[T]) -> T | BaseException:
+        async with sem:
+            try:
+                return await run_async(op)
+            except Exception as exc:  # noqa: BLE001
+                return exc
+
+    return list(await asyncio.gather(*(one(op) for op in ops)))

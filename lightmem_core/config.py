@@ -105,8 +105,10 @@ class RetrievalConfig(BaseModel):
     candidates: int = Field(50, gt=0, le=5000, description="How many hits each retriever contributes before fusion.")
     bm25_k1: float = Field(1.2, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
+    context_weight: float = Field(
+        1.0, ge=0, description="Weight of the BM25 list against the vector list in reciprocal-rank fusion.")
     per_source_limit: int = Field(
-        2, ge=0, description="At most this many hits drawn from the same source turn (0 = no cap), so one turn cannot crowd out the rest."
+        1, ge=0, description="At most this many hits drawn from the same source turn (0 = no cap), so one turn cannot crowd out the rest."
     )
 
 
@@ -142,6 +144,9 @@ class MemoryConfig(BaseModel):
         "one extraction call (upstream hard-codes 512). Offline extraction does not wait.",
     )
     custom_instructions: str = Field("", max_length=4000, description="Appended to the extraction and summary prompts.")
+    dense_context: float = Field(
+        0.35, ge=0, le=1, description="Share of the context's embedding blended into each fact's vector (0 = the fact "
+        "alone). Contexts are embedded once each, so this costs about one embedding per turn.")
     default_user_id: str = Field("default", min_length=1)
     history_db_path: Optional[str] = Field(None, description="SQLite journal/history file; None = beside the store.")
     max_message_chars: int = Field(100_000, gt=0)

@@ -2,14 +2,15 @@
 
 Facts are short and lose the context their turn had ("Yes, the red one!"), so the
 BM25 vector of a fact also carries the words of its context (its turn and the one
-before), at a reduced weight so a neighbour's words never outrank the fact's own.
-The dense vector is the fact alone: a sentence embedding averages everything it is
-given, and mixing in a neighbouring turn blurs it toward that turn's topic.
+before), at a reduced weight so a neighbour's words never outrank the fact's own, and
+the dense vector is the fact's embedding blended with its context's.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
+
+import numpy as np
 
 from . import timeparse
 from .lexical import Bm25Encoder, SparseVec
@@ -35,8 +36,26 @@ ENTRY_INDEXES: dict[str, IndexKind] = {
 _DERIVED = ("_ts", "_rec", "_current")
 
 
-def dense_text(entry: MemoryEntry) -> str:
-    return entry.memory
+def blend(entries: Sequence[MemoryEntry], facts: Any, contexts: dict[str, Any], weight: float) -> list[Any]:
+    """Each fact's vector, pulled toward its context's vector by ``weight``.
+
+    Embedding "fact + context" as one text works as well for recall but costs a long
+    embedding per fact; blending two unit vectors costs one short embedding per fact
+    plus one per distinct context (about one per turn).
+    """
+    out = []
+    for entry, vec in zip(entries, facts):
+        ctx = contexts.get(entry.context) if entry.context else None
+        if ctx is not None and weight > 0:
+            # Gate by relatedness: a question and its answer pull together, two unrelated
+            # facts said one after the other do not blur into each other.
+            fact, c = np.asarray(vec), np.asarray(ctx)
+            related = float(fact @ c) / ((np.linalg.norm(fact) * np.linalg.norm(c)) or 1.0)
+            w = weight * min(1.0, max(0.0, (related - 0.1) / 0.3))
+            vec = (1 - w) * fact + w * c
+            vec = vec / (np.linalg.norm(vec) or 1.0)
+        out.append(vec)
+    return out
 
 
 def sparse_vector(encoder: Bm25Encoder, entry: MemoryEntry) -> SparseVec:

@@ -66,6 +66,16 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_memory ON history (memory_id, user_id);
 CREATE INDEX IF NOT EXISTS history_state ON history (state);
+CREATE TABLE IF NOT EXISTS update_queue (
+    entry_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    agent_id TEXT,
+    session_id TEXT,
+    candidates TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    decided_at TEXT
+);
+CREATE INDEX IF NOT EXISTS update_queue_status ON update_queue (status, user_id);
 """
 
 
@@ -323,7 +333,45 @@ class Journal:
         return [self._record(r) for r in rows]
 
     def reset(self) -> None:
-        self._tx(lambda db: (db.execute("DELETE FROM turns"), db.execute("DELETE FROM history")))
+        self._tx(lambda db: (db.execute("DELETE FROM turns"), db.execute("DELETE FROM history"),
+                             db.execute("DELETE FROM update_queue")))
+
+    # --- offline update queue ---------------------------------------------------------
+    def queue_put(self, items: Sequence[tuple[str, Scope, list[tuple[str, float]]]]) -> None:
+        """(Re)queue entries with their candidates; a rebuilt queue starts over."""
+        self._tx(lambda db: db.executemany(
+            "INSERT OR REPLACE INTO update_queue (entry_id, user_id, agent_id, session_id, candidates, status)"
+            " VALUES (?,?,?,?,?, 'pending')",
+            [(e, sc.user_id, sc.agent_id, sc.session_id, json.dumps(c)) for e, sc, c in items]))
+
+    def queue_pending(self, user_id: Optional[str] = None) -> list[tuple[str, Scope, list[tuple[str, float]]]]:
+        sql = "SELECT * FROM update_queue WHERE status = 'pending'" + (" AND user_id = ?" if user_id else "")
+        rows = self._rows(sql + " ORDER BY rowid", [user_id] if user_id else [])
+        return [(r["entry_id"], Scope(user_id=r["user_id"], agent_id=r["agent_id"], session_id=r["session_id"]),
+                 [tuple(c) for c in json.loads(r["candidates"])]) for r in rows]
+
+    def queue_done(self, entry_id: str) -> None:
+        self._tx(lambda db: db.execute("UPDATE update_queue SET status = 'done', decided_at = ? WHERE entry_id = ?",
+                                       (datetime.utcnow().isoformat(), entry_id)))
+
+    def queue_drop(self, ids: Sequence[str]) -> None:
+        """Deleted entries leave every queue: as a queued entry, and as a candidate."""
+        if not ids:
+            return
+        gone = set(ids)
+
+        def run(db: sqlite3.Connection) -> None:
+            db.executemany("DELETE FROM update_queue WHERE entry_id = ?", [(i,) for i in gone])
+            for row in db.execute("SELECT entry_id, candidates FROM update_queue WHERE status = 'pending'").fetchall():
+                cands = json.loads(row["candidates"])
+                kept = [c for c in cands if c[0] not in gone]
+                if len(kept) != len(cands):
+                    db.execute("UPDATE update_queue SET candidates = ? WHERE entry_id = ?", (json.dumps(kept), row["entry_id"]))
+
+        self._tx(run)
+
+    def users(self) -> list[str]:
+        return [r["user_id"] for r in self._rows("SELECT DISTINCT user_id FROM turns ORDER BY user_id")]
 
     def stats(self) -> dict[str, Any]:
         rows = self._rows("SELECT status, stage, COUNT(*) AS n FROM turns GROUP BY status, stage")

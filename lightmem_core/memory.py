@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from pydantic import ValidationError
 
 from . import indexing, retrieve as _retrieve, textproc, timeparse
-from ._drive import Op, call, run_async, run_sync
+from ._drive import Op, call, run_async, run_many_async, run_many_sync, run_sync
 from .config import MemoryConfig
 from .embed import Embedder, create_embedder
 from .errors import ConflictError, InvalidInputError, LLMError, NotFoundError
@@ -23,7 +23,8 @@ from .extract import ExtractionBatch, ExtractiveExtractor, Extractor, LLMExtract
 from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
 from .prompts import Prompts
-from .store.base import Filter, Match, MemoryStore, PointIn, StoreSpec, open_store
+from .update import Decision, LLMResolver, RuleResolver
+from .store.base import Filter, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, open_store
 from .types import AddResult, Hit, HistoryRecord, MemoryEntry, Message, Scope
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,47 @@ class _Writer:
                 self.journal.mark_turns_done(done_turns)
 
 
+class _Changes:
+    """Edits to existing entries collected while resolving one batch, applied in one write."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[MemoryEntry, bool]] = {}
+        self.history: list[HistoryRecord] = []
+        self.expect: dict[str, int] = {}
+        self.deletes: list[str] = []
+
+    def current(self, entry: Optional[MemoryEntry]) -> Optional[MemoryEntry]:
+        if entry is None:
+            return None
+        return self.entries[entry.id][0] if entry.id in self.entries else entry
+
+    def add(self, before: MemoryEntry, after: MemoryEntry, event: str, new_text: str, reason: str, *,
+            reembed: bool) -> None:
+        self.expect.setdefault(before.id, before.version)
+        prior = self.entries.get(before.id, (after, False))[1]
+        self.entries[before.id] = (after, reembed or prior)
+        self.history.append(HistoryRecord(
+            memory_id=after.id, event=event, version=after.version, old_memory=before.memory,  # type: ignore[arg-type]
+            new_memory=after.memory if event != "SUPERSEDE" else new_text, reason=reason, actor="update",
+            **after.scope.as_payload()))
+
+    def points_op(self, memory: "LightMemory", scope: Scope) -> Op[list[tuple[MemoryEntry, PointIn]]]:
+        """Points for the edited entries: new vectors where the text changed, stored ones otherwise."""
+        if not self.entries:
+            return []
+        same = [e for e, re in self.entries.values() if not re]
+        changed = [e for e, re in self.entries.values() if re]
+        stored = (yield call(memory._store, "vectors", scope, [e.id for e in same])) if same else {}
+        out = []
+        fresh = yield from memory._vectors(changed + [e for e in same if e.id not in stored])
+        out += list(zip(changed + [e for e in same if e.id not in stored], fresh))
+        for e in same:
+            if e.id in stored:
+                sparse = indexing.sparse_vector(memory._bm25, e) if memory.config.index_strategy != "embedding" else None
+                out.append((e, indexing.to_point(e, stored[e.id], sparse)))
+        return out
+
+
 class LightMemory:
     """Long-term memory for agents: add turns, retrieve memories, edit and audit them.
 
@@ -144,6 +186,9 @@ class LightMemory:
             self._extractor = LLMExtractor(self.llm, mode=config.extraction_mode, prompts=self.prompts)
         else:
             self._extractor = ExtractiveExtractor()
+        # Online: rules only (no LLM call on the write path); offline: the LLM when there is one.
+        self._online_resolver = RuleResolver()
+        self._offline_resolver = LLMResolver(self.llm, self.prompts) if self.llm is not None else RuleResolver()
         self._bm25 = Bm25Encoder(k1=config.retrieval.bm25_k1, b=config.retrieval.bm25_b)
         self._journal = Journal(self._journal_path())
         self._check_embedder_identity()
@@ -220,7 +265,8 @@ class LightMemory:
             "pre_compress": f"enabled ({c.compressor.provider}, rate {c.compressor.rate})" if self.compressor else "disabled",
             "topic_segment": f"enabled ({type(self.segmenter).__name__})" if self.segmenter else "disabled",
             "precomp_topic_shared": "enabled" if c.precomp_topic_shared and self.segmenter and self.compressor else "disabled",
-            "update": f"{c.update}: {planned}" if c.update == "online" else "offline (run on request)",
+            "update": ("online (rules: merge near duplicates, supersede changed attributes)" if c.update == "online"
+                       else f"offline (on request; {type(self._offline_resolver).__name__})"),
             "index_strategy": f"enabled ({c.index_strategy})",
             "retrieve_strategy": f"enabled ({c.retrieval.strategy})",
         }
@@ -325,7 +371,10 @@ class LightMemory:
     def _vectors(self, entries: Sequence[MemoryEntry]) -> Op[list[PointIn]]:
         dense: Any = [None] * len(entries)
         if entries and self.config.index_strategy in ("embedding", "hybrid"):
-            dense = yield call(self.embedder, "embed", [indexing.dense_text(e) for e in entries])
+            w = self.config.dense_context
+            contexts = list(dict.fromkeys(e.context for e in entries if e.context)) if w > 0 else []
+            vectors = yield call(self.embedder, "embed", [e.memory for e in entries] + contexts)
+            dense = indexing.blend(entries, vectors[: len(entries)], dict(zip(contexts, vectors[len(entries):])), w)
         sparse_on = self.config.index_strategy in ("context", "hybrid")
         return [
             indexing.to_point(e, d, indexing.sparse_vector(self._bm25, e) if sparse_on else None)
@@ -386,14 +435,138 @@ class LightMemory:
                                 index_context=self.config.index_context)
         entries = yield from self._extractor.extract(batch)
         points = yield from self._vectors(entries)
+        wide = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
+        changes = _Changes()
+        kept = list(zip(entries, points))
+        if self.config.update == "online" and entries:
+            candidates = yield from self._neighbours_op(wide, [p.dense for p in points], None, top_k=5)
+            kept = []
+            for (entry, point), cands in zip(zip(entries, points), candidates):
+                decisions = yield from self._online_resolver.decide(entry, cands)
+                merged = yield from self._apply_decisions_op(wide, entry, decisions, {e.id: e for e, _ in cands}, changes)
+                if not merged:
+                    kept.append((entry, point))
         history = [
             HistoryRecord(memory_id=e.id, event="ADD", version=e.version, new_memory=e.memory, actor="extract",
                           reason=f"from turns {', '.join(e.source_ids)}", **e.scope.as_payload())
-            for e in entries
+            for e, _ in kept
         ]
-        yield call(self._writer, "apply", scope, upserts=list(zip(entries, points)), history=history,
-                   done_turns=[(t.user_id, t.id) for t in turns])
-        return entries
+        upserts = kept + (yield from changes.points_op(self, wide))
+        yield call(self._writer, "apply", wide, upserts=upserts, history=history + changes.history,
+                   done_turns=[(t.user_id, t.id) for t in turns], expect_versions=changes.expect or None)
+        return [e for e, _ in kept]
+
+    def _neighbours_op(self, scope: Scope, vectors: Sequence[Any], before: Optional[Sequence[Optional[float]]],
+                       top_k: int) -> Op[list[list[tuple[MemoryEntry, float]]]]:
+        """Current entries nearest to each vector (optionally only earlier ones), one engine batch."""
+        queries = []
+        for i, vec in enumerate(vectors):
+            conds: list[Any] = [Match("_current", 1)]
+            if before is not None and before[i] is not None:
+                conds.append(Range("_ts", lt=before[i]))
+            queries.append(VectorQuery("dense", vec, top_k, Filter(must=tuple(conds))))
+        out: list[list[tuple[MemoryEntry, float]]] = []
+        for start in range(0, len(queries), 64):
+            results = yield call(self._store, "search", scope, queries[start : start + 64])
+            out += [[(indexing.from_payload(r.payload), float(r.score or 0.0)) for r in recs] for recs in results]
+        return out
+
+    def _apply_decisions_op(self, scope: Scope, new: MemoryEntry, decisions: Sequence[Decision],
+                            targets: Mapping[str, MemoryEntry], changes: "_Changes") -> Op[bool]:
+        """Record what ``new`` does to older entries; True when ``new`` merged into one."""
+        merged = False
+        for d in decisions:
+            target = changes.current(targets.get(d.target_id))
+            if target is None or not target.is_current:
+                continue
+            if d.action == "merge" and not merged:
+                upd = target.model_copy(update={
+                    "source_ids": list(dict.fromkeys([*target.source_ids, *new.source_ids])),
+                    "version": target.version + 1,
+                    "metadata": {**target.metadata, "merged": [*target.metadata.get("merged", []), new.memory][-20:]},
+                })
+                changes.add(target, upd, "MERGE", new.memory, d.reason, reembed=False)
+                merged = True
+            elif d.action == "supersede":
+                upd = target.model_copy(update={
+                    "valid_to": new.time_stamp or timeparse.utcnow(), "superseded_by": new.id, "version": target.version + 1,
+                })
+                changes.add(target, upd, "SUPERSEDE", new.memory, d.reason, reembed=False)
+            elif d.action == "update" and d.memory:
+                upd = target.model_copy(update={"memory": d.memory, "version": target.version + 1, "context": None,
+                                                "entities": textproc.entities(d.memory),
+                                                "keywords": textproc.keywords(d.memory),
+                                                "source_ids": list(dict.fromkeys([*target.source_ids, *new.source_ids]))})
+                changes.add(target, upd, "UPDATE", d.memory, d.reason, reembed=True)
+        return merged
+        yield  # an operation, for symmetry with the resolvers
+
+    def _queue_op(self, user_ids: Sequence[str], top_k: int, keep_top_n: int) -> Op[int]:
+        queued = 0
+        for user in user_ids:
+            scope = Scope(user_id=user)
+            offset = 0
+            while True:
+                page = yield from self._get_all_op(scope, None, 500, offset, False)
+                if not page:
+                    break
+                offset += len(page)
+                vecs = yield call(self._store, "vectors", scope, [e.id for e in page])
+                missing = [e for e in page if e.id not in vecs]
+                if missing:  # a backend without stored-vector reads: embed again
+                    fresh = yield call(self.embedder, "embed", [e.memory for e in missing])
+                    vecs.update({e.id: v for e, v in zip(missing, fresh)})
+                stamps = [timeparse.to_epoch(e.time_stamp or e.recorded_at) for e in page]
+                neigh = yield from self._neighbours_op(scope, [vecs[e.id] for e in page], stamps, top_k)
+                items = []
+                for entry, cands in zip(page, neigh):
+                    keep = [(c.id, round(score, 4)) for c, score in cands if c.id != entry.id][:keep_top_n]
+                    if keep:
+                        items.append((entry.id, entry.scope, keep))
+                yield call(self._journal, "queue_put", items)
+                queued += len(items)
+        return queued
+
+    def _offline_entry_op(self, entry_id: str, scope: Scope, cands: list[tuple[str, float]],
+                          threshold: float) -> Op[int]:
+        wide = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
+        found = yield call(self._store, "get", wide, [entry_id])
+        entry = indexing.from_payload(found[0].payload) if found else None
+        scores = {i: s for i, s in cands if s >= threshold}
+        if entry is None or not entry.is_current or not scores:
+            yield call(self._journal, "queue_done", entry_id)
+            return 0
+        got = yield call(self._store, "get", wide, list(scores))
+        targets = [indexing.from_payload(r.payload) for r in got]
+        pairs = [(t, scores[t.id]) for t in targets if t.is_current]
+        decisions = yield from self._offline_resolver.decide(entry, pairs)
+        changes = _Changes()
+        merged = yield from self._apply_decisions_op(wide, entry, [d for d in decisions if d.action != "merge"],
+                                                     {t.id: t for t in targets}, changes)
+        # Offline, a near duplicate folds the NEWER entry into the older one.
+        for d in decisions:
+            if d.action == "merge" and d.target_id in {t.id for t, _ in pairs}:
+                older = next(t for t, _ in pairs if t.id == d.target_id)
+                upd = older.model_copy(update={
+                    "source_ids": list(dict.fromkeys([*older.source_ids, *entry.source_ids])),
+                    "version": older.version + 1})
+                changes.add(older, upd, "MERGE", entry.memory, d.reason, reembed=False)
+                gone = HistoryRecord(memory_id=entry.id, event="DELETE", version=entry.version + 1,
+                                     old_memory=entry.memory, reason=f"merged into {older.id}: {d.reason}",
+                                     actor="update", **entry.scope.as_payload())
+                changes.history.append(gone)
+                changes.deletes.append(entry.id)
+                changes.expect[entry.id] = entry.version
+                merged = True
+                break
+        if changes.history:
+            upserts = yield from changes.points_op(self, wide)
+            yield call(self._writer, "apply", wide, upserts=upserts, deletes=changes.deletes,
+                       history=changes.history, expect_versions=changes.expect)
+            if changes.deletes:
+                yield call(self._journal, "queue_drop", changes.deletes)
+        yield call(self._journal, "queue_done", entry_id)
+        return len(changes.history)
 
     def _pipeline_op(self, scope: Scope, *, force_segment: bool, force_extract: bool) -> Op[tuple[list[MemoryEntry], Optional[str]]]:
         """Sensory buffer -> compression -> topic segmentation -> short-term buffer -> extraction.
@@ -472,7 +645,8 @@ class LightMemory:
             return []
         results = yield call(self._store_for(filters), "search", scope, [q for _, q in plans])
         labelled = [(name, recs) for (name, _), recs in zip(plans, results)]
-        return _retrieve.fuse(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit)
+        return _retrieve.fuse(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit,
+                              weights={"context": cfg.context_weight})
 
     def _store_for(self, filters: Optional[Mapping[str, Any]]) -> MemoryStore:
         """Summaries are a collection of their own; ``entry_type="summary"`` reads it."""
@@ -582,6 +756,7 @@ class LightMemory:
                                reason=reason, actor="api", **old.scope.as_payload())
         yield call(self._writer, "apply", scope, deletes=[old.id], history=[record],
                    expect_versions={old.id: old.version}, collection=collection)
+        yield call(self._journal, "queue_drop", [old.id])
 
     def _delete_all_op(self, scope: Scope, filters: Optional[Mapping[str, Any]]) -> Op[int]:
         flt = _retrieve.parse_filters(filters)
@@ -599,6 +774,7 @@ class LightMemory:
                 ]
                 yield call(self._writer, "apply", scope, deletes=[e.id for e in entries], history=history,
                            collection=name)
+                yield call(self._journal, "queue_drop", [e.id for e in entries])
                 total += len(entries)
         return total
 
@@ -725,6 +901,48 @@ class LightMemory:
                      session_id: Optional[str] = None) -> list[TurnRow]:
         """The journaled turns an entry was made from (its provenance)."""
         return run_sync(self._sources_op(memory_id, self._scope(user_id, agent_id, session_id)))
+
+    def _users(self, user_id: Optional[str]) -> list[str]:
+        return [self._scope(user_id, None, None).user_id] if user_id is not None else self._journal.users()
+
+    def construct_update_queue_all_entries(self, top_k: int = 20, keep_top_n: int = 10, *,
+                                           user_id: Optional[str] = None) -> int:
+        """Queue, for every current entry, the earlier entries it may update (nearest
+        neighbours from the store, same user). Persisted, so an interrupted offline
+        update resumes. Returns how many entries were queued."""
+        self._limit(top_k, "top_k")
+        self._limit(keep_top_n, "keep_top_n")
+        return run_sync(self._queue_op(self._users(user_id), top_k, keep_top_n))
+
+    def offline_update_all_entries(self, score_threshold: float = 0.8, *, user_id: Optional[str] = None,
+                                   max_workers: int = 4) -> dict[str, int]:
+        """Resolve the queue: candidates scoring at least ``score_threshold`` are merged,
+        updated (re-embedded) or superseded as the resolver decides; every decision goes
+        to history with its reason. Safe to call again after an interruption."""
+        if not isinstance(score_threshold, (int, float)) or not 0 <= score_threshold <= 1:
+            raise InvalidInputError("score_threshold", "expected a number from 0 to 1")
+        rows = self._journal.queue_pending(self._scope(user_id, None, None).user_id if user_id else None)
+        ops = [self._offline_entry_op(e, sc, c, float(score_threshold)) for e, sc, c in rows]
+        results = run_many_sync(ops, max_workers)
+        # Two entries racing for the same older entry: the loser retries alone, on fresh data.
+        retry = [i for i, r in enumerate(results) if isinstance(r, ConflictError)]
+        for i, r in zip(retry, run_many_sync([self._offline_entry_op(*rows[i][:3], float(score_threshold))
+                                              for i in retry], 1)):
+            results[i] = r
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for err in errors[:3]:
+            log.warning("offline update: an entry stays queued: %s", err)
+        return {"processed": len(results) - len(errors), "changes": sum(r for r in results if isinstance(r, int)),
+                "failed": len(errors)}
+
+    async def aoffline_update_all_entries(self, score_threshold: float = 0.8, *, user_id: Optional[str] = None,
+                                          max_workers: int = 4) -> dict[str, int]:
+        rows = self._journal.queue_pending(self._scope(user_id, None, None).user_id if user_id else None)
+        ops = [self._offline_entry_op(e, sc, c, float(score_threshold)) for e, sc, c in rows]
+        results = await run_many_async(ops, max_workers)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        return {"processed": len(results) - len(errors), "changes": sum(r for r in results if isinstance(r, int)),
+                "failed": len(errors)}
 
     def summarize(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                   session_id: Optional[str] = None, window: str = "session", since: Any = None,

@@ -168,6 +168,7 @@ def fuse(
     limit: int,
     rrf_k: int,
     per_source_limit: int = 0,
+    weights: Optional[Mapping[str, float]] = None,
 ) -> list[Hit]:
     """Reciprocal-rank fusion (a single list keeps its own scores and order)."""
     if len(labelled) == 1:
@@ -178,7 +179,8 @@ def fuse(
         for name, records in labelled:
             for rank, r in enumerate(records):
                 rec, score, found = acc.get(r.id, (r, 0.0, []))
-                acc[r.id] = (rec, score + 1.0 / (rrf_k + rank + 1), [*found, name])
+                w = (weights or {}).get(name, 1.0)
+                acc[r.id] = (rec, score + w / (rrf_k + rank + 1), [*found, name])
         scored = sorted(acc.values(), key=lambda t: -t[1])
     hits: list[Hit] = []
     per_source: dict[str, int] = {}

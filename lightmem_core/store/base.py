@@ -153,6 +153,11 @@ class MemoryStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def _dense_vectors(self, ids: list[str]) -> dict[str, list[float]]:
+        """Stored dense vectors by id; backends that cannot return them return {} and
+        callers re-embed instead."""
+        return {}
+
     def optimize(self) -> None:
         """Compact segments; slow, so only on request (never on the hot path)."""
 
@@ -192,6 +197,11 @@ class MemoryStore(ABC):
         found = self._scroll(scope_filter(scope) & Filter(must=(HasIds(tuple(ids)),)), len(ids), None, False)
         order = {i: n for n, i in enumerate(ids)}
         return sorted(found, key=lambda r: order.get(r.id, len(order)))
+
+    def vectors(self, scope: Scope, ids: Sequence[str]) -> dict[str, list[float]]:
+        """Dense vectors of the caller's own points (others' ids are silently absent)."""
+        mine = [r.id for r in self.get(scope, ids)]
+        return self._dense_vectors(mine) if mine else {}
 
     def scroll(
         self,

@@ -301,6 +301,18 @@ class QdrantClientStore(MemoryStore):
             )
         return [Record(str(r.id), dict(r.payload or {})) for r in records]
 
+    def _dense_vectors(self, ids: list[str]) -> dict[str, list[float]]:
+        with self._lock:
+            self._check_open()
+            records = _call("retrieve", lambda: self._client.retrieve(self.collection, ids=ids, with_payload=False,
+                                                                       with_vectors=["dense"]))
+        out = {}
+        for r in records:
+            vec = r.vector.get("dense") if isinstance(r.vector, dict) else r.vector
+            if vec is not None:
+                out[str(r.id)] = list(vec)
+        return out
+
     def _count(self, flt: Filter) -> int:
         qf = _call("count", lambda: self._filter(flt))
         with self._lock:

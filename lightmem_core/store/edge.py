@@ -171,6 +171,17 @@ class EdgeStore(MemoryStore):
             records, _ = _call("scroll", lambda: self._shard.scroll(req))
         return [Record(str(r.id), dict(r.payload or {})) for r in records]
 
+    def _dense_vectors(self, ids: list[str]) -> dict[str, list[float]]:
+        with self._lock:
+            self._check_open()
+            records = _call("retrieve", lambda: self._shard.retrieve(ids, with_payload=False, with_vector=[DENSE]))
+        out = {}
+        for r in records:
+            vec = r.vector.get(DENSE) if isinstance(r.vector, dict) else r.vector
+            if vec is not None:
+                out[str(r.id)] = list(vec)
+        return out
+
     def _count(self, flt: Filter) -> int:
         req = self._qe.CountRequest(exact=True, filter=self._filter(flt))
         with self._lock:

@@ -549,3 +549,10 @@ def test_concurrent_writers_and_readers(open_store: Callable[..., MemoryStore]) 
 def test_search_limit_must_be_positive(shared: MemoryStore) -> None:
     with pytest.raises(InvalidInputError):
         shared.search(ALICE, [VectorQuery("dense", vec(0), limit=0)])
+
+
+def test_vectors_are_returned_for_own_points_only(store: MemoryStore) -> None:
+    mine = alice(0, 1)
+    got = store.vectors(ALICE, [*mine, *bob(0)])
+    assert set(got) == set(mine)
+    assert got[mine[0]] == pytest.approx(list(vec(0)), abs=1e-5)

@@ -1,0 +1,155 @@
+"""Update: keep memory consistent when a newer fact touches an older one.
+
+Two resolvers decide what a NEW entry does to OLDER candidates (found by the store's
+neighbour search in the same scope, never by an O(N^2) scan):
+
+- ``RuleResolver`` (offline): near duplicates merge; a newer statement by the same
+  speaker about the same attribute (where they live, work, what they eat, who they
+  are with, a favourite thing) supersedes the older one.
+- ``LLMResolver``: one call per new entry listing its candidates; the model answers
+  update / delete / ignore per candidate (upstream LightMem's decisions).
+
+"delete" never destroys: the older entry is *superseded* (kept, ``valid_to`` set,
+excluded from retrieval unless asked), so history can always answer "what was true
+before". Every decision carries its reason into the history log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Protocol, Sequence
+
+from . import textproc
+from ._drive import Op
+from .prompts import Prompts, fold
+from .types import MemoryEntry
+
+Action = Literal["merge", "update", "supersede", "ignore"]
+
+
+@dataclass
+class Decision:
+    target_id: str
+    action: Action
+    reason: str
+    memory: Optional[str] = None  # the merged text, for "update"
+
+
+class Resolver(Protocol):
+    def decide(self, new: MemoryEntry, candidates: Sequence[tuple[MemoryEntry, float]]) -> Op[list[Decision]]: ...
+
+
+# Attributes that hold one current value per person. A newer statement about one of
+# these replaces the older; everything else (events, opinions) accumulates.
+_ATTRIBUTES: dict[str, re.Pattern[str]] = {
+    "residence": re.compile(r"\b(live[sd]?|living|moved|moving|relocat\w*|home(town)?|apartment|flat|neighbou?rhood|"
+                            r"settled)\b", re.I),
+    "job": re.compile(r"\b(work(s|ed|ing)?|job|employ\w*|hired|joined|role|position|company|boss|career|office|"
+                      r"quit|left \w+( \w+)? for|start(ed|ing)? (at|as)|promot\w*|intern\w*|retire\w*|freelanc\w*|"
+                      r"(i'?m|i am|as) an? [\w-]+( [\w-]+)? (at|for|with)\b)", re.I),
+    "diet": re.compile(r"\b(vegetarian|vegan|pescatarian|carnivore|diet|meat|gluten|keto|eat(ing|s)?|ate|food|"
+                       r"cuisine|spicy|mild|milk|dairy|cheese|pizza|sushi|restaurant|order(ing)?|snack|breakfast|"
+                       r"lunch|dinner|cook(ing)?)\b", re.I),
+    "relationship": re.compile(r"\b(married|marry|wife|husband|spouse|dating|date|boyfriend|girlfriend|partner|"
+                               r"engaged|fianc[ée]e?|divorc\w*|broke up|single|roommate|flatmate|best friend)\b", re.I),
+    "drink": re.compile(r"\b(coffee|tea|drink(ing|s)?|beer|wine|latte|espresso|matcha|soda|juice)\b", re.I),
+    "music": re.compile(r"\b(music|band|song|listen(ing)?|genre|jazz|rock|pop|hip[- ]hop|classical|metal)\b", re.I),
+    "sport": re.compile(r"\b(sport|run(ning)?|swim(ming)?|cycl\w*|climb\w*|yoga|tennis|football|soccer|basketball|"
+                        r"gym|hik\w*|workout|marathon)\b", re.I),
+    "hobby": re.compile(r"\b(hobby|hobbies|into|pastime|spare time|free time|weekends?)\b", re.I),
+}
+_FAVOURITE = re.compile(r"\bfavou?rite\s+(\w+)", re.I)
+_CHANGE = re.compile(r"\b(now|these days|nowadays|anymore|any more|no longer|switch(ed)?|chang(ed|e)|mov(ed|ing)|"
+                     r"instead|used to|recently|new|started|quit|left|gave up|given up|broke up|finally|update|"
+                     r"got married|divorced|engaged|retired|since)\b", re.I)
+
+
+def attributes(text: str) -> set[str]:
+    found = {name for name, pat in _ATTRIBUTES.items() if pat.search(text)}
+    found |= {f"favourite:{m.group(1).lower()}" for m in _FAVOURITE.finditer(text)}
+    return found
+
+
+def _who(entry: MemoryEntry) -> str:
+    return (entry.speaker_id or entry.speaker_name or "").lower()
+
+
+def _values(entry: MemoryEntry) -> set[str]:
+    return {e.lower() for e in entry.entities} | set(textproc.content_words(entry.memory.split(":", 1)[-1]))
+
+
+class RuleResolver:
+    """No-LLM decisions, deliberately conservative: it supersedes only within one
+    speaker and one single-valued attribute, and only when the value words differ."""
+
+    def __init__(self, *, duplicate: float = 0.93, related: float = 0.3, cued: float = 0.12) -> None:
+        self.duplicate = duplicate
+        self.related = related
+        self.cued = cued
+
+    def decide(self, new: MemoryEntry, candidates: Sequence[tuple[MemoryEntry, float]]) -> Op[list[Decision]]:
+        out: list[Decision] = []
+        new_attrs = attributes(new.memory)
+        for old, score in candidates:
+            if old.id == new.id or not old.is_current:
+                continue
+            same_speaker = _who(old) == _who(new)
+            if score >= self.duplicate and same_speaker:
+                out.append(Decision(old.id, "merge", f"near duplicate (similarity {score:.2f})"))
+                continue
+            shared = new_attrs & attributes(old.memory)
+            if not (same_speaker and shared):
+                continue
+            # A change word ("now", "switched", "moved", "left X for") lets a less similar
+            # statement replace the old one; without it the two must be close.
+            cue = bool(_CHANGE.search(new.memory))
+            if score < (self.cued if cue else self.related):
+                continue
+            changed = _values(new) - _values(old)
+            if not changed:
+                continue
+            attr = sorted(shared)[0]
+            out.append(Decision(old.id, "supersede",
+                                f"newer statement about {attr} ({', '.join(sorted(changed)[:4])}); similarity {score:.2f}"))
+        return out
+        yield  # no LLM calls
+
+
+class LLMResolver:
+    def __init__(self, llm: Any, prompts: Optional[Prompts] = None) -> None:
+        self.llm = llm
+        self.prompts = prompts or Prompts()
+
+    def messages(self, new: MemoryEntry, candidates: Sequence[tuple[MemoryEntry, float]]) -> list[dict[str, str]]:
+        when = lambda e: e.time_stamp.strftime("%Y-%m-%d") if e.time_stamp else "?"  # noqa: E731
+        lines = [f"NEW [{new.id}] ({when(new)}): {fold(new.memory)}", "EXISTING:"]
+        lines += [f"[{e.id}] ({when(e)}): {fold(e.memory)}" for e, _ in candidates]
+        system = self.prompts.system(self.prompts.update_decision)
+        system += ('\nDecide for every EXISTING memory; answer {"decisions": [{"id": "...", "action": '
+                   '"update" | "delete" | "ignore", "memory": "merged text or null", "reason": "..."}]}')
+        return [{"role": "system", "content": system}, {"role": "user", "content": "Memories (data):\n" + "\n".join(lines)}]
+
+    def decide(self, new: MemoryEntry, candidates: Sequence[tuple[MemoryEntry, float]]) -> Op[list[Decision]]:
+        from .llm import complete_json_op
+
+        candidates = [(e, s) for e, s in candidates if e.id != new.id and e.is_current]
+        if not candidates:
+            return []
+        data = yield from complete_json_op(self.llm, self.messages(new, candidates), stage="update",
+                                           validate=lambda d: isinstance(d, dict))
+        items = data.get("decisions")
+        if items is None and "action" in data:  # a single decision, for a single candidate
+            items = [{**data, "id": candidates[0][0].id}]
+        known = {e.id for e, _ in candidates}
+        out = []
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict) or item.get("id") not in known:
+                continue  # decisions about ids it was not shown are ignored
+            action = str(item.get("action", "ignore")).lower()
+            reason = str(item.get("reason") or "LLM decision")[:500]
+            if action == "delete":
+                out.append(Decision(item["id"], "supersede", reason))
+            elif action == "update" and isinstance(item.get("memory"), str) and item["memory"].strip():
+                out.append(Decision(item["id"], "update", reason, memory=item["memory"].strip()))
+        return out

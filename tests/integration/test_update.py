@@ -1,0 +1,91 @@
+"""Conflict-resolving update: online rules, the offline queue, LLM decisions, history."""
+
+from __future__ import annotations
+
+import json
+
+from lightmem_core.config import LLMConfig
+from lightmem_core.llm import OpenAICompatibleLLM
+
+OLD = {"id": "o1", "role": "user", "content": "I live in Seattle with my dog.", "time_stamp": "2025-01-12T09:00:00"}
+OTHER = {"id": "o2", "role": "user", "content": "My favourite band is Radiohead.", "time_stamp": "2025-01-12T09:01:00"}
+NEW = {"id": "n1", "role": "user", "content": "I moved to Portland last month.", "time_stamp": "2025-05-04T10:00:00"}
+
+
+def _current(m, user="u"):
+    return {e.memory for e in m.get_all(user_id=user)}
+
+
+def test_online_supersedes_and_keeps_history(make_memory) -> None:
+    m = make_memory({"update": "online"})
+    m.add_memory([OLD, OTHER], user_id="u", session_id="s1")
+    m.add_memory([NEW], user_id="u", session_id="s2")
+    assert "user: I live in Seattle with my dog." not in _current(m)
+    assert {"user: I moved to Portland last month.", "user: My favourite band is Radiohead."} <= _current(m)
+    old = next(e for e in m.get_all(user_id="u", include_superseded=True) if e.source_ids == ["o1"])
+    assert not old.is_current and old.valid_to.isoformat() == "2025-05-04T10:00:00" and old.version == 2
+    events = m.history(old.id, user_id="u")
+    assert [h.event for h in events] == ["ADD", "SUPERSEDE"] and "residence" in events[1].reason
+    assert events[1].old_memory == old.memory
+    hits = m.retrieve("Where does the user live?", user_id="u")
+    assert all(h.entry.is_current for h in hits)
+    assert any(h.entry.id == old.id for h in m.retrieve("Seattle", user_id="u", include_superseded=True))
+
+
+def test_online_merges_near_duplicates(make_memory) -> None:
+    m = make_memory({"update": "online"})
+    m.add_memory([OTHER], user_id="u")
+    r = m.add_memory([{"id": "d1", "role": "user", "content": "My favourite band is Radiohead!"}], user_id="u")
+    assert r.added == []
+    (entry,) = m.get_all(user_id="u")
+    assert entry.source_ids == ["o2", "d1"] and [h.event for h in m.history(entry.id, user_id="u")] == ["ADD", "MERGE"]
+
+
+def test_offline_queue_update_and_resume(make_memory) -> None:
+    m = make_memory()
+    m.add_memory([OLD, OTHER], user_id="u", session_id="s1")
+    m.add_memory([NEW], user_id="u", session_id="s2")
+    m.add_memory([OLD], user_id="v")  # another user: never a candidate
+    assert m.construct_update_queue_all_entries(top_k=5, keep_top_n=3, user_id="u") >= 1
+    result = m.offline_update_all_entries(score_threshold=0.1, user_id="u")
+    assert result["failed"] == 0 and result["changes"] >= 1
+    assert "user: I live in Seattle with my dog." not in _current(m)
+    assert "user: I live in Seattle with my dog." in _current(m, "v")
+    # nothing left to do: a second run (e.g. after an interruption) is a no-op
+    assert m.offline_update_all_entries(score_threshold=0.1, user_id="u")["processed"] == 0
+
+
+def test_deleted_entries_leave_the_queue(make_memory) -> None:
+    m = make_memory()
+    m.add_memory([OLD, OTHER], user_id="u", session_id="s1")
+    m.add_memory([NEW], user_id="u", session_id="s2")
+    m.construct_update_queue_all_entries(user_id="u")
+    old = next(e for e in m.get_all(user_id="u") if e.source_ids == ["o1"])
+    m.delete(old.id, user_id="u")
+    queue = m._journal.queue_pending("u")
+    assert all(old.id != e and old.id not in [c for c, _ in cands] for e, _, cands in queue)
+    assert m.offline_update_all_entries(score_threshold=0.0, user_id="u")["failed"] == 0
+
+
+def test_llm_resolver_updates_and_reembeds(make_memory, fake_llm) -> None:
+    def responder(req):
+        text = req["messages"][0]["content"]
+        if "UPDATE_DECISION" not in text:
+            return None
+        body = req["messages"][1]["content"]
+        target = [line for line in body.splitlines() if "Seattle" in line][0].split("]")[0].strip("[")
+        return json.dumps({"decisions": [{"id": target, "action": "update", "memory": "The user lives in Portland (moved from Seattle).",
+                                          "reason": "moved"}, {"id": "not-shown", "action": "delete"}]})
+
+    fake_llm.responder = responder
+    llm = OpenAICompatibleLLM(LLMConfig(base_url=fake_llm.base_url, model="f", api_key="k"), backoff_base=0.01)
+    m = make_memory(llm=llm)
+    m.add_memory([OLD], user_id="u", session_id="s1", force_extract=True)
+    m.add_memory([NEW], user_id="u", session_id="s2", force_extract=True)
+    m.construct_update_queue_all_entries(user_id="u")
+    m.offline_update_all_entries(score_threshold=0.0, user_id="u")
+    assert m.get_token_statistics()["update"]["calls"] >= 1
+    updated = next(e for e in m.get_all(user_id="u") if "moved from Seattle" in e.memory)
+    assert updated.version == 2 and [h.event for h in m.history(updated.id, user_id="u")] == ["ADD", "UPDATE"]
+    hit = m.retrieve("moved from Seattle to Portland", user_id="u", strategy="embedding")[0]
+    assert hit.entry.id == updated.id
