@@ -148,3 +148,29 @@ def test_upstream_memory_manager_config_reaches_the_endpoint(make_memory, fake_l
     req = fake_llm.requests_for("chat")[0]
     assert req["model"] == "fake" and req["max_tokens"] == 300
     assert len(m.get_all(user_id="u")) == 2
+
+
+def test_full_write_path_compress_segment_extract(make_memory, fake_llm) -> None:
+    """Sensory buffer -> entropy compression -> MiniLM topic segmentation -> one LLM call per batch."""
+    dog = [f"My dog Biscuit had his vet check-up, and the vet said his {part} looks healthy."
+           for part in ("heart", "coat", "teeth", "weight", "hips")]
+    trip = [f"For the Lisbon trip in June we still need to book the {part} before prices rise."
+            for part in ("flights", "hotel", "train to Sintra", "tram passes", "dinner in Alfama")]
+    turns = [{"id": f"t{i}", "role": "user", "speaker_name": "Maya" if i % 3 else "Tom", "content": text,
+              "time_stamp": f"2025-03-09T14:{i:02d}:00"} for i, text in enumerate(dog + trip)]
+    m = make_memory({"pre_compress": True, "compressor": {"provider": "entropy", "rate": 0.6},
+                     "topic_segment": True, "sensory_tokens": 100_000, "extract_tokens": 100_000},
+                    llm=llm_for(fake_llm))
+    r = m.add_memory(turns, user_id="u")
+    assert r.pending_turns == 10 and fake_llm.calls["chat"] == 0
+    pend = m.pending(user_id="u")
+    assert all(t.compressed and len(t.compressed.split()) < len(t.content.split()) for t in pend)
+    assert all("Biscuit" in t.compressed for t in pend[:5])  # names survive compression
+    r = m.flush(user_id="u")
+    assert r.error is None and m.pending(user_id="u") == [] and fake_llm.calls["chat"] == 1
+    prompt = fake_llm.requests_for("chat")[0]["messages"][1]["content"]
+    assert turns[0]["content"] not in prompt  # the LLM read the compressed text
+    topics = {e.source_ids[0]: e.topic_id for e in m.get_all(user_id="u")}
+    assert len({topics[f"t{i}"] for i in range(5)} & {topics[f"t{i}"] for i in range(5, 10)}) == 0
+    src = m.source_turns(m.get_all(user_id="u")[0].id, user_id="u")
+    assert src[0].content == turns[int(src[0].id[1:])]["content"]  # the original is kept
