@@ -43,6 +43,16 @@ def _as_matrix(vectors: Any, n: int, dims: Optional[int]) -> np.ndarray:
     return arr
 
 
+def _quantize(model: Any) -> Any:
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers model, loaded on first use and shared by all threads."""
 
@@ -62,9 +72,12 @@ class SentenceTransformerEmbedder:
                     path = self.config.model or packaged_minilm_path()
                     log.info("loading sentence-transformers model from %s", path)
                     try:
-                        self._model = SentenceTransformer(path, device=self.config.device)
+                        model = SentenceTransformer(path, device=self.config.device)
                     except OSError as exc:
                         raise ConfigError("embedder.model", f"cannot load {path!r} offline: {exc}") from None
+                    if self.config.quantize:
+                        model = _quantize(model)
+                    self._model = model
         return self._model
 
     @property

@@ -230,7 +230,7 @@ class LightMemory:
 
     def _embedder_name(self) -> str:
         e = self.config.embedder
-        return f"{e.provider}:{e.model or 'packaged-all-MiniLM-L6-v2'}"
+        return f"{e.provider}:{e.model or 'packaged-all-MiniLM-L6-v2'}" + (":int8" if e.quantize else "")
 
     def _check_embedder_identity(self) -> None:
         stored = self._journal.get_meta("embedder")

@@ -7,9 +7,9 @@ extraction call sees one topic. Two implementations of :class:`TopicSegmenter`:
 
 1. *Coarse, from attention.* The buffered turns are concatenated into one sequence
    ``[CLS] t0 [SEP] t1 [SEP] ...`` (overlapping windows of at most 512 tokens for longer
-   buffers; a turn is truncated to ``max_turn_tokens`` for this pass) and ONE batched
-   forward pass of a BERT-style encoder (the packaged all-MiniLM-L6-v2 by default)
-   gives the attention of every token. Averaged over the heads of the upper half of
+   buffers; a turn is truncated to ``max_turn_tokens`` for this pass), and one forward
+   pass per window of a BERT-style encoder (the packaged all-MiniLM-L6-v2 by default;
+   no per-turn model calls) gives the attention of every token. Averaged over the heads of the upper half of
    the layers and summed over token blocks, it becomes a turn-by-turn matrix
    ``M[i, j]`` = mean over the tokens of turn ``i`` of their attention mass on the
    tokens of turn ``j``. Turn ``i``'s *backward share* is the part of its attention to
@@ -59,9 +59,10 @@ Sharing the compressor's forward pass (``precomp_topic_shared``)
   ``[T, T]``, ``.spans`` ``[(text index, start, end)]``, optional ``.hidden``).
   ``segmenter.segment(turns, windows=shared_pass.windows)`` (or
   :meth:`AttentionSegmenter.segment_from_attention`) segments from those tensors with
-  no forward pass of its own. Its windows do not overlap, so a gap that falls between
-  two windows has no attention score; such gaps are decided by the similarity rule
-  alone.
+  no forward pass of its own; ``spans`` index into ``turns``, so pass the same turns
+  in the same order as the compressed texts. Those windows do not overlap: a turn next
+  to a window edge is scored with fewer neighbours, and a gap right between two
+  windows has no attention score and is decided by the similarity rule alone.
 
 All scoring helpers (:func:`turn_attention`, :func:`backward_share`,
 :func:`window_similarity`, :func:`local_minima`, :func:`pick_boundaries`,
@@ -263,21 +264,23 @@ def turn_attention(attention: np.ndarray, spans: Sequence[tuple[int, int, int]],
 
 def backward_share(M: np.ndarray, context: int = 3) -> np.ndarray:
     """Per turn ``i``: the share of its attention to its ``k`` neighbours on each side
-    that goes backward, ``k = min(context, i, n-1-i)`` (NaN where ``k = 0`` or the
-    entries are unknown). Low values: the turn looks forward, not back - a topic start.
-    Index ``i`` scores the gap *before* turn ``i``."""
+    that goes backward, ``k = min(context, i, n-1-i)``, smaller where entries of ``M``
+    are unknown (NaN); NaN where ``k = 0``. Low values: the turn looks forward, not
+    back - a topic start. Index ``i`` scores the gap *before* turn ``i``."""
     M = np.asarray(M, dtype=np.float64)
     n = M.shape[0]
     out = np.full(n, np.nan)
     for i in range(1, n - 1):
         k = min(context, i, n - 1 - i)
-        back = M[i, i - k : i]
-        fwd = M[i, i + 1 : i + 1 + k]
-        if np.isnan(back).any() or np.isnan(fwd).any():
+        # Unknown entries (turns that no window saw together): use fewer neighbours.
+        while k > 0 and (np.isnan(M[i, i - k : i]).any() or np.isnan(M[i, i + 1 : i + 1 + k]).any()):
+            k -= 1
+        if k == 0:
             continue
-        total = back.sum() + fwd.sum()
+        back = M[i, i - k : i].sum()
+        total = back + M[i, i + 1 : i + 1 + k].sum()
         if total > 0:
-            out[i] = back.sum() / total
+            out[i] = back / total
     return out
 
 
@@ -399,8 +402,6 @@ class _Window:
     spans: list[tuple[int, int, int]]  # (turn, start, end) in window token positions
     attention: np.ndarray  # [T, T]
     hidden: Optional[np.ndarray] = None  # [T, H]
-    first: int = 0  # turns [first, last) are in this window
-    last: int = 0
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -417,9 +418,7 @@ def _coerce_windows(windows: Sequence[Any]) -> list[_Window]:
         att = _attention_matrix(att)
         hid = _get(w, "hidden")
         spans = [(int(t), int(s), int(e)) for t, s, e in spans]
-        turns = [t for t, _, _ in spans]
-        out.append(_Window(spans, att, None if hid is None else np.asarray(hid, dtype=np.float32),
-                           min(turns) if turns else 0, max(turns) + 1 if turns else 0))
+        out.append(_Window(spans, att, None if hid is None else np.asarray(hid, dtype=np.float32)))
     return out
 
 
@@ -480,7 +479,8 @@ def _assemble(windows: Sequence[_Window], n: int) -> tuple[np.ndarray, Optional[
 
 def _plan_windows(lengths: Sequence[int], budget: int, overlap: int) -> list[tuple[int, int]]:
     """Turn ranges ``[a, b)`` whose token ``lengths`` fit ``budget``; consecutive windows
-    share ``overlap`` turns (fewer if that is all that fits), and always advance."""
+    share ``overlap`` turns, but at most half a window (so long turns do not make the
+    windows crawl forward one turn at a time), and always advance."""
     n = len(lengths)
     out: list[tuple[int, int]] = []
     a = 0
@@ -493,7 +493,7 @@ def _plan_windows(lengths: Sequence[int], budget: int, overlap: int) -> list[tup
         out.append((a, b))
         if b >= n:
             break
-        a = max(a + 1, b - overlap)
+        a = max(a + 1, b - min(overlap, (b - a) // 2))
     return out
 
 
@@ -649,8 +649,10 @@ class AttentionSegmenter:
                         path = packaged_minilm_path()
                     log.info("loading segmenter encoder from %s", path)
                     try:
-                        tok = AutoTokenizer.from_pretrained(path)
-                        model = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
+                        # local only: a segmenter never downloads weights
+                        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+                        model = AutoModel.from_pretrained(path, attn_implementation="eager",
+                                                          local_files_only=True).eval()
                     except (OSError, ValueError) as exc:
                         raise ConfigError("segmenter.model_path", f"cannot load {path!r} offline: {exc}") from None
                     self._tokenizer = tok
@@ -707,7 +709,7 @@ class AttentionSegmenter:
         n = len(turn_token_spans)
         att = _attention_matrix(attentions, self.layers)
         spans = [(i, int(s), int(e)) for i, (s, e) in enumerate(turn_token_spans)]
-        win = _Window(spans, att, None if hidden_states is None else np.asarray(hidden_states), 0, n)
+        win = _Window(spans, att, None if hidden_states is None else np.asarray(hidden_states))
         M, pooled = _assemble([win], n)
         ts = as_turns(turns) if turns is not None else [Turn(text="") for _ in range(n)]
         if len(ts) != n:
@@ -828,9 +830,9 @@ class AttentionSegmenter:
             for r, k in enumerate(batch):
                 L = len(seqs[k])
                 results[k] = (att[r, :L, :L], None if hid is None else hid[r, :L])
-        for k, (a, b) in enumerate(plan):
+        for k in range(len(plan)):
             att_k, hid_k = results[k]
-            out.append(_Window(spans[k], att_k, hid_k, a, b))
+            out.append(_Window(spans[k], att_k, hid_k))
         return out
 
     def _embeddings(self, ts: Sequence[Turn], pooled: Optional[np.ndarray]) -> Optional[np.ndarray]:
@@ -950,9 +952,13 @@ def create_segmenter(config: Optional[SegmenterConfig] = None, embedder: Any = N
     if config.provider != "attention":
         raise ConfigError("segmenter.provider", f"unknown segmenter {config.provider!r}")
     if compressor is not None:
-        inner = getattr(compressor, "inner_compressor", compressor)
-        model = getattr(inner, "model", None) or getattr(compressor, "model", None)
-        tok = getattr(inner, "tokenizer", None) or getattr(compressor, "tokenizer", None)
+        inner = getattr(compressor, "inner_compressor", None) or compressor
+        model = getattr(inner, "model", None)
+        if model is None:
+            model = getattr(compressor, "model", None)
+        tok = getattr(inner, "tokenizer", None)
+        if tok is None:
+            tok = getattr(compressor, "tokenizer", None)
         if model is not None and tok is not None and hasattr(model, "config"):
             kwargs.setdefault("embedder", embedder)
             return AttentionSegmenter.from_model(model, tok, **{"config": config, **kwargs})

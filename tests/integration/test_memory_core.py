@@ -183,3 +183,13 @@ def test_retrieve_latency_is_interactive(mem: LightMemory) -> None:
     for _ in range(10):
         mem.retrieve("When is the trip to Lisbon?", user_id="maya")
     assert (time.perf_counter() - t0) / 10 < 0.5
+
+
+def test_quantized_embedder_stays_close_to_fp32(embedder) -> None:
+    from lightmem_core.config import EmbedderConfig
+    from lightmem_core.embed import SentenceTransformerEmbedder
+
+    q = SentenceTransformerEmbedder(EmbedderConfig(quantize=True))
+    texts = ["Where does Maya work now?", "My dog Biscuit is a corgi."]
+    a, b = embedder.embed(texts), q.embed(texts)
+    assert a.shape == b.shape and all(0.9 < float(x @ y) < 0.9999 for x, y in zip(a, b))
