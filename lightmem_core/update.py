@@ -41,7 +41,8 @@ class Resolver(Protocol):
 
 
 # Attributes that hold one current value per person. A newer statement about one of
-# these replaces the older; everything else (events, opinions) accumulates.
+# these replaces the older; everything else (events, hobbies, sports, opinions)
+# accumulates: someone who runs and now also climbs still runs.
 _ATTRIBUTES: dict[str, re.Pattern[str]] = {
     "residence": re.compile(r"\b(live[sd]?|living|moved|moving|relocat\w*|home(town)?|apartment|flat|neighbou?rhood|"
                             r"settled)\b", re.I),
@@ -54,10 +55,6 @@ _ATTRIBUTES: dict[str, re.Pattern[str]] = {
     "relationship": re.compile(r"\b(married|marry|wife|husband|spouse|dating|date|boyfriend|girlfriend|partner|"
                                r"engaged|fianc[ée]e?|divorc\w*|broke up|single|roommate|flatmate|best friend)\b", re.I),
     "drink": re.compile(r"\b(coffee|tea|drink(ing|s)?|beer|wine|latte|espresso|matcha|soda|juice)\b", re.I),
-    "music": re.compile(r"\b(music|band|song|listen(ing)?|genre|jazz|rock|pop|hip[- ]hop|classical|metal)\b", re.I),
-    "sport": re.compile(r"\b(sport|run(ning)?|swim(ming)?|cycl\w*|climb\w*|yoga|tennis|football|soccer|basketball|"
-                        r"gym|hik\w*|workout|marathon)\b", re.I),
-    "hobby": re.compile(r"\b(hobby|hobbies|into|pastime|spare time|free time|weekends?)\b", re.I),
 }
 _FAVOURITE = re.compile(r"\bfavou?rite\s+(\w+)", re.I)
 _CHANGE = re.compile(r"\b(now|these days|nowadays|anymore|any more|no longer|switch(ed)?|chang(ed|e)|mov(ed|ing)|"
@@ -94,6 +91,8 @@ class RuleResolver:
         for old, score in candidates:
             if old.id == new.id or not old.is_current:
                 continue
+            if old.memory.rstrip().endswith("?") or new.memory.rstrip().endswith("?"):
+                continue  # a question asserts nothing to replace, or to replace with
             same_speaker = _who(old) == _who(new)
             if score >= self.duplicate and same_speaker:
                 out.append(Decision(old.id, "merge", f"near duplicate (similarity {score:.2f})"))
