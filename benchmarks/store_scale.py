@@ -698,6 +698,13 @@ def print_tables(result: dict[str, Any]) -> None:
             console.print(f"{label} vs fp32 query vectors: {q}")
 
 
+def save(result: dict[str, Any], out: Path, *, complete: bool) -> None:
+    result["complete"] = complete
+    result["finished"] = datetime.now().isoformat(timespec="seconds")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
 # --- main -------------------------------------------------------------------------------------------------
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -893,6 +900,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
                 "meets_target_p95": {s: retrieve_ms[s]["p95_ms"] <= TARGET_P95_MS for s in STRATEGIES},
             }
             result["sizes"].append(entry)
+            save(result, args.out, complete=False)  # keep what was measured if a later step fails
         if not args.no_profile:
             log("== query embedding breakdown ...")
             texts = [q for _, _, q in corpus.queries(min(args.queries, 200), args.seed * 13, args.real_per_user)]
@@ -905,9 +913,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         if temp:
             shutil.rmtree(root, ignore_errors=True)
 
-    result["finished"] = datetime.now().isoformat(timespec="seconds")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    save(result, args.out, complete=True)
     print_tables(result)
     print(f"wrote {args.out}")
     return result

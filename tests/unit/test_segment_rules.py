@@ -313,3 +313,34 @@ def test_sharp_similarity_drop_adds_a_boundary_without_attention_dip():
     a2 = a.copy()
     a2[4] = 0.2
     assert pick_boundaries(a2, s, threshold=0.5) == [4]
+
+
+def test_backward_share_uses_fewer_neighbours_where_windows_did_not_overlap():
+    topics = [0] * 5 + [1] * 5
+    M = block_attention(topics)
+    # two non-overlapping windows [0, 6) and [6, 10): cross-window entries unknown
+    M[:6, 6:] = np.nan
+    M[6:, :6] = np.nan
+    a = backward_share(M, context=3)
+    assert np.isnan(a[5]) and np.isnan(a[6])  # no neighbour on one side inside its window
+    assert np.isfinite(a[[1, 2, 3, 4, 7, 8]]).all()
+    assert a[4] > 0.5  # k shrank to 1 (turn 3 behind, turn 5 ahead) but is still scored
+
+
+def test_window_plan_overlaps_and_always_advances():
+    from lightmem_core.segment import _plan_windows
+
+    plan = _plan_windows([30] * 40, budget=300, overlap=6)
+    assert plan[0] == (0, 10)
+    assert all(b - a <= 10 for a, b in plan)
+    assert all(a2 == b1 - 5 for (_, b1), (a2, _) in zip(plan, plan[1:-1]))  # overlap capped at half a window
+    assert plan[-1][1] == 40
+    covered = set()
+    for a, b in plan:
+        covered.update(range(a, b))
+    assert covered == set(range(40))
+    # long turns: few per window, still no one-turn crawl
+    plan = _plan_windows([97] * 30, budget=511, overlap=6)
+    assert len(plan) <= 15
+    # a turn longer than the budget still gets a window
+    assert _plan_windows([900, 10], budget=511, overlap=6) == [(0, 1), (1, 2)]
