@@ -219,6 +219,9 @@ def git_state() -> dict[str, Any]:
     return {"head": run("git", "rev-parse", "HEAD"), "dirty": run("git", "status", "--short").splitlines()}
 
 
+GIT_START: dict[str, Any] = {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="LoCoMo dev folder (default ../shared/data/locomo-dev)")
@@ -228,6 +231,8 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3, help="timed passes over all turns per rate (first one cold)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "compression.json"))
     args = ap.parse_args()
+    global GIT_START
+    GIT_START = git_state()
 
     convs = load(args.data, args.convs)
     enc = tiktoken.get_encoding("cl100k_base")
@@ -321,7 +326,7 @@ def main() -> None:
         "benchmark": "compression answer survival (LoCoMo dev, categories 1,2,4)",
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "machine": machine({"loadavg_start": [round(x, 2) for x in load_start]}),
-        "git": git_state(),
+        "git": {"start": GIT_START, "end": git_state()},
         "conversations": [c.conv_id for c in convs],
         "qa_total": total,
         "qa_qualifying": len(quals),

@@ -22,9 +22,10 @@ What it measures
       the shared embedder), so the rest of the pipeline's cost is visible.
     * Variants: ``default`` ({}), ``pre_compress`` ({"pre_compress": true, "compressor":
       {"provider": "entropy"}}) and ``topic_segment`` ({"topic_segment": true}, only if
-      ``lightmem_core/segment.py`` exists; it is skipped and reported otherwise), and one
-      extra: ``embed_batch16`` ({"embedder": {"batch_size": 16}}, the default is 64; it gets
-      its own embedder, and its embedding-only replay uses that embedder too).
+      ``lightmem_core/segment.py`` exists; it is skipped and reported otherwise), and two
+      extras: ``embed_batch64`` ({"embedder": {"batch_size": 64}}, the default before commit
+      30bbf6c, now 16) and ``embed_int8`` ({"embedder": {"quantize": true}}). Each extra gets
+      its own embedder, used for its embedding-only replay too.
 
     One embedder is loaded once and shared by every LightMemory (``embedder=``), and for
     ``topic_segment`` one segmenter (``create_segmenter(config.segmenter, embedder=...)``,
@@ -82,8 +83,10 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("default", {}),
     ("pre_compress", {"pre_compress": True, "compressor": {"provider": "entropy"}}),
     ("topic_segment", {"topic_segment": True}),
-    # Extra, not in the brief: the embedder's batch size (EmbedderConfig.batch_size, default 64).
-    ("embed_batch16", {"embedder": {"batch_size": 16}}),
+    # Extras, not in the brief: the embedder's old default batch size (64; 16 since 30bbf6c)
+    # and the int8 embedder option (embedder.quantize).
+    ("embed_batch64", {"embedder": {"batch_size": 64}}),
+    ("embed_int8", {"embedder": {"quantize": True}}),
 ]
 
 
@@ -189,6 +192,9 @@ def git_state() -> dict[str, Any]:
     return {"head": run("git", "rev-parse", "HEAD"), "dirty": run("git", "status", "--short").splitlines()}
 
 
+GIT_START: dict[str, Any] = {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="LoCoMo dev folder (default ../shared/data/locomo-dev)")
@@ -197,6 +203,8 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(n for n, _ in VARIANTS))
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ingest.json"))
     args = ap.parse_args()
+    global GIT_START
+    GIT_START = git_state()
 
     convs = load(args.data, args.convs)
     n_turns = sum(len(c.messages) for c in convs)
@@ -317,7 +325,7 @@ def main() -> None:
             "loadavg_start": la_start,
             "loadavg_end": loadavg(),
         },
-        "git": git_state(),
+        "git": {"start": GIT_START, "end": git_state()},
         "conversations": [c.conv_id for c in convs],
         "turns": n_turns,
         "repeats": args.repeats,

@@ -368,6 +368,9 @@ def meets(r: dict[str, Any]) -> bool:
     return r["calls"] <= CALL_TARGET and r["ratio_cl100k"] <= RATIO_TARGET
 
 
+GIT_START: dict[str, Any] = {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="LoCoMo dev folder (default ../shared/data/locomo-dev)")
@@ -377,6 +380,8 @@ def main() -> None:
     ap.add_argument("--real-embedder", action="store_true", help="use the packaged MiniLM instead of the hash embedder")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "llm_economy.json"))
     args = ap.parse_args()
+    global GIT_START
+    GIT_START = git_state()
     logging.basicConfig(level=logging.ERROR)
 
     convs = load(args.data, args.convs)
@@ -472,7 +477,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "loadavg_start": la_start,
                     "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
-        "git": git_state(),
+        "git": {"start": GIT_START, "end": git_state()},
         "conversations": [c.conv_id for c in convs],
         "topic_segment": seg_note,
         "embedder": "MiniLM" if args.real_embedder else "hash bag-of-words (64 dims), LLM economy is independent of it",

@@ -42,13 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _locomo import Conversation, load  # noqa: E402
 
-from lightmem_core.segment import (  # noqa: E402
-    AttentionSegmenter,
-    SimilaritySegmenter,
-    as_turns,
-    backward_share,
-    window_similarity,
-)
+from lightmem_core.segment import AttentionSegmenter, SimilaritySegmenter  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*attention.*")
 
