@@ -93,6 +93,7 @@ import numpy as np  # noqa: E402
 from lightmem_core import LightMemory, MemoryEntry, Scope  # noqa: E402
 from lightmem_core import indexing, retrieve as _retrieve  # noqa: E402
 from lightmem_core import textproc  # noqa: E402
+from lightmem_core.config import EmbedderConfig  # noqa: E402
 from lightmem_core.embed import SentenceTransformerEmbedder  # noqa: E402
 from lightmem_core.lexical import Bm25Encoder  # noqa: E402
 from lightmem_core.store.base import Filter, Match, MemoryStore, PointIn  # noqa: E402
@@ -602,6 +603,7 @@ def profile_embedding(embedder: SentenceTransformerEmbedder, texts: list[str], w
     return {
         "query_tokens": {"mean": round(float(np.mean(lengths)), 1), "max": int(max(lengths))},
         "torch_threads_default": original_threads,
+        "embedder_quantize": bool(embedder.config.quantize),
         "variants": variants,
         "reduced_precision_quality": quality,
         "tokenizer_class": type(tok).__name__,
@@ -722,6 +724,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     ap.add_argument("--no-profile", action="store_true", help="skip the query-embedding breakdown")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                     help="before each timed phase, wait up to this long for other processes to go idle")
+    ap.add_argument("--quantize", action="store_true",
+                    help="embedder.quantize=True (int8 Linear layers) for the persona facts and the queries")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -741,6 +745,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         "method": {
             "bulk_dense_vectors": "random unit vectors (numpy, seeded); NOT model embeddings",
             "real_dense_vectors": f"{args.real_per_user} persona facts per user embedded with the packaged MiniLM",
+            "embedder": "packaged all-MiniLM-L6-v2 via SentenceTransformerEmbedder"
+                        + (", quantize=True (int8 dynamic Linear)" if args.quantize else " (fp32, library default)"),
             "queries": "templated questions about a persona fact, embedded for real inside retrieve()",
             "sparse_vectors": "real BM25 (indexing.sparse_vector(Bm25Encoder(), entry)) for every entry",
             "write_path": "LightMemory._store.upsert(scope, points) via indexing.to_point (private store, benchmark only)",
@@ -762,7 +768,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     else:
         root.mkdir(parents=True, exist_ok=True)
 
-    embedder = SentenceTransformerEmbedder()
+    embedder_cfg = EmbedderConfig(quantize=args.quantize)
+    embedder = SentenceTransformerEmbedder(embedder_cfg)
+
+    def config(path: Path) -> dict[str, Any]:
+        return {"store": {"path": str(path)}, "embedder": embedder_cfg.model_dump(exclude_defaults=True)}
+
     t0 = time.perf_counter()
     dims = embedder.dims
     result["model_load_s"] = round(time.perf_counter() - t0, 2)
@@ -779,7 +790,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
             log(f"== {size:,} entries over {args.users:,} users ({path})")
             # The store is opened through LightMemory (the real retrieve path); the bulk
             # write below uses its private _store directly -- fine for a benchmark.
-            memory = LightMemory({"store": {"path": str(path)}}, embedder=embedder)
+            memory = LightMemory(config(path), embedder=embedder)
             entry: dict[str, Any] = {}
             try:
                 load = Load()
@@ -853,7 +864,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
             # queries for users this LightMemory has not touched yet.
             log("  reopen + first queries ...")
             t = time.perf_counter()
-            memory = LightMemory({"store": {"path": str(path)}}, embedder=embedder)
+            memory = LightMemory(config(path), embedder=embedder)
             reopen_s = time.perf_counter() - t
             try:
                 cold_queries = corpus.queries(args.queries, args.seed * 43 + size, real_here)
