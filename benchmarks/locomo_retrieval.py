@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="LoCoMo dev folder (default ../shared/data/locomo-dev)")
     ap.add_argument("--config", default="{}", help="extra MemoryConfig JSON, e.g. '{\"index_context\": \"turn\"}'")
     ap.add_argument("--strategies", default="embedding,context,hybrid")
+    ap.add_argument("--variants", default="plain,temporal,hierarchical,both",
+                    help="hybrid retrieval with/without temporal parsing and hierarchical (summary-first) retrieval")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "locomo_retrieval.json"))
     args = ap.parse_args()
@@ -129,17 +131,27 @@ def main() -> None:
             stored_tokens += sum(count_tokens(e.memory) for e in entries)
 
             baselines = {} if args.no_baselines else raw_baselines(conv, memory.embedder)
+            variants = [v for v in args.variants.split(",") if v]
+            if any(v in ("hierarchical", "both") for v in variants):
+                memory.summarize(user_id=conv.conv_id)  # offline: extractive session summaries
+            # "now" for relative expressions is the day of the conversation's last session
+            now = conv.sessions[-1][2][-1]["time_stamp"] if conv.sessions else None
             for qa in conv.qa:
                 gold = evidence_ids(qa)
                 if not gold:
                     continue
                 cat = CATEGORIES[qa["category"]]
-                for s in strategies:
+                runs = [(s, s, "plain") for s in strategies if s != "hybrid" or "plain" in variants]
+                runs += [("hybrid", f"hybrid+{v}", v) for v in variants if v != "plain" and "hybrid" in strategies]
+                for s, name, variant in runs:
+                    memory.config.retrieval.temporal = "boost" if variant in ("temporal", "both") else "off"
                     t0 = time.perf_counter()
-                    hits = memory.retrieve(qa["question"], limit=max(KS), user_id=conv.conv_id, strategy=s)
-                    latencies[s].append(time.perf_counter() - t0)
-                    found = [h.entry.source_ids for h in hits]
-                    results[s][cat].append({k: recall(found, gold, k) for k in KS})
+                    hits = memory.retrieve(qa["question"], limit=max(KS), user_id=conv.conv_id, strategy=s, now=now,
+                                           hierarchical=variant in ("hierarchical", "both"))
+                    latencies[name].append(time.perf_counter() - t0)
+                    # summaries are returned ahead of the entries; recall counts the entries only
+                    found = [h.entry.source_ids for h in hits if h.entry.entry_type.value != "summary"]
+                    results[name][cat].append({k: recall(found, gold, k) for k in KS})
                 for name, fn in baselines.items():
                     results[name][cat].append({k: recall(fn(qa["question"]), gold, k) for k in KS})
         memory.close()
@@ -161,7 +173,7 @@ def main() -> None:
         },
         "recall": {},
     }
-    header = f"{'method':<12} {'cat':<12} {'n':>4} " + " ".join(f"{'R@' + str(k):>6}" for k in KS)
+    header = f"{'method':<22} {'cat':<12} {'n':>4} " + " ".join(f"{'R@' + str(k):>6}" for k in KS)
     print(header)
     for method, by_cat in results.items():
         rows = {**{c: v for c, v in by_cat.items()}, "overall": [r for v in by_cat.values() for r in v]}
@@ -172,7 +184,7 @@ def main() -> None:
                 continue
             means = {k: float(np.mean([v[k] for v in vals])) for k in KS}
             report["recall"][method][cat] = {f"R@{k}": round(means[k], 3) for k in KS} | {"n": len(vals)}
-            print(f"{method:<12} {cat:<12} {len(vals):>4} " + " ".join(f"{means[k]:>6.3f}" for k in KS))
+            print(f"{method:<22} {cat:<12} {len(vals):>4} " + " ".join(f"{means[k]:>6.3f}" for k in KS))
     print(
         f"\n{n_turns} turns -> {n_entries} entries; tokens raw {raw_tokens} stored {stored_tokens}; "
         f"ingest {report['ingest_turns_per_s']} turns/s; retrieve ms {report['retrieve_ms']}"

@@ -113,6 +113,18 @@ class RetrievalConfig(BaseModel):
     per_source_limit: int = Field(
         1, ge=0, description="At most this many hits drawn from the same source turn (0 = no cap), so one turn cannot crowd out the rest."
     )
+    hierarchical: bool = Field(
+        False, description="Default for retrieve(hierarchical=...): rank session summaries first, then drill into their entries.")
+    summary_limit: int = Field(3, ge=1, le=100, description="Summaries a hierarchical retrieval ranks and returns before the entries.")
+    drill_weight: float = Field(
+        0.5, ge=0, description="Fusion weight of the entries found inside the best summaries' periods, against direct hits.")
+    temporal: Literal["boost", "filter", "off"] = Field(
+        "boost", description="Time expressions in a query ('last week', 'in May 2023', 'before the trip'): 'boost' ranks "
+        "entries of that period higher, 'filter' keeps only them, 'off' ignores them.")
+    temporal_weight: float = Field(1.5, ge=0, description="Fusion weight of the in-period lists in 'boost' mode.")
+    recency_weight: float = Field(
+        0.5, ge=0, description="For questions about the present ('now', 'currently', 'these days'): weight of a newest-first "
+        "ordering of the best candidates.")
 
 
 class MemoryConfig(BaseModel):

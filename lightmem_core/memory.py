@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Mapping, Optional, Sequence, Union
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from pydantic import ValidationError
 
@@ -24,13 +25,14 @@ from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
 from .prompts import Prompts
 from .update import Decision, LLMResolver, RuleResolver
-from .store.base import Filter, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, open_store
+from .store.base import Filter, HasIds, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, open_store
 from .types import AddResult, Hit, HistoryRecord, MemoryEntry, Message, Scope
 
 log = logging.getLogger(__name__)
 
 MessagesIn = Union[str, Mapping[str, Any], Message, Sequence[Union[Mapping[str, Any], Message]]]
 MAX_QUERY_CHARS = 10_000
+EXPORT_FORMAT = "lightmem-export"
 _ROLES = {"user_only": frozenset({"user"}), "assistant_only": frozenset({"assistant"}),
           "hybrid": frozenset({"user", "assistant"})}
 
@@ -623,30 +625,99 @@ class LightMemory:
         scope: Scope,
         strategy: Optional[str],
         include_superseded: bool,
+        hierarchical: Optional[bool] = None,
+        now: Any = None,
     ) -> Op[list[Hit]]:
         query = self._query(query)
         limit = self._limit(limit)
-        strategy = strategy or self.config.retrieval.strategy
+        cfg = self.config.retrieval
+        strategy = strategy or cfg.strategy
         if strategy not in _retrieve.STRATEGIES:
             raise InvalidInputError("strategy", f"unknown strategy {strategy!r}; expected one of {list(_retrieve.STRATEGIES)}")
         indexed = self.config.index_strategy
         if indexed != "hybrid" and strategy != indexed:
             raise InvalidInputError("strategy", f"{strategy!r} needs vectors this store does not keep (index_strategy={indexed!r})")
-        flt = _retrieve.parse_filters(filters)
-        if not include_superseded:
-            flt = Filter(must=(Match("_current", 1),)) & flt
+        if hierarchical is None:
+            hierarchical = cfg.hierarchical
+        elif not isinstance(hierarchical, bool):
+            raise InvalidInputError("hierarchical", f"expected true or false, got {hierarchical!r}")
+        try:
+            reference = timeparse.parse_time(now) if now is not None else None
+        except ValueError as exc:
+            raise InvalidInputError("now", str(exc)) from None
+        user_flt = _retrieve.parse_filters(filters)
+        flt = user_flt if include_superseded else Filter(must=(Match("_current", 1),)) & user_flt
+        store = self._store_for(filters)
+        tq = timeparse.parse_query_time(query, reference) if cfg.temporal != "off" else None
+        text = tq.text if tq is not None and tq.has_range else query
+
         dense = None
         if strategy in ("embedding", "hybrid"):
-            dense = (yield call(self.embedder, "embed", [query]))[0]
-        sparse = self._bm25.query(query) if strategy in ("context", "hybrid") else None
+            dense = (yield call(self.embedder, "embed", [text]))[0]
+        sparse = self._bm25.query(text) if strategy in ("context", "hybrid") else None
+
+        def plans(prefix: str, extra: Optional[Filter], fetch: int = limit) -> list[tuple[str, Any]]:
+            got = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=fetch, flt=flt & extra if extra else flt,
+                                 config=cfg)
+            return [(f"{prefix}{name}", q) for name, q in got]
+
+        period = None
+        if tq is not None and tq.has_range:
+            period = _retrieve.time_filter(tq.start, tq.end)
+        elif tq is not None and tq.anchor:
+            period = yield from self._anchor_period_op(scope, tq, flt, strategy)
+        summaries: list[Hit] = []
+        drill = None
+        if hierarchical and store is self._store:
+            summaries = yield from self._summary_hits_op(scope, dense, sparse, strategy, user_flt, cfg.summary_limit)
+            ids = tuple(dict.fromkeys(i for h in summaries for i in h.entry.metadata.get("entry_ids") or ()))
+            drill = Filter(must=(HasIds(ids),)) if ids else None
+
+        queries = plans("", period if cfg.temporal == "filter" else None)
+        if period is not None and cfg.temporal == "boost":
+            queries += plans("time:", period)
+        if drill is not None:
+            queries += plans("summary:", drill)
+        if not queries:
+            return summaries
+        results = yield call(store, "search", scope, [q for _, q in queries])
+        labelled = [(name, recs) for (name, _), recs in zip(queries, results)]
+        hits = _retrieve.fuse(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit,
+                              weights={"context": cfg.context_weight, "time": cfg.temporal_weight,
+                                       "summary": cfg.drill_weight},
+                              recency_weight=cfg.recency_weight if tq is not None and tq.recency else 0.0)
+        return summaries + hits
+
+    def _summary_hits_op(self, scope: Scope, dense: Any, sparse: Any, strategy: str, flt: Optional[Filter],
+                         limit: int) -> Op[list[Hit]]:
+        """The best summaries for the query: the first level of a hierarchical retrieval."""
         cfg = self.config.retrieval
-        plans = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=limit, flt=flt, config=cfg)
-        if not plans:
+        got = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=limit, flt=flt, config=cfg)
+        if not got:
             return []
-        results = yield call(self._store_for(filters), "search", scope, [q for _, q in plans])
-        labelled = [(name, recs) for (name, _), recs in zip(plans, results)]
-        return _retrieve.fuse(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit,
+        results = yield call(self._summaries, "search", scope, [q for _, q in got])
+        hits = _retrieve.fuse([(f"summary:{n}", r) for (n, _), r in zip(got, results)], limit=limit, rrf_k=cfg.rrf_k,
                               weights={"context": cfg.context_weight})
+        return hits
+
+    def _anchor_period_op(self, scope: Scope, tq: Any, flt: Optional[Filter], strategy: str) -> Op[Optional[Filter]]:
+        """Date "before/after/during <event>" from the best entry about the event."""
+        vec = (yield call(self.embedder, "embed", [tq.anchor]))[0] if strategy != "context" else None
+        sparse = self._bm25.query(tq.anchor) if strategy != "embedding" else None
+        got = _retrieve.plan(strategy, dense=vec, sparse=sparse, limit=3, flt=flt, config=self.config.retrieval)
+        if not got:
+            return None
+        results = yield call(self._store, "search", scope, [q for _, q in got])
+        best = _retrieve.fuse([(n, r) for (n, _), r in zip(got, results)], limit=1, rrf_k=self.config.retrieval.rrf_k)
+        if not best:
+            return None
+        when = best[0].entry.time_stamp or best[0].entry.recorded_at
+        day = datetime(when.year, when.month, when.day)
+        if tq.relation == "before":
+            return _retrieve.time_filter(None, day - timedelta(microseconds=1))
+        if tq.relation == "after":
+            return _retrieve.time_filter(day + timedelta(days=1), None)
+        return _retrieve.time_filter(day - timedelta(days=1), day + timedelta(days=2))
 
     def _store_for(self, filters: Optional[Mapping[str, Any]]) -> MemoryStore:
         """Summaries are a collection of their own; ``entry_type="summary"`` reads it."""
@@ -827,17 +898,28 @@ class LightMemory:
         session_id: Optional[str] = None,
         strategy: Optional[str] = None,
         include_superseded: bool = False,
+        hierarchical: Optional[bool] = None,
+        now: Any = None,
     ) -> list[Hit]:
-        """The entries most relevant to ``query`` in the caller's scope, best first."""
+        """The entries most relevant to ``query`` in the caller's scope, best first.
+
+        Time expressions in the query ("last week", "in May 2023", "before the trip to
+        Paris") are resolved against ``now`` (default: the clock) and the stored dates,
+        and boost (or, with ``retrieval.temporal="filter"``, restrict to) that period.
+        ``hierarchical=True`` first ranks the scope's summaries (see ``summarize()``),
+        returns the best ``retrieval.summary_limit`` of them ahead of the entries, and
+        favours entries from those periods; ``limit`` counts the entries only.
+        """
         return run_sync(self._retrieve_op(query, limit, filters, self._scope(user_id, agent_id, session_id), strategy,
-                                          include_superseded))
+                                          include_superseded, hierarchical, now))
 
     async def aretrieve(self, query: str, limit: int = 10, filters: Optional[Mapping[str, Any]] = None, *,
                         user_id: Optional[str] = None, agent_id: Optional[str] = None,
                         session_id: Optional[str] = None, strategy: Optional[str] = None,
-                        include_superseded: bool = False) -> list[Hit]:
+                        include_superseded: bool = False, hierarchical: Optional[bool] = None,
+                        now: Any = None) -> list[Hit]:
         return await run_async(self._retrieve_op(query, limit, filters, self._scope(user_id, agent_id, session_id),
-                                                 strategy, include_superseded))
+                                                 strategy, include_superseded, hierarchical, now))
 
     def get(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
             session_id: Optional[str] = None) -> MemoryEntry:
@@ -901,6 +983,70 @@ class LightMemory:
                      session_id: Optional[str] = None) -> list[TurnRow]:
         """The journaled turns an entry was made from (its provenance)."""
         return run_sync(self._sources_op(memory_id, self._scope(user_id, agent_id, session_id)))
+
+    def export_records(self, *, user_id: Optional[str] = None) -> Iterator[dict[str, Any]]:
+        """Everything kept for one user (every user when None) as JSON-ready records that
+        ``import_records`` turns back into an identical memory: a header, then per user the
+        journaled turns, the entries of both collections (superseded ones too) and the
+        committed history. Vectors are left out: they derive from the text and are rebuilt
+        by the importing store's embedder. The offline-update queue is work in progress,
+        not memory, and is left out too."""
+        users = [self._scope(user_id, None, None).user_id] if user_id is not None else self._journal.all_users()
+        yield {"kind": "header", "format": EXPORT_FORMAT, "version": 1, "embedder": self._embedder_name()}
+        for user in users:
+            scope = Scope(user_id=user)
+            for turn in self._journal.export_turns(user):
+                yield {"kind": "turn", **turn.model_dump(mode="json", exclude={"seq"})}
+            for name, store in self._stores.items():
+                count = store.count(scope)
+                # Ties in time come back in engine order; sorting by id makes exports comparable.
+                records = sorted(store.scroll(scope, limit=count, order_by="_ts") if count else [],
+                                 key=lambda r: (r.payload.get("_ts") or 0.0, r.id))
+                for r in records:
+                    yield {"kind": "entry", "collection": name, **indexing.from_payload(r.payload).model_dump(mode="json")}
+            for record in self._journal.export_history(user):
+                yield {"kind": "history", **record.model_dump(mode="json")}
+
+    def import_records(self, records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+        """Load records written by ``export_records`` verbatim: turns with their processing
+        state, entries with their ids, versions and time line (re-embedded here), history
+        as it was. Every record is validated before anything is written; records already
+        present are kept, so importing the same file twice changes nothing."""
+        turns: list[TurnRow] = []
+        entries: dict[str, list[MemoryEntry]] = {name: [] for name in self._stores}
+        history: list[HistoryRecord] = []
+        for i, raw in enumerate(records):
+            if not isinstance(raw, Mapping):
+                raise InvalidInputError(f"records[{i}]", f"expected an object, got {type(raw).__name__}")
+            data = dict(raw)
+            kind = data.pop("kind", None)
+            try:
+                if kind == "header":
+                    if data.get("format") != EXPORT_FORMAT:
+                        raise InvalidInputError(f"records[{i}].format", f"expected {EXPORT_FORMAT!r}")
+                elif kind == "turn":
+                    turns.append(TurnRow.model_validate(data))
+                elif kind == "entry":
+                    name = data.pop("collection", "entries")
+                    if name not in entries:
+                        raise InvalidInputError(f"records[{i}].collection", f"expected one of {sorted(entries)}")
+                    entries[name].append(MemoryEntry.model_validate(data))
+                elif kind == "history":
+                    history.append(HistoryRecord.model_validate(data))
+                else:
+                    raise InvalidInputError(f"records[{i}].kind", f"expected header, turn, entry or history, got {kind!r}")
+            except ValidationError as exc:
+                raise _validation_error(exc, f"records[{i}]") from None
+        counts = {"turns": self._journal.import_turns(turns) if turns else 0, "entries": 0,
+                  "history": 0}
+        for name, batch in entries.items():
+            for start in range(0, len(batch), 256):
+                chunk = batch[start : start + 256]
+                points = run_sync(self._vectors(chunk))
+                self._writer.apply(chunk[0].scope, upserts=list(zip(chunk, points)), collection=name)
+                counts["entries"] += len(chunk)
+        counts["history"] = self._journal.import_history(history) if history else 0
+        return counts
 
     def _users(self, user_id: Optional[str]) -> list[str]:
         return [self._scope(user_id, None, None).user_id] if user_id is not None else self._journal.users()

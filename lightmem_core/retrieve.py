@@ -9,6 +9,7 @@ vector (upstream LightMem's "context filter, then vector re-rank").
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal, Mapping, Optional, Sequence
 
 from . import timeparse
@@ -162,6 +163,27 @@ def plan(
     return queries
 
 
+def time_filter(start: Optional[datetime], end: Optional[datetime]) -> Optional[Filter]:
+    """Entries whose event time falls in the period (either end may be open)."""
+    if start is None and end is None:
+        return None
+    bounds = {}
+    if start is not None:
+        bounds["gte"] = timeparse.to_epoch(start)
+    if end is not None:
+        bounds["lte"] = timeparse.to_epoch(end)
+    return Filter(must=(Range("_ts", **bounds),))
+
+
+def _weight(weights: Optional[Mapping[str, float]], name: str) -> float:
+    """A list's fusion weight: its own, else its prefix's ("time:context" -> "time"), times the base retriever's."""
+    weights = weights or {}
+    if name in weights:
+        return weights[name]
+    prefix, _, base = name.rpartition(":")
+    return weights.get(prefix, 1.0) * weights.get(base, 1.0) if prefix else 1.0
+
+
 def fuse(
     labelled: Sequence[tuple[str, list[Record]]],
     *,
@@ -169,19 +191,32 @@ def fuse(
     rrf_k: int,
     per_source_limit: int = 0,
     weights: Optional[Mapping[str, float]] = None,
+    recency_weight: float = 0.0,
 ) -> list[Hit]:
-    """Reciprocal-rank fusion (a single list keeps its own scores and order)."""
-    if len(labelled) == 1:
+    """Reciprocal-rank fusion (a single list keeps its own scores and order).
+
+    ``recency_weight`` adds one more list: the best fused candidates ordered newest
+    first, so a question about the present prefers the latest of several close matches
+    without letting a merely recent entry in from nowhere.
+    """
+    if len(labelled) == 1 and not recency_weight:
         name, records = labelled[0]
         scored = [(r, float(r.score or 0.0), [name]) for r in records]
     else:
         acc: dict[str, tuple[Record, float, list[str]]] = {}
         for name, records in labelled:
+            w = _weight(weights, name)
             for rank, r in enumerate(records):
                 rec, score, found = acc.get(r.id, (r, 0.0, []))
-                w = (weights or {}).get(name, 1.0)
-                acc[r.id] = (rec, score + w / (rrf_k + rank + 1), [*found, name])
+                acc[r.id] = (rec, score + w / (rrf_k + rank + 1), found if name in found else [*found, name])
         scored = sorted(acc.values(), key=lambda t: -t[1])
+        if recency_weight and scored:
+            window = scored[: max(2 * limit, 10)]
+            newest = sorted(range(len(window)), key=lambda i: -float(window[i][0].payload.get("_ts") or 0.0))
+            for rank, i in enumerate(newest):
+                rec, score, found = window[i]
+                window[i] = (rec, score + recency_weight / (rrf_k + rank + 1), [*found, "recency"])
+            scored = sorted(window, key=lambda t: -t[1]) + scored[len(window):]
     hits: list[Hit] = []
     per_source: dict[str, int] = {}
     for rec, score, found in scored:

@@ -1,0 +1,97 @@
+"""Temporal and hierarchical retrieval on the real store and MiniLM."""
+
+from __future__ import annotations
+
+import pytest
+
+from lightmem_core import InvalidInputError
+
+TURNS = [
+    ("s1", "2023-05-02T10:00:00", "I baked sourdough bread with my sister."),
+    ("s2", "2023-05-10T09:00:00", "I flew to Paris for a work trip."),
+    ("s3", "2023-06-12T18:00:00", "I baked a lemon cake for the office party."),
+    ("s4", "2022-06-12T10:00:00", "I live in Berlin."),
+    ("s5", "2023-06-13T10:00:00", "I live in Lisbon now."),
+]
+NOW = "2023-06-15T12:00:00"
+
+
+@pytest.fixture
+def memory(make_memory):
+    m = make_memory()
+    for sid, ts, text in TURNS:
+        m.add_memory([{"role": "user", "content": text, "time_stamp": ts}], user_id="maya", session_id=sid)
+    # another user with the same words: a period or anchor must never reach across users
+    m.add_memory([{"role": "user", "content": "I baked sourdough bread in May.", "time_stamp": "2023-05-03T10:00:00"}],
+                 user_id="bob", session_id="s1")
+    return m
+
+
+def texts(hits) -> list[str]:
+    return [h.entry.memory for h in hits]
+
+
+def test_a_named_period_decides_between_equal_matches(memory) -> None:
+    may = memory.retrieve("What did I bake in May 2023?", limit=3, user_id="maya", now=NOW)
+    june = memory.retrieve("What did I bake in June 2023?", limit=3, user_id="maya", now=NOW)
+    assert "sourdough" in may[0].entry.memory and "time:embedding" in may[0].retrievers
+    assert "lemon cake" in june[0].entry.memory
+    assert all(h.entry.user_id == "maya" for h in may + june)
+
+
+def test_relative_periods_resolve_against_now(memory) -> None:
+    hits = memory.retrieve("What did I bake this week?", limit=3, user_id="maya", now=NOW)
+    assert "lemon cake" in hits[0].entry.memory
+    hits = memory.retrieve("What did I bake six weeks ago?", limit=3, user_id="maya", now=NOW)
+    assert "sourdough" in hits[0].entry.memory
+
+
+def test_filter_mode_keeps_only_the_period(make_memory) -> None:
+    m = make_memory({"retrieval": {"temporal": "filter"}})
+    for sid, ts, text in TURNS:
+        m.add_memory([{"role": "user", "content": text, "time_stamp": ts}], user_id="maya", session_id=sid)
+    hits = m.retrieve("What did I bake in June 2023?", user_id="maya", now=NOW)
+    assert hits and all(h.entry.time_stamp.strftime("%Y-%m") == "2023-06" for h in hits)
+    off = make_memory({"retrieval": {"temporal": "off"}}, path=m.config.store.path + "-off")
+    off.add_memory([{"role": "user", "content": TURNS[0][2], "time_stamp": TURNS[0][1]}], user_id="maya")
+    assert len(off.retrieve("What did I bake in June 2023?", user_id="maya", now=NOW)) == 1
+
+
+def test_before_an_event_is_dated_from_memory(memory) -> None:
+    hits = memory.retrieve("What did I bake before the trip to Paris?", limit=3, user_id="maya", now=NOW)
+    assert "sourdough" in hits[0].entry.memory
+    assert any(r.startswith("time:") for r in hits[0].retrievers)
+    after = memory.retrieve("What did I bake after the trip to Paris?", limit=3, user_id="maya", now=NOW)
+    assert "lemon cake" in after[0].entry.memory
+
+
+def test_questions_about_the_present_prefer_the_newest(memory) -> None:
+    hits = memory.retrieve("Where do I live now?", limit=2, user_id="maya", now=NOW)
+    assert "Lisbon" in hits[0].entry.memory and "recency" in hits[0].retrievers
+
+
+def test_hierarchical_ranks_summaries_then_their_entries(memory) -> None:
+    flat = memory.retrieve("baking", limit=3, user_id="maya", hierarchical=True)
+    assert all(h.entry.entry_type.value != "summary" for h in flat)  # no summaries yet: plain retrieval
+    memory.summarize(user_id="maya")
+    memory.summarize(user_id="bob")
+    hits = memory.retrieve("baking bread", limit=3, user_id="maya", hierarchical=True)
+    kinds = [h.entry.entry_type.value for h in hits]
+    n = kinds.count("summary")
+    assert 1 <= n <= memory.config.retrieval.summary_limit and kinds[:n] == ["summary"] * n
+    assert len(hits) - n == 3  # the limit counts entries only
+    top_summary, top_entry = hits[0], hits[n]
+    assert "sourdough" in top_summary.entry.memory and top_entry.entry.id in top_summary.entry.metadata["entry_ids"]
+    assert "summary:embedding" in top_entry.retrievers
+    assert all(h.entry.user_id == "maya" for h in hits)
+    default = memory.retrieve("baking bread", limit=3, user_id="maya")
+    assert all(h.entry.entry_type.value != "summary" for h in default)
+
+
+def test_bad_arguments_name_the_field(memory) -> None:
+    with pytest.raises(InvalidInputError) as err:
+        memory.retrieve("x", user_id="maya", now="not a date")
+    assert err.value.field == "now"
+    with pytest.raises(InvalidInputError) as err:
+        memory.retrieve("x", user_id="maya", hierarchical="yes")
+    assert err.value.field == "hierarchical"
