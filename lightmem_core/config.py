@@ -40,6 +40,9 @@ class EmbedderConfig(BaseModel):
     quantize: bool = Field(
         False, description="int8 dynamic quantization of the local model's linear layers (CPU): ~5x faster here; "
         "vectors differ slightly from fp32, so a store keeps the setting it was built with.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="Weights of the local model: 'auto' = bf16 on CPUs with native bf16 (vectors within "
+        "cosine 0.9999 of fp32, ~1.6x faster query embedding here), else fp32.")
     base_url: Optional[str] = None
     api_key: Optional[str] = None
     timeout: float = Field(30.0, gt=0)

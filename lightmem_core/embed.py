@@ -43,6 +43,16 @@ def _as_matrix(vectors: Any, n: int, dims: Optional[int]) -> np.ndarray:
     return arr
 
 
+def bf16_supported() -> bool:
+    """Whether this CPU runs bf16 natively (emulated bf16 is slower than fp32)."""
+    try:
+        import torch
+
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # noqa: BLE001 - probing only
+        return False
+
+
 def _quantize(model: Any) -> Any:
     import warnings
 
@@ -77,8 +87,17 @@ class SentenceTransformerEmbedder:
                         raise ConfigError("embedder.model", f"cannot load {path!r} offline: {exc}") from None
                     if self.config.quantize:
                         model = _quantize(model)
+                    elif self._use_bf16():
+                        import torch
+
+                        model = model.to(torch.bfloat16)
                     self._model = model
         return self._model
+
+    def _use_bf16(self) -> bool:
+        if self.config.precision == "fp32":
+            return False
+        return self.config.precision == "bf16" or (self.config.device == "cpu" and bf16_supported())
 
     @property
     def dims(self) -> int:

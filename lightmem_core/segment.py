@@ -87,6 +87,7 @@ from typing import Any, Iterator, Mapping, Optional, Protocol, Sequence, runtime
 import numpy as np
 
 from .config import MINILM_ALIASES, SegmenterConfig
+from .embed import bf16_supported
 from .errors import ConfigError, InvalidInputError, StageNotAvailableError
 
 log = logging.getLogger(__name__)
@@ -513,13 +514,6 @@ def _is_base_model(model: Any) -> bool:
     return getattr(model, "base_model", model) is model
 
 
-def _bf16_ok(torch: Any) -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:  # noqa: BLE001 - probing only
-        return False
-
-
 class AttentionSegmenter:
     """Two-level topic segmentation: coarse boundaries from a BERT encoder's attention
     between turns, kept where the embedding similarity across them is low (see the
@@ -758,7 +752,7 @@ class AttentionSegmenter:
         import contextlib
 
         dev = next(model.parameters()).device.type
-        want = self.precision == "bf16" or (self.precision == "auto" and (dev != "cpu" or _bf16_ok(torch)))
+        want = self.precision == "bf16" or (self.precision == "auto" and (dev != "cpu" or bf16_supported()))
         if not want:
             return contextlib.nullcontext()
         return torch.autocast(dev, dtype=torch.bfloat16)

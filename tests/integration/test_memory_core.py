@@ -193,3 +193,21 @@ def test_quantized_embedder_stays_close_to_fp32(embedder) -> None:
     texts = ["Where does Maya work now?", "My dog Biscuit is a corgi."]
     a, b = embedder.embed(texts), q.embed(texts)
     assert a.shape == b.shape and all(0.9 < float(x @ y) < 0.9999 for x, y in zip(a, b))
+
+
+def test_precision_setting_picks_the_weights_and_keeps_vectors_comparable() -> None:
+    import torch
+
+    from lightmem_core.config import EmbedderConfig
+    from lightmem_core.embed import SentenceTransformerEmbedder
+
+    fp32 = SentenceTransformerEmbedder(EmbedderConfig(precision="fp32"))
+    bf16 = SentenceTransformerEmbedder(EmbedderConfig(precision="bf16"))
+    texts = ["Where does Maya work now?", "My dog Biscuit is a corgi.", "We booked flights to Lisbon for June 14."]
+    a, b = fp32.embed(texts), bf16.embed(texts)
+    assert next(fp32.model.parameters()).dtype == torch.float32
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert b.dtype == a.dtype == "float32"
+    # close enough to share one store: every text is still nearest to its own fp32 vector
+    assert all(float(x @ y) > 0.99 for x, y in zip(a, b))
+    assert ((b @ a.T).argmax(axis=1) == [0, 1, 2]).all()
