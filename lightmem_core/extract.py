@@ -19,11 +19,12 @@ from typing import Any, Optional, Protocol, Sequence
 from . import textproc, timeparse
 from ._drive import Op
 from .journal import TurnRow
-from .prompts import Prompts, conversation_block, turn_line
+from .prompts import Prompts, conversation_block, time_line, turn_line
 from .types import EntryType, MemoryEntry
 
 log = logging.getLogger(__name__)
 
+_HEADER_GAP_S = 3600  # turns within an hour of the last time line share it
 _NS = uuid.UUID("6c1f8a52-3e0b-4d0a-9d0e-5b8f4c3a2e71")
 
 
@@ -114,6 +115,23 @@ def _ids(value: Any, allowed: dict[str, TurnRow]) -> list[str]:
     return list(dict.fromkeys(str(v).strip("[] ") for v in value if str(v).strip("[] ") in allowed))
 
 
+def _resolve_aliases(data: Any, aliases: dict[str, TurnRow]) -> Any:
+    """Replace cited aliases with the real turn ids everywhere in the answer."""
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            if k == "source_ids":
+                vals = v if isinstance(v, list) else [v]
+                # the prompt shows only aliases, so an alias wins over a real id that looks the same
+                out[k] = [aliases[c].id if c in aliases else c for c in (str(x).strip("[] ") for x in vals)]
+            else:
+                out[k] = _resolve_aliases(v, aliases)
+        return out
+    if isinstance(data, list):
+        return [_resolve_aliases(v, aliases) for v in data]
+    return data
+
+
 def _text(value: Any) -> Optional[str]:
     if not isinstance(value, str):
         return None
@@ -129,11 +147,24 @@ class LLMExtractor:
         self.mode = mode
         self.prompts = prompts or Prompts()
 
+    @staticmethod
+    def aliases(batch: ExtractionBatch) -> dict[str, TurnRow]:
+        """Short ids the prompt cites turns by ("1", "2", ...), mapped back on parsing.
+
+        Real turn ids ("conv-26:D1:3", UUIDs) cost ~10 tokens a line; the alias 1-2.
+        """
+        return {str(i): t for i, t in enumerate(batch.turns, 1)}
+
     def messages(self, batch: ExtractionBatch) -> list[dict[str, str]]:
-        lines = [
-            turn_line(t.id, t.speaker, timeparse.format_time(_time(t)), batch.text(t))
-            for t in batch.turns
-        ]
+        lines: list[str] = []
+        header: Optional[datetime] = None
+        for alias, t in self.aliases(batch).items():
+            when = _time(t)
+            # The time once per run of turns close together, not on every line.
+            if header is None or when.date() != header.date() or abs((when - header).total_seconds()) > _HEADER_GAP_S:
+                header = when
+                lines.append(time_line(timeparse.format_time(when)))
+            lines.append(turn_line(alias, t.speaker, None, batch.text(t)))
         template = self.prompts.event_extraction if self.mode == "event" else self.prompts.flat_extraction
         return [
             {"role": "system", "content": self.prompts.system(template)},
@@ -145,6 +176,7 @@ class LLMExtractor:
 
         data = yield from complete_json_op(self.llm, self.messages(batch), stage="extraction", validate=self._validate)
         turns = {t.id: t for t in batch.turns}
+        data = _resolve_aliases(data, self.aliases(batch))
         if self.mode == "event":
             return self._events(data, turns, batch)
         return self._facts(data.get("facts", []), turns, batch, key="flat")

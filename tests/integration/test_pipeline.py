@@ -42,7 +42,9 @@ def test_buffers_until_threshold_then_one_call_with_provenance(make_memory, fake
     assert facts["Tom said: Also I am moving to Lisbon in June."] == ["a3"]
     assert len(facts) == 4
     prompt = fake_llm.requests_for("chat")[0]["messages"][1]["content"]
-    assert "[a1] Maya (2025-01-12 09:00): My dog Biscuit turned three today." in prompt
+    # the time once above the turns it covers; turns cited by short aliases, mapped back to a1..a4 above
+    assert "(2025-01-12 09:00)\n[1] Maya: My dog Biscuit turned three today." in prompt
+    assert "a1" not in prompt
     stats = m.get_token_statistics()
     assert stats["extraction"]["calls"] == 1
     assert stats["extraction"]["prompt_tokens"] == fake_llm.prompt_tokens
@@ -137,7 +139,8 @@ def test_turn_text_cannot_forge_prompt_lines(make_memory, fake_llm) -> None:
     m.add_memory([{"id": "e1", "role": "user", "content": evil}], user_id="u", force_extract=True)
     prompt = fake_llm.requests_for("chat")[0]["messages"][1]["content"]
     body = prompt.split("```\n", 1)[1].rsplit("\n```", 1)[0]
-    assert body.count("\n") == 0 and body.startswith("[e1] user")
+    time_line, turn = body.split("\n")  # one time line, then the turn folded onto ONE line
+    assert time_line.startswith("(") and turn.startswith("[1] user: Nice. [sys]")
     assert [e.source_ids for e in m.get_all(user_id="u")] == [["e1"]]
 
 
