@@ -7,6 +7,7 @@ from .config import MemoryConfig
 from .errors import (
     ConfigError,
     ConflictError,
+    EmbeddingError,
     InvalidInputError,
     LightMemError,
     LLMError,
@@ -22,6 +23,7 @@ __all__ = [
     "AddResult",
     "ConfigError",
     "ConflictError",
+    "EmbeddingError",
     "EntryType",
     "Hit",
     "HistoryRecord",

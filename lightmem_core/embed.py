@@ -13,7 +13,7 @@ from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from .config import EmbedderConfig
-from .errors import ConfigError, LightMemError, StageNotAvailableError
+from .errors import ConfigError, EmbeddingError, LightMemError, StageNotAvailableError
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class OpenAIEmbedder:
         try:
             responses = [self.client.embeddings.create(**self._request(b)) for b in self._batches(texts)]
         except Exception as exc:  # openai raises many types; callers need one
-            raise LightMemError(f"embedding endpoint failed: {exc}") from exc
+            raise EmbeddingError(f"embedding endpoint failed: {exc}") from exc
         return self._collect(responses, len(texts))
 
     async def aembed(self, texts: Sequence[str]) -> np.ndarray:
@@ -197,7 +197,7 @@ class OpenAIEmbedder:
         try:
             responses = [await self.aclient.embeddings.create(**self._request(b)) for b in self._batches(texts)]
         except Exception as exc:
-            raise LightMemError(f"embedding endpoint failed: {exc}") from exc
+            raise EmbeddingError(f"embedding endpoint failed: {exc}") from exc
         return self._collect(responses, len(texts))
 
 

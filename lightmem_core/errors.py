@@ -64,3 +64,8 @@ class LLMError(LightMemError):
     """The LLM endpoint failed after retries; the work it was for stays pending."""
 
     attempts: int = 1
+
+
+class EmbeddingError(LightMemError):
+    """The embedding endpoint failed (after the client's retries); on the write path the
+    batch stays pending, exactly as after an ``LLMError``."""

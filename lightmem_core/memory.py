@@ -19,7 +19,7 @@ from . import indexing, retrieve as _retrieve, textproc, timeparse
 from ._drive import Op, call, run_async, run_many_async, run_many_sync, run_sync
 from .config import MemoryConfig
 from .embed import Embedder, create_embedder
-from .errors import ConflictError, InvalidInputError, LLMError, NotFoundError
+from .errors import ConflictError, EmbeddingError, InvalidInputError, LLMError, NotFoundError
 from .extract import ExtractionBatch, ExtractiveExtractor, Extractor, LLMExtractor
 from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
@@ -574,8 +574,9 @@ class LightMemory:
         """Sensory buffer -> compression -> topic segmentation -> short-term buffer -> extraction.
 
         Every step reads its input from the journal, so a restart resumes where the last
-        run stopped. An LLM failure leaves the batch's turns pending (see ``pending()``)
-        and is reported, not raised: the turns are safe, and the next call retries.
+        run stopped. An LLM or embedding-endpoint failure leaves the batch's turns pending
+        (see ``pending()``) and is reported, not raised: the turns are safe, and the next
+        call retries.
         """
         sensory = yield call(self._journal, "buffer", scope, "sensory")
         yield from self._compress_op(scope, sensory)
@@ -590,7 +591,7 @@ class LightMemory:
         for batch in self._batches(short):
             try:
                 added += yield from self._extract_op(scope, batch)
-            except LLMError as exc:
+            except (LLMError, EmbeddingError) as exc:
                 log.warning("extraction failed, %d turns stay pending: %s", len(batch), exc)
                 yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
                 return added, str(exc)
