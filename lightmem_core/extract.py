@@ -20,7 +20,7 @@ from . import textproc, timeparse
 from ._drive import Op
 from .journal import TurnRow
 from .prompts import Prompts, conversation_block, time_line, turn_line
-from .types import EntryType, MemoryEntry
+from .types import EntryType, MemoryEntry, repair_text
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def _resolve_aliases(data: Any, aliases: dict[str, TurnRow]) -> Any:
 def _text(value: Any) -> Optional[str]:
     if not isinstance(value, str):
         return None
-    value = " ".join(value.split())
+    value = " ".join(repair_text(value).split())
     return value or None
 
 

@@ -14,7 +14,7 @@ from typing import Sequence
 from . import textproc
 from .extract import entry_id
 from .prompts import Prompts, memory_lines
-from .types import EntryType, MemoryEntry, Scope
+from .types import EntryType, MemoryEntry, Scope, repair_text
 
 MAX_SUMMARY_SOURCES = 500
 
@@ -57,6 +57,8 @@ def extractive_summary(group: Sequence[MemoryEntry], max_items: int = 5) -> str:
 
 
 def summary_entry(scope: Scope, window: str, key: str, group: Sequence[MemoryEntry], text: str) -> MemoryEntry:
+    # A model's summary may hold what cannot be stored; with nothing left, the extractive one stands in.
+    text = " ".join(repair_text(text).split()) or extractive_summary(group)
     times = [e.time_stamp for e in group if e.time_stamp]
     start, end = (min(times), max(times)) if times else (None, None)
     sources = list(dict.fromkeys(s for e in group for s in e.source_ids))[:MAX_SUMMARY_SOURCES]

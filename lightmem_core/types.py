@@ -30,6 +30,13 @@ def clean_text(value: str, *, what: str = "text") -> str:
     return _CONTROL.sub("", value)
 
 
+def repair_text(value: str) -> str:
+    """Text a model produced, repaired rather than refused: it is not the caller's input,
+    and one bad character must not fail a whole batch (or reach SQLite and the engine).
+    Control characters are dropped, what UTF-8 cannot hold (lone surrogates) becomes "?"."""
+    return _CONTROL.sub("", value.encode("utf-8", "replace").decode("utf-8"))
+
+
 def _check_id(value: Optional[str], what: str) -> Optional[str]:
     if value is None:
         return None

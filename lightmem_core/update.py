@@ -23,7 +23,7 @@ from typing import Any, Literal, Optional, Protocol, Sequence
 from . import textproc
 from ._drive import Op
 from .prompts import Prompts, fold
-from .types import MemoryEntry
+from .types import MemoryEntry, repair_text
 
 Action = Literal["merge", "update", "supersede", "ignore"]
 
@@ -146,9 +146,9 @@ class LLMResolver:
             if not isinstance(item, dict) or item.get("id") not in known:
                 continue  # decisions about ids it was not shown are ignored
             action = str(item.get("action", "ignore")).lower()
-            reason = str(item.get("reason") or "LLM decision")[:500]
+            reason = repair_text(str(item.get("reason") or "LLM decision"))[:500]
             if action == "delete":
                 out.append(Decision(item["id"], "supersede", reason))
-            elif action == "update" and isinstance(item.get("memory"), str) and item["memory"].strip():
-                out.append(Decision(item["id"], "update", reason, memory=item["memory"].strip()))
+            elif action == "update" and isinstance(item.get("memory"), str) and repair_text(item["memory"]).strip():
+                out.append(Decision(item["id"], "update", reason, memory=repair_text(item["memory"]).strip()))
         return out
