@@ -370,6 +370,41 @@ class Journal:
 
         self._tx(run)
 
+    # --- export / import -----------------------------------------------------------------
+    def all_users(self) -> list[str]:
+        """Every user with turns or history (entries always have history)."""
+        rows = self._rows("SELECT user_id FROM turns UNION SELECT user_id FROM history ORDER BY user_id")
+        return [r["user_id"] for r in rows]
+
+    def export_turns(self, user_id: str) -> list[TurnRow]:
+        return [self._turn(r) for r in self._rows("SELECT * FROM turns WHERE user_id = ? ORDER BY seq", (user_id,))]
+
+    def export_history(self, user_id: str) -> list[HistoryRecord]:
+        rows = self._rows("SELECT * FROM history WHERE user_id = ? AND state = 'committed' ORDER BY seq", (user_id,))
+        return [self._record(r) for r in rows]
+
+    def _insert_new(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows in one transaction; rows already there (by key) are kept. Returns how many were new."""
+        return self._tx(lambda db: sum(db.execute(sql, row).rowcount for row in rows))
+
+    def import_turns(self, turns: Sequence[TurnRow]) -> int:
+        """Store turns verbatim, processing state included."""
+        return self._insert_new(
+            "INSERT OR IGNORE INTO turns (turn_id, user_id, agent_id, session_id, role, speaker_id, speaker_name,"
+            " content, time_stamp, metadata, status, stage, compressed, topic_id, attempts, last_error, accepted_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(t.id, t.user_id, t.agent_id, t.session_id, t.role, t.speaker_id, t.speaker_name, t.content,
+              _iso(t.time_stamp), json.dumps(t.metadata, default=str), t.status, t.stage, t.compressed, t.topic_id,
+              t.attempts, t.last_error, _iso(t.accepted_at) or datetime.utcnow().isoformat()) for t in turns])
+
+    def import_history(self, records: Sequence[HistoryRecord]) -> int:
+        """Store history records verbatim, as committed."""
+        return self._insert_new(
+            "INSERT OR IGNORE INTO history (change_id, memory_id, user_id, agent_id, session_id, event, version,"
+            " old_memory, new_memory, reason, actor, created_at, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?, 'committed')",
+            [("import", r.memory_id, r.user_id, r.agent_id, r.session_id, r.event, r.version, r.old_memory,
+              r.new_memory, r.reason, r.actor, r.created_at.isoformat()) for r in records])
+
     def users(self) -> list[str]:
         return [r["user_id"] for r in self._rows("SELECT DISTINCT user_id FROM turns ORDER BY user_id")]
 

@@ -1,0 +1,628 @@
+"""``lightmem``: load, inspect and fix memories from the shell.
+
+    lightmem --path ./memories ingest chat.json --user maya
+    lightmem --path ./memories search "where does Maya work?" --user maya
+    lightmem --path ./memories show <id> --user maya
+    lightmem --path ./memories export backup.jsonl && lightmem --path ./copy import backup.jsonl
+
+The store is configured like ``LightMemory.from_config`` (``--config`` / ``LIGHTMEM_CONFIG``,
+``LIGHTMEM_CONFIG_JSON``, ``--path`` / ``LIGHTMEM_PATH``; see ``configfile``). Output is
+for people by default; ``--json`` prints JSON for scripts. Errors go to stderr with the
+offending field; the exit code is 2 for bad input, 1 for other failures.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .configfile import ENV_CONFIG_FILE, ENV_STORE_PATH, load_config
+from .errors import InvalidInputError, LightMemError, NotFoundError
+from . import mcp as _mcp, timeparse
+from .types import Hit, MemoryEntry, Message
+
+if TYPE_CHECKING:
+    from .memory import LightMemory
+
+app = typer.Typer(
+    name="lightmem",
+    help="LightMem long-term memory: load, inspect and fix memories; serve them over MCP.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class _State:
+    """What the global options chose; the memory is opened on first use and closed at exit.
+
+    ``embedder`` / ``llm`` may be handed in through Click's ``obj`` (``CliRunner.invoke(app,
+    args, obj={"embedder": ...})``) to reuse an already loaded model."""
+
+    path: Optional[str] = None
+    config_file: Optional[str] = None
+    embedder: Any = None
+    llm: Any = None
+    memory: Optional["LightMemory"] = None
+
+    def open(self) -> "LightMemory":
+        if self.memory is None:
+            from .memory import LightMemory
+
+            components = {k: v for k, v in (("embedder", self.embedder), ("llm", self.llm)) if v is not None}
+            self.memory = LightMemory.from_config(load_config(self.config_file, store_path=self.path), **components)
+        return self.memory
+
+    def close(self) -> None:
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
+
+
+def _state(ctx: typer.Context) -> _State:
+    return ctx.ensure_object(_State)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    path: Annotated[Optional[str], typer.Option(
+        "--path", "-p", envvar=ENV_STORE_PATH, help="Store directory (overrides the config's store.path).")] = None,
+    config: Annotated[Optional[str], typer.Option(
+        "--config", "-c", envvar=ENV_CONFIG_FILE, help="Config file: JSON, TOML or YAML, LightMem keys.")] = None,
+) -> None:
+    injected = ctx.obj if isinstance(ctx.obj, dict) else {}
+    state = _State(path=path, config_file=config, embedder=injected.get("embedder"), llm=injected.get("llm"))
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def _command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """``app.command`` that reports the library's errors as one line on stderr."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            try:
+                return fn(*a, **kw)
+            except InvalidInputError as exc:
+                err.print(f"[red]error:[/red] {escape(exc.field)}: {escape(exc.reason)}")
+                raise typer.Exit(2) from None
+            except LightMemError as exc:
+                err.print(f"[red]error:[/red] {escape(str(exc))}")
+                raise typer.Exit(1) from None
+
+        app.command(*args, **kwargs)(wrapper)
+        return fn
+
+    return decorate
+
+
+# --- shared options -----------------------------------------------------------------------
+UserOpt = Annotated[Optional[str], typer.Option("--user", "-u", help="User id (default: the config's default_user_id).")]
+AgentOpt = Annotated[Optional[str], typer.Option("--agent", "-a", help="Agent id: narrows reads, stamped on writes.")]
+SessionOpt = Annotated[Optional[str], typer.Option("--session", "-s", help="Session id: narrows reads, stamped on writes.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+FilterOpt = Annotated[Optional[str], typer.Option(
+    "--filter", "-f", help='Filters as JSON, e.g. \'{"time_stamp": {"gte": "2025-01-01"}}\'.')]
+
+
+def _scope(user: Optional[str], agent: Optional[str], session: Optional[str]) -> dict[str, Optional[str]]:
+    return {"user_id": user, "agent_id": agent, "session_id": session}
+
+
+def _filters(text: Optional[str]) -> Optional[dict[str, Any]]:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError("--filter", f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError("--filter", f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _emit_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def _entry(entry: MemoryEntry) -> dict[str, Any]:
+    return entry.model_dump(mode="json", exclude={"context"})
+
+
+def _table(*columns: str, title: Optional[str] = None) -> Table:
+    """Ids and times never wrap (they are copied into the next command); text folds."""
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for col in columns:
+        table.add_column(col, no_wrap=col in ("#", "id", "time", "version", "event"), overflow="fold")
+    return table
+
+
+def _when(entry: MemoryEntry) -> str:
+    return " ".join(p for p in (timeparse.format_time(entry.time_stamp), entry.weekday or "") if p)
+
+
+# --- ingest -------------------------------------------------------------------------------
+class InputFormat(str, Enum):
+    auto = "auto"
+    locomo = "locomo"
+    messages = "messages"
+
+
+@dataclass
+class _Conversation:
+    """A file's turns, grouped by session, with the user the file names (if any)."""
+
+    sessions: list[tuple[Optional[str], list[Message]]]
+    user_id: Optional[str] = None
+
+    @property
+    def turns(self) -> int:
+        return sum(len(m) for _, m in self.sessions)
+
+
+def _validated(raw: list[Any], where: Callable[[int], str]) -> list[tuple[Optional[str], Message]]:
+    """Every turn checked before anything is written; errors name the turn in the file."""
+    out = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict):
+            raise InvalidInputError(where(i), f"expected an object, got {type(m).__name__}")
+        m = dict(m)
+        session = m.pop("session_id", None)
+        try:
+            out.append((None if session is None else str(session), Message.model_validate(m)))
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            loc = ".".join(str(p) for p in e["loc"])
+            msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+            raise InvalidInputError(f"{where(i)}.{loc}" if loc else where(i), msg) from None
+    return out
+
+
+def _grouped(turns: list[tuple[Optional[str], Message]]) -> list[tuple[Optional[str], list[Message]]]:
+    """Consecutive turns of one session go in together."""
+    groups: list[tuple[Optional[str], list[Message]]] = []
+    for session, msg in turns:
+        if groups and groups[-1][0] == session:
+            groups[-1][1].append(msg)
+        else:
+            groups.append((session, [msg]))
+    return groups
+
+
+def _locomo(data: dict[str, Any], name: str) -> _Conversation:
+    """LoCoMo: ``session_N`` turn lists with ``session_N_date_time``; every speaker is a user."""
+    sessions = []
+    n = 1
+    while f"session_{n}" in data:
+        date = data.get(f"session_{n}_date_time")
+        raw = []
+        for t in data[f"session_{n}"]:
+            text = t.get("text", "")
+            if t.get("blip_caption"):
+                text += f" (image: {t['blip_caption']})"
+            speaker = str(t.get("speaker", "unknown"))
+            raw.append({"id": t.get("dia_id"), "role": "user", "speaker_id": speaker.lower(), "speaker_name": speaker,
+                        "content": text, "time_stamp": date})
+        turns = _validated(raw, lambda i, n=n: f"session_{n}[{i}]")
+        sessions.append((f"session_{n}", [m for _, m in turns]))
+        n += 1
+    if not sessions:
+        raise InvalidInputError("file", "a LoCoMo file needs session_1, session_2, ...")
+    return _Conversation(sessions, user_id=name)
+
+
+def load_conversation(path: Path, fmt: InputFormat = InputFormat.auto) -> _Conversation:
+    """Read a conversation file.
+
+    Accepted: LoCoMo (one conversation per file; the user id defaults to the file name,
+    so two conversations never share turn ids); a JSON list of messages
+    ``[{role, content, time_stamp, ...}]``; a JSON object ``{"messages": [...]}`` or
+    ``{"sessions": [{"session_id", "messages"}]}`` (optionally with ``user_id``); JSONL
+    with one message per line. A message may carry ``session_id``.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError("file", f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".jsonl":
+        raw = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    raw.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise InvalidInputError(f"line {n}", f"not valid JSON: {exc.msg}") from None
+        lines = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        return _Conversation(_grouped(_validated(raw, lambda i: f"line {lines[i]}")))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError("file", f"not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    if fmt == InputFormat.locomo or (fmt == InputFormat.auto and isinstance(data, dict) and "session_1" in data):
+        if not isinstance(data, dict):
+            raise InvalidInputError("file", "a LoCoMo file is a JSON object")
+        return _locomo(data, path.stem)
+    if isinstance(data, list):
+        return _Conversation(_grouped(_validated(data, lambda i: f"messages[{i}]")))
+    if isinstance(data, dict) and isinstance(data.get("sessions"), list):
+        sessions = []
+        for s, sess in enumerate(data["sessions"]):
+            if not isinstance(sess, dict) or not isinstance(sess.get("messages"), list):
+                raise InvalidInputError(f"sessions[{s}]", "expected {\"session_id\": ..., \"messages\": [...]}")
+            turns = _validated(sess["messages"], lambda i, s=s: f"sessions[{s}].messages[{i}]")
+            sid = sess.get("session_id")
+            sessions.append((None if sid is None else str(sid), [m for _, m in turns]))
+        return _Conversation(sessions, user_id=data.get("user_id"))
+    if isinstance(data, dict) and isinstance(data.get("messages"), list):
+        turns = _validated(data["messages"], lambda i: f"messages[{i}]")
+        sid = data.get("session_id")
+        groups = _grouped([(s if s is not None else sid, m) for s, m in turns])
+        return _Conversation(groups, user_id=data.get("user_id"))
+    raise InvalidInputError("file", "expected LoCoMo, a list of messages, {\"messages\": [...]} or {\"sessions\": [...]}")
+
+
+@_command()
+def ingest(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Conversation file: LoCoMo JSON, message list JSON, or JSONL.")],
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    fmt: Annotated[InputFormat, typer.Option("--format", help="Input format.")] = InputFormat.auto,
+    batch: Annotated[int, typer.Option(help="Turns per add_memory call.", min=1, max=10_000)] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a conversation file to the memory, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    conv = load_conversation(file, fmt)
+    memory = _state(ctx).open()
+    user_id = user or conv.user_id
+    totals: Counter[str] = Counter()
+    errors: list[str] = []
+    t0 = time.perf_counter()
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task(f"ingesting {file.name}", total=conv.turns)
+        for sid, messages in conv.sessions:
+            for start in range(0, len(messages), batch):
+                chunk = messages[start : start + batch]
+                r = memory.add_memory(chunk, user_id=user_id, agent_id=agent, session_id=session or sid)
+                totals.update(turns=len(r.turn_ids), duplicates=len(r.duplicate_turn_ids), entries=len(r.added))
+                if r.error:
+                    errors.append(r.error)
+                progress.advance(task, len(chunk))
+        if memory.llm is not None:  # buffered turns wait for more; a file is a complete conversation
+            progress.update(task, description="extracting the rest")
+            r = memory.flush(user_id=user_id, agent_id=agent)
+            totals.update(entries=len(r.added))
+            if r.error:
+                errors.append(r.error)
+    scope_user = user_id or memory.config.default_user_id
+    pending = len(memory.pending(user_id=scope_user, agent_id=agent))
+    result = {"file": str(file), "user_id": scope_user, "turns": totals["turns"], "duplicates": totals["duplicates"],
+              "entries": totals["entries"], "pending_turns": pending, "errors": errors,
+              "seconds": round(time.perf_counter() - t0, 2), "llm": memory.get_token_statistics()}
+    if as_json:
+        _emit_json(result)
+        return
+    out.print(f"{result['turns']} turns ingested into {result['entries']} entries for user "
+              f"[bold]{escape(scope_user)}[/bold] in {result['seconds']}s"
+              + (f"; {result['duplicates']} turns were already stored" if result["duplicates"] else "")
+              + (f"; {pending} turns pending" if pending else ""))
+    for e in errors:
+        err.print(f"[yellow]warning:[/yellow] {escape(e)}")
+
+
+# --- reading ------------------------------------------------------------------------------
+def _print_entries(rows: list[tuple[str, MemoryEntry, str]]) -> None:
+    """One memory per block: time and text, then id and details on a line of their own,
+    so the id can be copied whole at any terminal width."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(justify="right", no_wrap=True, style="bold")
+    grid.add_column()
+    for label, e, details in rows:
+        grid.add_row(label, f"[cyan]{_when(e) or '-'}[/cyan]  {escape(e.memory)}\n"
+                            f"[dim]{e.id}{'  ' + escape(details) if details else ''}[/dim]")
+    out.print(grid)
+
+
+@_command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 10,
+    strategy: Annotated[Optional[str], typer.Option(help="embedding, context (BM25) or hybrid.")] = None,
+    filters: FilterOpt = None,
+    hierarchical: Annotated[Optional[bool], typer.Option(
+        "--hierarchical/--flat", help="Summaries first, then entries of the best sessions.", show_default=False)] = None,
+    include_superseded: Annotated[bool, typer.Option("--include-superseded")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The memories most relevant to a query, best first."""
+    hits = _state(ctx).open().retrieve(query, limit, _filters(filters), strategy=strategy, hierarchical=hierarchical,
+                                       include_superseded=include_superseded, **_scope(user, agent, session))
+    if as_json:
+        _emit_json([{**_entry(h.entry), "score": h.score, "retrievers": h.retrievers, "rank": h.rank} for h in hits])
+    elif not hits:
+        out.print("no memories found")
+    else:
+        _print_entries([(str(h.rank), h.entry, f"{'+'.join(h.retrievers)}  score {h.score:.4f}") for h in hits])
+
+
+@_command("list")
+def list_(
+    ctx: typer.Context,
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    filters: FilterOpt = None,
+    summaries: Annotated[bool, typer.Option("--summaries", help="List the summaries instead of the entries.")] = False,
+    include_superseded: Annotated[bool, typer.Option("--include-superseded")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The scope's memories in time order."""
+    flt = _filters(filters) or {}
+    if summaries:
+        flt["entry_type"] = "summary"
+    entries = _state(ctx).open().get_all(filters=flt or None, limit=limit, offset=offset,
+                                         include_superseded=include_superseded, **_scope(user, agent, session))
+    if as_json:
+        _emit_json([_entry(e) for e in entries])
+        return
+    if not entries:
+        out.print("no memories")
+    rows = []
+    for n, e in enumerate(entries, start=offset + 1):
+        details = [f"session {e.session_id}" if e.session_id else "", f"v{e.version}" if e.version > 1 else "",
+                   "" if e.is_current else f"superseded by {e.superseded_by}"]
+        rows.append((str(n), e, "  ".join(d for d in details if d)))
+    _print_entries(rows)
+
+
+@_command()
+def show(
+    ctx: typer.Context,
+    memory_id: Annotated[str, typer.Argument(help="The memory's id.")],
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One memory with its history and the turns it came from."""
+    memory = _state(ctx).open()
+    scope = _scope(user, agent, session)
+    entry = memory.get(memory_id, **scope)
+    history = memory.history(memory_id, **scope)
+    sources = memory.source_turns(memory_id, **scope)
+    if as_json:
+        _emit_json({"entry": entry.model_dump(mode="json"), "history": [r.model_dump(mode="json") for r in history],
+                    "sources": [t.model_dump(mode="json", exclude={"seq"}) for t in sources]})
+        return
+    out.print(f"[bold]{escape(entry.memory)}[/bold]")
+    fields = Table.grid(padding=(0, 2))
+    for key in ("id", "entry_type", "speaker_name", "time_stamp", "recorded_at", "valid_to", "superseded_by",
+                "user_id", "agent_id", "session_id", "entities", "keywords", "version"):
+        value = getattr(entry, key)
+        if value not in (None, [], ""):
+            fields.add_row(f"[dim]{key}[/dim]", escape(str(getattr(value, "value", value))))
+    out.print(fields)
+    table = _table("version", "event", "time", "by", "text", "reason", title="history")
+    for r in history:
+        text = r.new_memory if r.old_memory is None else (r.old_memory if r.new_memory is None
+                                                          else f"{r.old_memory} -> {r.new_memory}")
+        table.add_row(str(r.version), r.event, timeparse.format_time(r.created_at), escape(r.actor), escape(text or ""),
+                      escape(r.reason or ""))
+    out.print(table)
+    turns = _table("id", "time", "speaker", "text", title="source turns")
+    for t in sources:
+        turns.add_row(escape(t.id), timeparse.format_time(t.time_stamp), escape(t.speaker), escape(t.content))
+    out.print(turns if sources else "[dim]no source turns[/dim]")
+
+
+# --- fixing -------------------------------------------------------------------------------
+@_command()
+def update(
+    ctx: typer.Context,
+    memory_id: Annotated[str, typer.Argument(help="The memory's id.")],
+    text: Annotated[str, typer.Argument(help="The corrected text.")],
+    reason: Annotated[Optional[str], typer.Option(help="Why (kept in the history).")] = None,
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Correct a memory's text; the old text stays in its history."""
+    entry = _state(ctx).open().update(memory_id, text, reason=reason, **_scope(user, agent, session))
+    if as_json:
+        _emit_json(_entry(entry))
+    else:
+        out.print(f"updated {entry.id} (version {entry.version}): {escape(entry.memory)}")
+
+
+@_command()
+def delete(
+    ctx: typer.Context,
+    memory_id: Annotated[str, typer.Argument(help="The memory's id.")],
+    reason: Annotated[Optional[str], typer.Option(help="Why (kept in the history).")] = None,
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a memory (its history keeps a DELETE record with the text)."""
+    _state(ctx).open().delete(memory_id, reason=reason, **_scope(user, agent, session))
+    if as_json:
+        _emit_json({"deleted": memory_id})
+    else:
+        out.print(f"deleted {memory_id}")
+
+
+# --- accounting, export, import -------------------------------------------------------------
+def _natural(key: tuple[Optional[str], ...]) -> list[Any]:
+    """session_2 before session_10."""
+    return [[int(p) if p.isdigit() else p for p in re.split(r"(\d+)", x or "")] for x in key]
+
+
+def compute_stats(memory: "LightMemory", user_id: Optional[str] = None) -> dict[str, Any]:
+    """Entries per scope and where the tokens went: what was said vs what is kept."""
+    from .llm import estimate_tokens
+
+    scopes: dict[tuple[str, Optional[str], Optional[str]], Counter[str]] = {}
+    turns: Counter[str] = Counter()
+    entries: Counter[str] = Counter()
+    events: Counter[str] = Counter()
+    for rec in memory.export_records(user_id=user_id):
+        kind = rec["kind"]
+        if kind == "turn":
+            turns["total"] += 1
+            turns[rec["status"]] += 1
+            turns["tokens"] += estimate_tokens(rec["content"])
+        elif kind == "entry":
+            key = (rec["user_id"], rec["agent_id"], rec["session_id"])
+            c = scopes.setdefault(key, Counter())
+            current = rec["valid_to"] is None and rec["superseded_by"] is None
+            c["summaries" if rec["collection"] == "summaries" else ("entries" if current else "superseded")] += 1
+            if rec["collection"] == "entries":
+                entries["total"] += 1
+                entries["current"] += current
+                entries["tokens"] += estimate_tokens(rec["memory"]) if current else 0
+        elif kind == "history":
+            events[rec["event"]] += 1
+    rows = [{"user_id": u, "agent_id": a, "session_id": s, "entries": c["entries"], "superseded": c["superseded"],
+             "summaries": c["summaries"]} for (u, a, s), c in sorted(scopes.items(), key=lambda kv: _natural(kv[0]))]
+    return {
+        "scopes": rows,
+        "turns": {"total": turns["total"], "done": turns["done"], "pending": turns["pending"],
+                  "tokens": turns["tokens"]},
+        "entries": {"total": entries["total"], "current": entries["current"], "tokens": entries["tokens"]},
+        "history": dict(sorted(events.items())),
+        "llm": memory.get_token_statistics(),
+    }
+
+
+@_command()
+def stats(
+    ctx: typer.Context,
+    user: Annotated[Optional[str], typer.Option("--user", "-u", help="One user (default: every user).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Entries per scope, turns, history events and token accounting."""
+    memory = _state(ctx).open()
+    s = compute_stats(memory, user)
+    if as_json:
+        _emit_json(s)
+        return
+    table = Table(title="entries per scope", title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("user", "agent", "session", "entries", "superseded", "summaries"):
+        table.add_column(col, justify="right" if col in ("entries", "superseded", "summaries") else "left")
+    for r in s["scopes"]:
+        table.add_row(escape(r["user_id"]), escape(r["agent_id"] or ""), escape(r["session_id"] or ""), str(r["entries"]),
+                      str(r["superseded"]), str(r["summaries"]))
+    out.print(table)
+    t, e = s["turns"], s["entries"]
+    out.print(f"turns: {t['total']} ({t['pending']} pending), {t['tokens']} tokens said")
+    ratio = f" ({e['tokens'] / t['tokens']:.0%} of what was said)" if t["tokens"] else ""
+    out.print(f"entries: {e['current']} current of {e['total']}, {e['tokens']} tokens kept{ratio}")
+    out.print("history: " + (", ".join(f"{k} {v}" for k, v in s["history"].items()) or "empty"))
+    llm = s["llm"].get("total", {})
+    out.print(f"LLM this run: {llm.get('calls', 0)} calls, {llm.get('prompt_tokens', 0)} prompt + "
+              f"{llm.get('completion_tokens', 0)} completion tokens")
+
+
+@contextmanager
+def _opened(path: str, mode: str) -> Iterator[Any]:
+    if path == "-":
+        yield sys.stdout if "w" in mode else sys.stdin
+        return
+    try:
+        f = open(path, mode, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError("file", f"cannot open {path!r}: {exc.strerror or exc}") from None
+    with f:
+        yield f
+
+
+@_command()
+def export(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="Output JSONL file, '-' for stdout.")] = "-",
+    user: Annotated[Optional[str], typer.Option("--user", "-u", help="One user (default: every user).")] = None,
+) -> None:
+    """Write turns, entries and history as JSONL (import restores them exactly)."""
+    memory = _state(ctx).open()
+    counts: Counter[str] = Counter()
+    with _opened(file, "w") as f:
+        for rec in memory.export_records(user_id=user):
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            counts[rec["kind"]] += 1
+    if file != "-":
+        err.print(f"exported {counts['entry']} entries, {counts['history']} history records and "
+                  f"{counts['turn']} turns to {file}")
+
+
+@_command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="JSONL file written by 'lightmem export', '-' for stdin.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Load an export into this store (records already present are kept)."""
+    records = []
+    with _opened(file, "r") as f:
+        for n, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise InvalidInputError(f"line {n}", f"not valid JSON: {exc.msg}") from None
+    counts = _state(ctx).open().import_records(records)
+    if as_json:
+        _emit_json(counts)
+    else:
+        out.print(f"imported {counts['entries']} entries, {counts['history']} history records and "
+                  f"{counts['turns']} turns")
+
+
+@_command()
+def serve(
+    ctx: typer.Context,
+    transport: Annotated[str, typer.Option(help="stdio (spawned by the client) or http (streamable HTTP).")] = "stdio",
+    host: Annotated[str, typer.Option(help="HTTP bind address.")] = _mcp.DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="HTTP port.")] = _mcp.DEFAULT_PORT,
+    token: Annotated[Optional[str], typer.Option(envvar=_mcp.ENV_TOKEN, help="Bearer token required over HTTP.")] = None,
+    http_path: Annotated[str, typer.Option(help="HTTP endpoint path.")] = _mcp.DEFAULT_HTTP_PATH,
+) -> None:
+    """Run the MCP server (the same as lightmem-mcp)."""
+    _mcp.serve(_state(ctx).open(), transport=transport, host=host, port=port, token=token, http_path=http_path)
+
+
+if __name__ == "__main__":
+    app()
