@@ -93,20 +93,25 @@ def _tool_error(exc: BaseException) -> Exception:
     The caller's mistakes are logged at INFO; failures of the store or the LLM at ERROR."""
     from fastmcp.exceptions import ToolError
 
-    caller = logging.INFO
+    def tool_error(message: str, level: int = logging.ERROR) -> Exception:
+        try:
+            return ToolError(message, log_level=level)
+        except TypeError:  # fastmcp before 3 has no per-error log level
+            return ToolError(message)
+
     if isinstance(exc, ConfigError):
-        return ToolError(f"configuration error in {exc.field!r}: {exc.reason}")
+        return tool_error(f"configuration error in {exc.field!r}: {exc.reason}")
     if isinstance(exc, InvalidInputError):
-        return ToolError(f"invalid argument {_argument(exc.field)!r}: {exc.reason}", log_level=caller)
+        return tool_error(f"invalid argument {_argument(exc.field)!r}: {exc.reason}", logging.INFO)
     if isinstance(exc, NotFoundError):
-        return ToolError(str(exc), log_level=caller)
+        return tool_error(str(exc), logging.INFO)
     if isinstance(exc, ConflictError):
-        return ToolError(f"conflict: {exc}; read the memory again and retry", log_level=caller)
+        return tool_error(f"conflict: {exc}; read the memory again and retry", logging.INFO)
     if isinstance(exc, LLMError):
-        return ToolError(f"the memory LLM failed: {exc}; the turns are kept and will be retried")
+        return tool_error(f"the memory LLM failed: {exc}; the turns are kept and will be retried")
     if isinstance(exc, StoreError):
-        return ToolError(f"memory store error: {exc}")
-    return ToolError(f"{type(exc).__name__}: {exc}")
+        return tool_error(f"memory store error: {exc}")
+    return tool_error(f"{type(exc).__name__}: {exc}")
 
 
 def _mapped(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:

@@ -167,6 +167,20 @@ def test_serve_refuses_an_open_port_without_token(make_memory: Any) -> None:
     assert exc.value.field == "token"
 
 
+def test_core_and_cli_import_without_fastmcp() -> None:
+    # A fresh interpreter where `import fastmcp` fails, as without the `mcp` extra.
+    code = (
+        "import sys; sys.modules['fastmcp'] = None\n"
+        "import lightmem_core, lightmem_core.mcp, lightmem_core.cli\n"
+        "from lightmem_core.errors import StageNotAvailableError\n"
+        "try:\n    lightmem_core.mcp.create_server(None)\nexcept StageNotAvailableError as e:\n    print('refused:', e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=_env(), cwd=str(ROOT), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "refused:" in done.stdout and "lightmem-agents[mcp]" in done.stdout
+
+
 # --- out of process: the console entry point, stdio and HTTP ------------------------------
 @pytest.fixture
 def stored(make_memory: Any, tmp_path: Path) -> tuple[Path, str]:
