@@ -97,6 +97,12 @@ class SegmenterConfig(BaseModel):
     provider: Literal["attention", "similarity"] = "attention"
     model_path: Optional[str] = None
     threshold: float = Field(0.5, ge=0, le=1)
+    gap_hours: Optional[float] = Field(
+        6.0, gt=0, description="A pause this long between turns always starts a new topic (None = no time rule).")
+    use_compressed: bool = Field(False, description="Segment the compressed text of turns instead of the original.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Further keyword arguments of the segmenter class (AttentionSegmenter: "
+        "embeddings, attention_cutoff, sharp_drop, context, radius, layers, max_tokens, precision, include_speaker...).")
 
 
 class RetrievalConfig(BaseModel):
@@ -125,6 +131,9 @@ class RetrievalConfig(BaseModel):
         "boost", description="Time expressions in a query ('last week', 'in May 2023', 'before the trip'): 'boost' ranks "
         "entries of that period higher, 'filter' keeps only them, 'off' ignores them.")
     temporal_weight: float = Field(1.5, ge=0, description="Fusion weight of the in-period lists in 'boost' mode.")
+    speaker_weight: float = Field(
+        0.5, ge=0, description="Fusion weight of the lists restricted to entries spoken by a person the query names "
+        "('What did Caroline paint?'); 0 turns it off.")
     recency_weight: float = Field(
         0.5, ge=0, description="For questions about the present ('now', 'currently', 'these days'): weight of a newest-first "
         "ordering of the best candidates.")

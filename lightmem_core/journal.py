@@ -191,20 +191,31 @@ class Journal:
     def _exact_sql(scope: Scope) -> tuple[str, list[Any]]:
         return "user_id = ? AND agent_id IS ? AND session_id IS ?", [scope.user_id, scope.agent_id, scope.session_id]
 
+    @staticmethod
+    def _stream_sql(scope: Scope) -> tuple[str, list[Any]]:
+        return "user_id = ? AND agent_id IS ?", [scope.user_id, scope.agent_id]
+
     def buffer(self, scope: Scope, stage: str) -> list[TurnRow]:
-        """Pending turns of exactly this scope in one buffer stage, oldest first."""
-        sql, args = self._exact_sql(scope)
+        """Pending turns of the scope's stream (its user and agent, every session) in one
+        buffer stage, oldest first.
+
+        Buffers are per stream, not per session, so one extraction call can cover the end
+        of one session and the start of the next: a chat split into many short sessions
+        would otherwise cost a call per session. Each turn keeps its own session id.
+        """
+        sql, args = self._stream_sql(scope)
         rows = self._rows(f"SELECT * FROM turns WHERE status = 'pending' AND stage = ? AND {sql} ORDER BY seq",
                           [stage, *args])
         return [self._turn(r) for r in rows]
 
     def buffer_size(self, scope: Scope) -> int:
-        sql, args = self._exact_sql(scope)
+        sql, args = self._stream_sql(scope)
         return int(self._rows(f"SELECT COUNT(*) AS n FROM turns WHERE status = 'pending' AND {sql}", args)[0]["n"])
 
     def pending_scopes(self) -> list[Scope]:
-        rows = self._rows("SELECT DISTINCT user_id, agent_id, session_id FROM turns WHERE status = 'pending'")
-        return [Scope(user_id=r["user_id"], agent_id=r["agent_id"], session_id=r["session_id"]) for r in rows]
+        """The streams (user, agent) with pending turns."""
+        rows = self._rows("SELECT DISTINCT user_id, agent_id FROM turns WHERE status = 'pending'")
+        return [Scope(user_id=r["user_id"], agent_id=r["agent_id"]) for r in rows]
 
     def turn_before(self, scope: Scope, seq: int) -> Optional[TurnRow]:
         sql, args = self._exact_sql(scope)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MessagesIn = Union[str, Mapping[str, Any], Message, Sequence[Union[Mapping[str, Any], Message]]]
 MAX_QUERY_CHARS = 10_000
+_CONFLICT_RETRIES = 3
 EXPORT_FORMAT = "lightmem-export"
 _ROLES = {"user_only": frozenset({"user"}), "assistant_only": frozenset({"assistant"}),
           "hybrid": frozenset({"user", "assistant"})}
@@ -72,6 +73,8 @@ class _Writer:
     ) -> None:
         store = self.stores[collection]
         with self.lock:
+            if done_turns:
+                self._check_still_pending(done_turns)
             if expect_versions:
                 current = {r.id: r.payload.get("version") for r in store.get(scope, list(expect_versions))}
                 for mid, version in expect_versions.items():
@@ -96,6 +99,18 @@ class _Writer:
                 self.journal.finish_change(change, done_turns)
             elif done_turns:
                 self.journal.mark_turns_done(done_turns)
+
+    def _check_still_pending(self, done_turns: Sequence[tuple[str, str]]) -> None:
+        """Two calls on one buffer may both have read it: if the other one stored these
+        turns first, writing them again would double them, or revive an entry deleted or
+        edited since. Checked under the lock, so exactly one write wins."""
+        by_user: dict[str, list[str]] = {}
+        for user, turn in done_turns:
+            by_user.setdefault(user, []).append(turn)
+        for user, ids in by_user.items():
+            done = [t.id for t in self.journal.get_turns(Scope(user_id=user), ids) if t.status != "pending"]
+            if done:
+                raise ConflictError(f"turns {done[:3]} were stored by a concurrent call")
 
 
 class _Changes:
@@ -432,7 +447,7 @@ class LightMemory:
         return batches
 
     def _extract_op(self, scope: Scope, turns: list[TurnRow]) -> Op[list[MemoryEntry]]:
-        previous = yield call(self._journal, "turn_before", scope, turns[0].seq)
+        previous = yield call(self._journal, "turn_before", turns[0].scope, turns[0].seq)
         batch = ExtractionBatch(turns=turns, previous=previous, use_roles=_ROLES[self.config.messages_use],
                                 index_context=self.config.index_context)
         entries = yield from self._extractor.extract(batch)
@@ -582,20 +597,30 @@ class LightMemory:
         yield from self._compress_op(scope, sensory)
         yield from self._segment_op(scope, sensory, force_segment or force_extract or self.llm is None
                                     and self.segmenter is None)
-        short = yield call(self._journal, "buffer", scope, "short")
-        if not short:
-            return [], None
-        if self.llm is not None and not force_extract and self._tokens(short) < self.config.extract_tokens:
-            return [], None
         added: list[MemoryEntry] = []
-        for batch in self._batches(short):
+        conflict: Optional[ConflictError] = None
+        for _ in range(_CONFLICT_RETRIES):
+            short = yield call(self._journal, "buffer", scope, "short")
+            if not short:
+                return added, None
+            if self.llm is not None and not force_extract and self._tokens(short) < self.config.extract_tokens:
+                return added, None
             try:
-                added += yield from self._extract_op(scope, batch)
-            except (LLMError, EmbeddingError) as exc:
-                log.warning("extraction failed, %d turns stay pending: %s", len(batch), exc)
-                yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
-                return added, str(exc)
-        return added, None
+                for batch in self._batches(short):
+                    try:
+                        added += yield from self._extract_op(scope, batch)
+                    except (LLMError, EmbeddingError) as exc:
+                        log.warning("extraction failed, %d turns stay pending: %s", len(batch), exc)
+                        yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
+                        return added, str(exc)
+                return added, None
+            except ConflictError as exc:
+                # A concurrent call on this buffer stored some of these turns first, or
+                # changed an entry this batch merges into: read the buffer again.
+                conflict = exc
+        log.warning("extraction gave way to concurrent calls %d times; turns stay pending: %s", _CONFLICT_RETRIES,
+                    conflict)
+        return added, f"concurrent changes, retry later: {conflict}"
 
     def _add_op(self, messages: MessagesIn, scope: Scope, force_segment: bool, force_extract: bool) -> Op[AddResult]:
         msgs = self._messages(messages)
@@ -658,7 +683,7 @@ class LightMemory:
         sparse = self._bm25.query(text) if strategy in ("context", "hybrid") else None
 
         def plans(prefix: str, extra: Optional[Filter], fetch: int = limit) -> list[tuple[str, Any]]:
-            got = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=fetch, flt=flt & extra if extra else flt,
+            got = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=fetch, flt=extra & flt if extra else flt,
                                  config=cfg)
             return [(f"{prefix}{name}", q) for name, q in got]
 
@@ -679,13 +704,16 @@ class LightMemory:
             queries += plans("time:", period)
         if drill is not None:
             queries += plans("summary:", drill)
+        names = _retrieve.named_speakers(query) if cfg.speaker_weight else ()
+        if names:
+            queries += plans("speaker:", Filter(must=(Match("speaker_name", any=names),)))
         if not queries:
             return summaries
         results = yield call(store, "search", scope, [q for _, q in queries])
         labelled = [(name, recs) for (name, _), recs in zip(queries, results)]
         hits = _retrieve.fuse(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit,
                               weights={"context": cfg.context_weight, "time": cfg.temporal_weight,
-                                       "summary": cfg.drill_weight},
+                                       "summary": cfg.drill_weight, "speaker": cfg.speaker_weight},
                               recency_weight=cfg.recency_weight if tq is not None and tq.recency else 0.0)
         return summaries + hits
 
@@ -1110,11 +1138,12 @@ class LightMemory:
         return self._journal.pending_turns(self._scope(user_id, agent_id, session_id))
 
     def _flush_scopes(self, user_id: Optional[str], agent_id: Optional[str], session_id: Optional[str]) -> list[Scope]:
+        """The buffered streams (user, agent) to flush; a session names the stream it belongs to."""
         if user_id is None and agent_id is None and session_id is None:
             return self._journal.pending_scopes()
         want = self._scope(user_id, agent_id, session_id)
         return [s for s in self._journal.pending_scopes() if s.user_id == want.user_id
-                and want.agent_id in (None, s.agent_id) and want.session_id in (None, s.session_id)]
+                and want.agent_id in (None, s.agent_id)]
 
     def flush(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
               session_id: Optional[str] = None) -> AddResult:

@@ -9,10 +9,11 @@ vector (upstream LightMem's "context filter, then vector re-rank").
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal, Mapping, Optional, Sequence
 
-from . import timeparse
+from . import textproc, timeparse
 from .config import RetrievalConfig
 from .errors import InvalidInputError
 from .indexing import from_payload
@@ -173,6 +174,19 @@ def time_filter(start: Optional[datetime], end: Optional[datetime]) -> Optional[
     if end is not None:
         bounds["lte"] = timeparse.to_epoch(end)
     return Filter(must=(Range("_ts", **bounds),))
+
+
+_NAME = re.compile(r"\b[A-Z][a-z]+(?:[-'][A-Za-z]+)?\b")
+
+
+def named_speakers(query: str, limit: int = 4) -> tuple[str, ...]:
+    """Capitalised words of the query that may name a speaker ("What did Caroline paint?").
+
+    Only candidates: a filter on ``speaker_name`` that matches nobody returns nothing, so a
+    wrong guess costs a little time, never a result.
+    """
+    words = [w for w in _NAME.findall(query) if w.lower() not in textproc.STOPWORDS]
+    return tuple(dict.fromkeys(words))[:limit]
 
 
 def _weight(weights: Optional[Mapping[str, float]], name: str) -> float:

@@ -948,8 +948,12 @@ def create_segmenter(config: Optional[SegmenterConfig] = None, embedder: Any = N
     Extra keyword arguments go to the segmenter's constructor.
     """
     config = config or SegmenterConfig()
+    kwargs = {"gap_hours": config.gap_hours, "use_compressed": config.use_compressed, **config.options, **kwargs}
     if config.provider == "similarity":
-        return SimilaritySegmenter(embedder, config, **kwargs)
+        try:
+            return SimilaritySegmenter(embedder, config, **kwargs)
+        except TypeError as exc:
+            raise ConfigError("segmenter.options", str(exc)) from None
     if config.provider != "attention":
         raise ConfigError("segmenter.provider", f"unknown segmenter {config.provider!r}")
     if compressor is not None:
@@ -962,6 +966,12 @@ def create_segmenter(config: Optional[SegmenterConfig] = None, embedder: Any = N
             tok = getattr(compressor, "tokenizer", None)
         if model is not None and tok is not None and hasattr(model, "config"):
             kwargs.setdefault("embedder", embedder)
-            return AttentionSegmenter.from_model(model, tok, **{"config": config, **kwargs})
+            try:
+                return AttentionSegmenter.from_model(model, tok, **{"config": config, **kwargs})
+            except TypeError as exc:
+                raise ConfigError("segmenter.options", str(exc)) from None
         log.info("compressor %s holds no encoder; the segmenter loads its own", type(compressor).__name__)
-    return AttentionSegmenter(config, embedder=embedder, **kwargs)
+    try:
+        return AttentionSegmenter(config, embedder=embedder, **kwargs)
+    except TypeError as exc:
+        raise ConfigError("segmenter.options", str(exc)) from None

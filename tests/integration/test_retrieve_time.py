@@ -95,3 +95,16 @@ def test_bad_arguments_name_the_field(memory) -> None:
     with pytest.raises(InvalidInputError) as err:
         memory.retrieve("x", user_id="maya", hierarchical="yes")
     assert err.value.field == "hierarchical"
+
+
+def test_a_named_speaker_ranks_their_own_words_first(make_memory) -> None:
+    m = make_memory()
+    m.add_memory([
+        {"role": "user", "speaker_name": "Caroline", "content": "I painted a sunrise over the lake last weekend."},
+        {"role": "user", "speaker_name": "Melanie", "content": "I painted a sunrise over the lake for my mother."},
+    ], user_id="u")
+    for who in ("Caroline", "Melanie"):
+        hits = m.retrieve(f"What did {who} paint?", limit=2, user_id="u")
+        assert hits[0].entry.speaker_name == who and f"speaker:embedding" in hits[0].retrievers
+    off = m.retrieve("What did Nobody paint?", limit=2, user_id="u")
+    assert len(off) == 2 and not any(r.startswith("speaker:") for h in off for r in h.retrievers)

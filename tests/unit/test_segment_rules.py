@@ -344,3 +344,16 @@ def test_window_plan_overlaps_and_always_advances():
     assert len(plan) <= 15
     # a turn longer than the budget still gets a window
     assert _plan_windows([900, 10], budget=511, overlap=6) == [(0, 1), (1, 2)]
+
+
+def test_segmenter_config_options_reach_the_segmenter() -> None:
+    from lightmem_core import ConfigError
+    from lightmem_core.config import SegmenterConfig
+    from lightmem_core.segment import create_segmenter
+
+    seg = create_segmenter(SegmenterConfig(gap_hours=2, options={"attention_cutoff": 0.4, "include_speaker": True}))
+    assert (seg.gap_hours, seg.attention_cutoff, seg.include_speaker) == (2, 0.4, True)
+    assert create_segmenter(SegmenterConfig(gap_hours=None)).gap_hours is None
+    with pytest.raises(ConfigError) as err:
+        create_segmenter(SegmenterConfig(options={"no_such_option": 1}))
+    assert err.value.field == "segmenter.options" and "no_such_option" in str(err.value)
