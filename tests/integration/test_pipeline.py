@@ -177,3 +177,22 @@ def test_full_write_path_compress_segment_extract(make_memory, fake_llm) -> None
     assert len({topics[f"t{i}"] for i in range(5)} & {topics[f"t{i}"] for i in range(5, 10)}) == 0
     src = m.source_turns(m.get_all(user_id="u")[0].id, user_id="u")
     assert src[0].content == turns[int(src[0].id[1:])]["content"]  # the original is kept
+
+
+def test_short_sessions_share_one_extraction_call_and_keep_their_session(make_memory, fake_llm) -> None:
+    """Buffers are per (user, agent) stream: ten short sessions cost one call, not ten."""
+    m = make_memory({"extract_tokens": 10_000}, llm=llm_for(fake_llm))
+    for n in range(10):
+        r = m.add_memory([{"id": f"s{n}", "role": "user", "content": f"Session {n}: I planted {n + 1} tulips today.",
+                           "time_stamp": f"2025-03-{n + 1:02d}T09:00:00"}], user_id="maya", session_id=f"day{n}")
+        assert r.pending_turns == n + 1
+    m.add_memory([{"id": "o1", "role": "user", "content": "Other agent, other stream."}], user_id="maya",
+                 agent_id="coach", session_id="day0")
+    assert fake_llm.calls["chat"] == 0
+    assert [t.id for t in m.pending(user_id="maya", session_id="day3")] == ["s3"]
+    m.flush(user_id="maya", session_id="day9")  # a session names the stream it belongs to
+    assert fake_llm.calls["chat"] == 2  # one per stream: maya's, and maya+coach's
+    got = {e.source_ids[0]: e.session_id for e in m.get_all(user_id="maya", limit=100)}
+    assert got == {**{f"s{n}": f"day{n}" for n in range(10)}, "o1": "day0"}
+    assert [e.source_ids for e in m.get_all(user_id="maya", session_id="day4")] == [["s4"]]
+    assert m.pending(user_id="maya") == []
