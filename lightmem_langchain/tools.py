@@ -142,7 +142,8 @@ def _make_tool(ops: _MemoryTools, action: str, name: str) -> StructuredTool:
 
     return StructuredTool.from_function(
         func=run, coroutine=arun, name=name, description=description, args_schema=schema,
-        response_format="content_and_artifact", handle_tool_error=True, infer_schema=False,
+        response_format="content_and_artifact", handle_tool_error=True, handle_validation_error=True,
+        infer_schema=False,
     )
 
 
