@@ -135,23 +135,17 @@ def ask(agent: Any, text: str, *, user: str, thread: str) -> str:
     return answer
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", help="store directory (default: a temporary one)")
-    parser.add_argument("--fresh", action="store_true", help="delete the store first")
-    args = parser.parse_args()
-    store = args.store or tempfile.mkdtemp(prefix="lightmem-langchain-")
-    if args.fresh:
-        shutil.rmtree(store, ignore_errors=True)
-
+def run(store: str, *, embedder: Any = None) -> dict[str, str]:
+    """The whole walk-through on one store; returns the answers (the example's test checks them)."""
     real = endpoint_model()
     chat_model = real or MemoryQuotingChatModel()
     print(f"chat model: {type(chat_model).__name__}" + ("" if real else " (offline, scripted)"))
     # With a real model it also extracts the memories (usage counted per stage); offline, extraction is extractive.
-    memory = LightMemory({"store": {"path": store}}, llm=ChatModelLLM(real) if real else None)
+    memory = LightMemory({"store": {"path": store}}, llm=ChatModelLLM(real) if real else None, embedder=embedder)
     middleware = LightMemoryMiddleware(memory, k=4)
     agent = create_agent(chat_model, tools=[], system_prompt="You are a warm, concise personal assistant.",
                          middleware=[middleware], context_schema=Context, checkpointer=InMemorySaver())
+    answers: dict[str, str] = {}
     try:
         print("\nThread 1 (Maya tells the agent about herself)")
         for text in THREAD_1:
@@ -162,10 +156,10 @@ def main() -> None:
 
         print("\nThread 2 (a new conversation, same user)")
         for q in QUESTIONS:
-            ask(agent, q, user="maya", thread="maya-2")
+            answers[q] = ask(agent, q, user="maya", thread="maya-2")
 
         print("\nAnother user, same question")
-        ask(agent, QUESTIONS[0], user="omar", thread="omar-1")
+        answers["omar"] = ask(agent, QUESTIONS[0], user="omar", thread="omar-1")
 
         print("\nWhat LightMem saved from thread 1 (time, speaker: memory, source turn ids = LangChain message ids):")
         for e in memory.get_all(user_id="maya", session_id="maya-1"):
@@ -175,6 +169,18 @@ def main() -> None:
         print(f"store: {store}")
     finally:
         memory.close()
+    return answers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", help="store directory (default: a temporary one)")
+    parser.add_argument("--fresh", action="store_true", help="delete the store first")
+    args = parser.parse_args()
+    store = args.store or tempfile.mkdtemp(prefix="lightmem-langchain-")
+    if args.fresh:
+        shutil.rmtree(store, ignore_errors=True)
+    run(store)
 
 
 if __name__ == "__main__":

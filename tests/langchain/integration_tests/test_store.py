@@ -3,6 +3,7 @@ as ``create_agent(..., store=...)``."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,34 @@ def test_put_get_update_delete_with_a_stable_memory_id(memory: Any) -> None:
     assert memory.history(memory_id, user_id="maya")[-1].event == "DELETE"
     store.put(NS, "food", {"content": "Maya is vegan now."})  # a deleted key can be put again
     assert store.get(NS, "food").value == {"content": "Maya is vegan now."}  # type: ignore[union-attr]
+
+
+def test_a_multi_sentence_value_is_one_entry(memory: Any) -> None:
+    store = LightMemStore(memory)
+    text = "Maya is a nurse at Brightline Health. She works night shifts. She lives in Porto with her corgi."
+    store.put(NS, "bio", {"content": text})
+    entries = memory.get_all(user_id="maya")
+    assert [e.memory for e in entries] == [text]  # the extractor's sentence split is folded back into one entry
+    store.put(NS, "bio", {"content": text})  # the same value again changes nothing
+    assert memory.get_all(user_id="maya")[0].version == entries[0].version
+
+
+def test_put_with_extraction_on_an_llm_memory(make_memory: Any, fake_llm: Any) -> None:
+    memory = make_memory({"llm": {"base_url": fake_llm.base_url, "api_key": "k", "model": "fake"}})
+    verbatim, extracting = LightMemStore(memory), LightMemStore(memory, extract=True)
+    verbatim.put(NS, "plain", {"content": "Maya's locker code is 4512."})
+    assert [e.memory for e in memory.get_all(user_id="maya")] == ["Maya's locker code is 4512."]
+    assert fake_llm.calls["chat"] == 1  # documented cost: the core has no verbatim insert, put extracts once
+
+    fake_llm.responder = lambda req: json.dumps({"facts": [{"fact": "Maya moved to Porto.", "source_ids": ["1"]},
+                                                           {"fact": "Maya adopted a corgi.", "source_ids": ["1"]}]})
+    extracting.put(NS, "facts", {"content": "Maya moved to Porto. She adopted a corgi."})
+    facts = [e for e in memory.get_all(user_id="maya") if e.metadata.get("lg_key") == "facts"]
+    assert sorted(e.memory for e in facts) == ["Maya adopted a corgi.", "Maya moved to Porto."]
+    assert extracting.get(NS, "facts").value == {"content": "Maya moved to Porto. She adopted a corgi."}  # type: ignore[union-attr]
+    assert [i.key for i in extracting.search(NS, query="corgi")] [:1] == ["facts"]  # one item per key
+    extracting.delete(NS, "facts")
+    assert [e.metadata.get("lg_key") for e in memory.get_all(user_id="maya")] == ["plain"]
 
 
 def test_namespaces_are_scopes(memory: Any) -> None:
