@@ -6,6 +6,7 @@ Kept apart so the block, the full memory and the retriever agree on how a
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
@@ -13,6 +14,8 @@ from typing import Any, Iterable, Optional, Sequence
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 
 from lightmem_core import Hit, format_hits
+
+log = logging.getLogger(__name__)
 
 # The id a turn is journaled under travels with the message (LlamaIndex persists
 # additional_kwargs in its chat store), so a message saved at once and flushed again
@@ -45,13 +48,16 @@ def message_text(message: ChatMessage) -> str:
     return "\n".join(b.text for b in message.blocks if isinstance(b, TextBlock) and b.text).strip()
 
 
-def to_turns(messages: Iterable[ChatMessage], *, include_system: bool = False) -> list[dict[str, Any]]:
+def to_turns(messages: Iterable[ChatMessage], *, include_system: bool = False,
+             max_chars: Optional[int] = None) -> list[dict[str, Any]]:
     """``ChatMessage`` objects as the core's message dicts.
 
     Messages without text (an assistant message that only calls tools) are skipped;
     system prompts are skipped unless asked for, since they are instructions rather
     than things the user said. A message without a time stamp gets the wall-clock time
-    of now, so memories can be placed on a time line later.
+    of now, so memories can be placed on a time line later. Text beyond ``max_chars``
+    (the core's ``max_message_chars``) is cut: a huge tool result must not fail the
+    agent's turn, which a refused write would.
     """
     now = datetime.now().replace(microsecond=0)
     out: list[dict[str, Any]] = []
@@ -62,6 +68,9 @@ def to_turns(messages: Iterable[ChatMessage], *, include_system: bool = False) -
         text = message_text(m)
         if not text:
             continue
+        if max_chars is not None and len(text) > max_chars:
+            log.info("a %s message of %d characters is stored cut to %d", role, len(text), max_chars)
+            text = text[: max_chars - 1].rstrip() + "…"
         kw = m.additional_kwargs or {}
         turn: dict[str, Any] = {"role": role, "content": text, "time_stamp": kw.get("time_stamp") or now}
         if kw.get(TURN_ID_KEY):

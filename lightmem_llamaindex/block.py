@@ -113,7 +113,7 @@ class LightMemMemoryBlock(BaseMemoryBlock[str]):
         await self._save(messages, self.session_id or session_id)
 
     async def _save(self, messages: List[ChatMessage], session_id: Optional[str]) -> None:
-        turns = to_turns(messages)
+        turns = to_turns(messages, max_chars=self.lightmem.config.max_message_chars)
         if not turns:
             return
         result = await self.lightmem.aadd_memory(

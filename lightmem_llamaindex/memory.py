@@ -147,6 +147,9 @@ class LightMemMemory(BaseMemory):
             return [first, *messages[1:]]
         return [ChatMessage(role=MessageRole.SYSTEM, content=text), *messages]
 
+    def _turns(self, messages: List[ChatMessage]) -> list[dict[str, Any]]:
+        return to_turns(messages, max_chars=self._lightmem.config.max_message_chars)
+
     def _query(self, messages: List[ChatMessage], input: Any) -> str:
         return query_from(messages, input, self.query_window)
 
@@ -190,14 +193,14 @@ class LightMemMemory(BaseMemory):
         """Append to the recent chat and journal the turns in LightMem (one call)."""
         stamp_turn_ids(messages)
         self.primary_memory.put_messages(messages)
-        turns = to_turns(messages)
+        turns = self._turns(messages)
         if turns:
             self._report(self._lightmem.add_memory(turns, force_extract=self.force_extract, **self._scope()))
 
     async def aput_messages(self, messages: List[ChatMessage]) -> None:
         stamp_turn_ids(messages)
         await self.primary_memory.aput_messages(messages)
-        turns = to_turns(messages)
+        turns = self._turns(messages)
         if turns:
             self._report(await self._lightmem.aadd_memory(turns, force_extract=self.force_extract, **self._scope()))
 
@@ -206,7 +209,7 @@ class LightMemMemory(BaseMemory):
         known = len(self.primary_memory.get_all())
         stamp_turn_ids(messages)
         self.primary_memory.set(messages)
-        turns = to_turns(messages[known:])
+        turns = self._turns(messages[known:])
         if turns:
             self._report(self._lightmem.add_memory(turns, force_extract=self.force_extract, **self._scope()))
 
@@ -214,7 +217,7 @@ class LightMemMemory(BaseMemory):
         known = len(await self.primary_memory.aget_all())
         stamp_turn_ids(messages)
         await self.primary_memory.aset(messages)
-        turns = to_turns(messages[known:])
+        turns = self._turns(messages[known:])
         if turns:
             self._report(await self._lightmem.aadd_memory(turns, force_extract=self.force_extract, **self._scope()))
 

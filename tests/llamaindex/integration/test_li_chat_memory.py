@@ -137,3 +137,16 @@ async def test_function_agent_uses_a_memory_from_an_earlier_session(lightmem: An
     answer, calls = await _agent_turn(agent_llm, other, "What's the weather like where I'm flying to?")
     assert calls == [] and "do not know" in answer
     assert "Oslo" not in text_of(agent_llm.prompts[-1])
+
+
+@pytest.mark.asyncio
+async def test_a_tool_result_longer_than_the_store_accepts_does_not_fail_the_turn(make_memory: Any,
+                                                                                  tmp_path: Any) -> None:
+    small = make_memory({"max_message_chars": 200}, path=tmp_path / "small")
+    memory = LightMemMemory.from_defaults(small, user_id="gus")
+    await memory.aput_messages([ChatMessage(role="user", content="Fetch the report."),
+                                ChatMessage(role="tool", content="row " * 500)])
+    assert len(await memory.aget_all()) == 2  # the recent chat keeps it whole
+    turns = small.pending(user_id="gus") or [t for e in small.get_all(user_id="gus")
+                                            for t in small.source_turns(e.id, user_id="gus")]
+    assert all(len(t.content) <= 200 for t in turns)

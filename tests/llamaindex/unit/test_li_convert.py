@@ -175,3 +175,10 @@ def test_memories_of_the_recent_chat_are_left_out_but_summaries_kept() -> None:
     assert fetch_limit(8, recent) == 9 and fetch_limit(999, {str(i) for i in range(5)}) == 1000
     stamp_turn_ids(chat)
     assert chat[0].additional_kwargs[TURN_ID_KEY] == "now-1" and len(recent_turn_ids(chat)) == 2
+
+
+def test_overlong_messages_are_cut_not_refused() -> None:
+    huge = ChatMessage(role="tool", content="x" * 500)
+    (turn,) = to_turns([huge], max_chars=100)
+    assert len(turn["content"]) == 100 and turn["content"].endswith("…")
+    assert to_turns([huge])[0]["content"] == "x" * 500
