@@ -14,10 +14,7 @@ import re
 from typing import Any, Callable, Optional, Sequence
 
 import pytest
-
-pytest.importorskip("llama_index.core")
-
-from llama_index.core.base.llms.types import (  # noqa: E402
+from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
     CompletionResponse,
@@ -27,12 +24,12 @@ from llama_index.core.base.llms.types import (  # noqa: E402
     TextBlock,
     ToolCallBlock,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr  # noqa: E402
-from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback  # noqa: E402
-from llama_index.core.llms.custom import CustomLLM  # noqa: E402
-from llama_index.core.llms.mock import MockFunctionCallingLLM  # noqa: E402
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.custom import CustomLLM
+from llama_index.core.llms.mock import MockFunctionCallingLLM
 
-from tests.fake_llm import count_tokens, default_responder  # noqa: E402
+from tests.fake_llm import count_tokens, default_responder
 
 
 def text_of(messages: Sequence[ChatMessage]) -> str:
