@@ -182,11 +182,16 @@ def _memory(make_memory: Any) -> LightMemory:
     return _opened[key]
 
 
-def check_sequence(surface: Surface, core: LightMemory, ops: list[tuple[Any, ...]]) -> set[str]:
+def check_sequence(make_memory: Any, name: str, ops: list[tuple[Any, ...]]) -> None:
+    """Every user starts with a few entries, then the drawn operations run."""
+    core = _memory(make_memory)
+    try:
+        surface = build_surface(name, core)
+    except Unsupported as exc:
+        pytest.skip(str(exc))
     runner = Runner(surface, core)
-    for op in ops:
+    for op in [("add", i, 0, [0, 1, 2]) for i in range(len(NAMES))] + ops:
         runner.run(op)
-    return runner.skipped
 
 
 @pytest.mark.parametrize("name", sorted(SURFACES))
@@ -194,12 +199,7 @@ def check_sequence(surface: Surface, core: LightMemory, ops: list[tuple[Any, ...
                                                                   HealthCheck.too_slow])
 @given(ops=st.lists(OPS, min_size=4, max_size=14))
 def test_no_result_crosses_scope(make_memory, name: str, ops: list[tuple[Any, ...]]) -> None:
-    core = _memory(make_memory)
-    try:
-        surface = build_surface(name, core)
-    except Unsupported as exc:
-        pytest.skip(str(exc))
-    check_sequence(surface, core, [("add", i, 0, [0, 1, 2]) for i in range(len(NAMES))] + ops)
+    check_sequence(make_memory, name, ops)
 
 
 @pytest.mark.slow
@@ -208,12 +208,7 @@ def test_no_result_crosses_scope(make_memory, name: str, ops: list[tuple[Any, ..
                                                                    HealthCheck.too_slow])
 @given(ops=st.lists(OPS, min_size=4, max_size=30))
 def test_no_result_crosses_scope_long(make_memory, name: str, ops: list[tuple[Any, ...]]) -> None:
-    core = _memory(make_memory)
-    try:
-        surface = build_surface(name, core)
-    except Unsupported as exc:
-        pytest.skip(str(exc))
-    check_sequence(surface, core, [("add", i, 0, [0, 1, 2]) for i in range(len(NAMES))] + ops)
+    check_sequence(make_memory, name, ops)
 
 
 def test_every_operation_and_strategy_is_exercised(make_memory) -> None:
