@@ -70,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threshold", type=float, default=0.35, help="offline_update_all_entries score_threshold")
     ap.add_argument("--modes", default="none,online,offline")
+    ap.add_argument("--config", default="{}", help="extra MemoryConfig JSON, e.g. '{\"retrieval\": {\"recency_weight\": 1}}'")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "knowledge_updates.json"))
     args = ap.parse_args()
     cases = json.loads(DATA.read_text())["cases"]
@@ -77,7 +78,8 @@ def main() -> None:
     embedder = None
     for mode in args.modes.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = MemoryConfig.from_dict({"store": {"path": tmp}, "update": "online" if mode == "online" else "offline"})
+            cfg = MemoryConfig.from_dict({**json.loads(args.config), "store": {"path": tmp},
+                                          "update": "online" if mode == "online" else "offline"})
             memory = LightMemory(cfg, embedder=embedder)
             embedder = memory.embedder
             t0 = time.perf_counter()

@@ -36,10 +36,9 @@ What it measures
 
     Trade-off sweep (skip with ``--no-sweep``): the ``ours`` configuration with
     ``extract_tokens`` in 1024/2048/4096/8192 (``--sweep-nocomp`` adds the uncompressed
-    one), under two buffer scopes: ``session`` (``session_id`` passed, as above: the
-    journal buffers turns per exact scope, so every session is extracted on its own) and
-    ``user`` (``session_id`` not passed: one buffer per user, batches can span sessions;
-    entries then carry no session_id). Plus a WHAT-IF row set, clearly labelled, that is
+    one), under two buffer scopes: ``session`` (``session_id`` passed, as above) and
+    ``user`` (``session_id`` not passed). Since buffers are per (user, agent) stream, both
+    batch across sessions; with ``session_id`` the entries keep their session. Plus a WHAT-IF row set, clearly labelled, that is
     NOT library behaviour: a benchmark-local ``LLMExtractor`` subclass writing the time
     stamp once per run of turns that share it instead of on every turn line (passed with
     ``LightMemory(extractor=...)``), to size that prompt-format change (under the session

@@ -120,8 +120,7 @@ def endpoint_model() -> Optional[BaseChatModel]:
 
         return ChatOpenAI(model=model, base_url=base_url, api_key=api_key or "none", temperature=0)
     except ImportError:
-        from lightmem_core.config import LLMConfig
-        from lightmem_core.llm import OpenAICompatibleLLM
+        from lightmem_core import LLMConfig, OpenAICompatibleLLM
 
         return CoreOpenAIChat(client=OpenAICompatibleLLM(LLMConfig(model=model, base_url=base_url,
                                                                    api_key=api_key or "none", temperature=0)))

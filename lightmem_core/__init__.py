@@ -3,7 +3,8 @@
 Public API only; everything else is an implementation detail that may change.
 """
 
-from .config import MemoryConfig
+from .config import EmbedderConfig, LLMConfig, MemoryConfig
+from .embed import Embedder
 from .errors import (
     ConfigError,
     ConflictError,
@@ -16,11 +17,21 @@ from .errors import (
     StoreError,
     StoreLockedError,
 )
+from .llm import LLM, BaseLLM, Completion, OpenAICompatibleLLM, Usage, estimate_tokens
 from .memory import LightMemory
 from .types import AddResult, EntryType, Hit, HistoryRecord, MemoryEntry, Message, Scope, format_hits
 
 __all__ = [
+    "LLM",
     "AddResult",
+    "BaseLLM",
+    "Completion",
+    "Embedder",
+    "EmbedderConfig",
+    "LLMConfig",
+    "OpenAICompatibleLLM",
+    "Usage",
+    "estimate_tokens",
     "ConfigError",
     "ConflictError",
     "EmbeddingError",

@@ -135,8 +135,11 @@ class RetrievalConfig(BaseModel):
         0.5, ge=0, description="Fusion weight of the lists restricted to entries spoken by a person the query names "
         "('What did Caroline paint?'); 0 turns it off.")
     recency_weight: float = Field(
-        0.5, ge=0, description="For questions about the present ('now', 'currently', 'these days'): weight of a newest-first "
+        2.0, ge=0, description="For questions about the present ('now', 'currently', 'these days'): weight of a newest-first "
         "ordering of the best candidates.")
+    recency_prior: float = Field(
+        1.0, ge=0, description="The same newest-first weight for other questions in the present tense ('where does she "
+        "live?'); past-tense questions get none.")
 
 
 class MemoryConfig(BaseModel):

@@ -107,6 +107,28 @@ class ExtractiveExtractor:
         ]
 
 
+class VerbatimExtractor:
+    """``add_memory(..., infer=False)``: each message stored as one entry, word for word.
+
+    For callers that already hold the memory they want kept (a LangGraph store value, a
+    tool's "save this"), where extraction would only rephrase or split it.
+    """
+
+    def extract(self, batch: ExtractionBatch) -> Op[list[MemoryEntry]]:
+        out = []
+        for turn in batch.turns:
+            ts = _time(turn)
+            out.append(MemoryEntry(
+                id=entry_id(turn.user_id, turn.id, "verbatim"), memory=turn.content.strip(),
+                speaker_id=turn.speaker_id or turn.role, speaker_name=turn.speaker_name, time_stamp=ts, valid_from=ts,
+                entities=textproc.entities(turn.content), keywords=textproc.keywords(turn.content),
+                source_ids=[turn.id], entry_type=EntryType.FACT, user_id=turn.user_id, agent_id=turn.agent_id,
+                session_id=turn.session_id, metadata={**turn.metadata, "role": turn.role, "verbatim": True},
+            ))
+        return out
+        yield  # a generator with no LLM calls
+
+
 def _ids(value: Any, allowed: dict[str, TurnRow]) -> list[str]:
     if isinstance(value, str):
         value = [value]

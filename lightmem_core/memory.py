@@ -20,7 +20,7 @@ from ._drive import Op, call, run_async, run_many_async, run_many_sync, run_sync
 from .config import MemoryConfig
 from .embed import Embedder, create_embedder
 from .errors import ConflictError, EmbeddingError, InvalidInputError, LLMError, NotFoundError
-from .extract import ExtractionBatch, ExtractiveExtractor, Extractor, LLMExtractor
+from .extract import ExtractionBatch, ExtractiveExtractor, Extractor, LLMExtractor, VerbatimExtractor
 from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
 from .prompts import Prompts
@@ -446,11 +446,12 @@ class LightMemory:
             batches.append(current)
         return batches
 
-    def _extract_op(self, scope: Scope, turns: list[TurnRow]) -> Op[list[MemoryEntry]]:
+    def _extract_op(self, scope: Scope, turns: list[TurnRow],
+                    extractor: Optional[Extractor] = None) -> Op[list[MemoryEntry]]:
         previous = yield call(self._journal, "turn_before", turns[0].scope, turns[0].seq)
         batch = ExtractionBatch(turns=turns, previous=previous, use_roles=_ROLES[self.config.messages_use],
                                 index_context=self.config.index_context)
-        entries = yield from self._extractor.extract(batch)
+        entries = yield from (extractor or self._extractor).extract(batch)
         points = yield from self._vectors(entries)
         wide = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
         changes = _Changes()
@@ -622,12 +623,23 @@ class LightMemory:
                     conflict)
         return added, f"concurrent changes, retry later: {conflict}"
 
-    def _add_op(self, messages: MessagesIn, scope: Scope, force_segment: bool, force_extract: bool) -> Op[AddResult]:
+    def _add_op(self, messages: MessagesIn, scope: Scope, force_segment: bool, force_extract: bool,
+                infer: bool = True) -> Op[AddResult]:
+        if not isinstance(infer, bool):
+            raise InvalidInputError("infer", f"expected true or false, got {infer!r}")
         msgs = self._messages(messages)
         now = timeparse.utcnow()
         new_ids, dup_ids = yield call(self._journal, "accept_turns", scope, msgs, now)
         if dup_ids:
             log.info("skipped %d turn(s) already journaled for user %s", len(dup_ids), scope.user_id)
+        if not infer:
+            # Stored as given, bypassing the buffers; the turns are journaled first all the same.
+            turns = yield call(self._journal, "get_turns", scope, new_ids)
+            added: list[MemoryEntry] = []
+            if turns:
+                added = yield from self._extract_op(scope, turns, VerbatimExtractor())
+            pending = yield call(self._journal, "buffer_size", scope)
+            return AddResult(turn_ids=new_ids, duplicate_turn_ids=dup_ids, added=added, pending_turns=pending)
         added, error = yield from self._pipeline_op(scope, force_segment=force_segment, force_extract=force_extract)
         pending = yield call(self._journal, "buffer_size", scope)
         return AddResult(turn_ids=new_ids, duplicate_turn_ids=dup_ids, added=added, pending_turns=pending, error=error)
@@ -704,9 +716,9 @@ class LightMemory:
             queries += plans("time:", period)
         if drill is not None:
             queries += plans("summary:", drill)
-        names = _retrieve.named_speakers(query) if cfg.speaker_weight else ()
-        if names:
-            queries += plans("speaker:", Filter(must=(Match("speaker_name", any=names),)))
+        spoken = _retrieve.speaker_filter(query) if cfg.speaker_weight else None
+        if spoken is not None:
+            queries += plans("speaker:", spoken)
         if not queries:
             return summaries
         results = yield call(store, "search", scope, [q for _, q in queries])
@@ -714,7 +726,8 @@ class LightMemory:
         hits = _retrieve.fuse(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit,
                               weights={"context": cfg.context_weight, "time": cfg.temporal_weight,
                                        "summary": cfg.drill_weight, "speaker": cfg.speaker_weight},
-                              recency_weight=cfg.recency_weight if tq is not None and tq.recency else 0.0)
+                              recency_weight=0.0 if tq is None or tq.has_range else cfg.recency_weight if tq.recency
+                              else cfg.recency_prior if tq.present else 0.0)
         return summaries + hits
 
     def _summary_hits_op(self, scope: Scope, dense: Any, sparse: Any, strategy: str, flt: Optional[Filter],
@@ -900,21 +913,24 @@ class LightMemory:
         session_id: Optional[str] = None,
         force_segment: bool = False,
         force_extract: bool = False,
+        infer: bool = True,
     ) -> AddResult:
         """Journal the turns (durable before this returns), then run the write path.
 
         With an LLM, turns wait in the buffers until a topic closes and enough tokens
         collect for one extraction call; ``force_segment`` closes the open topic now,
         ``force_extract`` also extracts whatever is buffered. Offline, entries are
-        made at once.
+        made at once. ``infer=False`` (mem0's flag) stores each message as one entry,
+        word for word, with no compression, segmentation or LLM call.
         """
-        return run_sync(self._add_op(messages, self._scope(user_id, agent_id, session_id), force_segment, force_extract))
+        return run_sync(self._add_op(messages, self._scope(user_id, agent_id, session_id), force_segment, force_extract,
+                                     infer))
 
     async def aadd_memory(self, messages: MessagesIn, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                           session_id: Optional[str] = None, force_segment: bool = False,
-                          force_extract: bool = False) -> AddResult:
+                          force_extract: bool = False, infer: bool = True) -> AddResult:
         return await run_async(self._add_op(messages, self._scope(user_id, agent_id, session_id), force_segment,
-                                            force_extract))
+                                            force_extract, infer))
 
     def retrieve(
         self,
@@ -1076,6 +1092,10 @@ class LightMemory:
                 counts["entries"] += len(chunk)
         counts["history"] = self._journal.import_history(history) if history else 0
         return counts
+
+    def users(self) -> list[str]:
+        """Every user id this memory holds turns or entries for (operators, adapters listing namespaces)."""
+        return self._journal.all_users()
 
     def _users(self, user_id: Optional[str]) -> list[str]:
         return [self._scope(user_id, None, None).user_id] if user_id is not None else self._journal.users()

@@ -179,6 +179,9 @@ def time_filter(start: Optional[datetime], end: Optional[datetime]) -> Optional[
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[-'][A-Za-z]+)?\b")
 
 
+_ROLE_WORDS = re.compile(r"\b(?:the\s+)?(user|assistant)(?:'s)?\b", re.I)
+
+
 def named_speakers(query: str, limit: int = 4) -> tuple[str, ...]:
     """Capitalised words of the query that may name a speaker ("What did Caroline paint?").
 
@@ -187,6 +190,20 @@ def named_speakers(query: str, limit: int = 4) -> tuple[str, ...]:
     """
     words = [w for w in _NAME.findall(query) if w.lower() not in textproc.STOPWORDS]
     return tuple(dict.fromkeys(words))[:limit]
+
+
+def speaker_filter(query: str) -> Optional[Filter]:
+    """Entries said by someone the query names: a person ("Caroline") or a role ("the user")."""
+    names = named_speakers(query)
+    roles = tuple(dict.fromkeys(m.lower() for m in _ROLE_WORDS.findall(query)))
+    conds: list[Condition] = []
+    if names:
+        conds.append(Match("speaker_name", any=names))
+    if roles:
+        conds.append(Match("speaker_id", any=roles))
+    if not conds:
+        return None
+    return Filter(must=tuple(conds)) if len(conds) == 1 else Filter(should=tuple(conds))
 
 
 def _weight(weights: Optional[Mapping[str, float]], name: str) -> float:
@@ -209,11 +226,12 @@ def fuse(
 ) -> list[Hit]:
     """Reciprocal-rank fusion (a single list keeps its own scores and order).
 
-    ``recency_weight`` adds one more list: the best fused candidates ordered newest
-    first, so a question about the present prefers the latest of several close matches
-    without letting a merely recent entry in from nowhere.
+    ``recency_weight`` re-ranks the chosen hits with one more list, the same hits newest
+    first: a question about the present sees the latest of several close matches first,
+    yet recency never decides *which* memories come back, so a timeless fact ("Biscuit
+    is a corgi") is not pushed out by whatever was said last.
     """
-    if len(labelled) == 1 and not recency_weight:
+    if len(labelled) == 1:
         name, records = labelled[0]
         scored = [(r, float(r.score or 0.0), [name]) for r in records]
     else:
@@ -224,23 +242,24 @@ def fuse(
                 rec, score, found = acc.get(r.id, (r, 0.0, []))
                 acc[r.id] = (rec, score + w / (rrf_k + rank + 1), found if name in found else [*found, name])
         scored = sorted(acc.values(), key=lambda t: -t[1])
-        if recency_weight and scored:
-            window = scored[: max(2 * limit, 10)]
-            newest = sorted(range(len(window)), key=lambda i: -float(window[i][0].payload.get("_ts") or 0.0))
-            for rank, i in enumerate(newest):
-                rec, score, found = window[i]
-                window[i] = (rec, score + recency_weight / (rrf_k + rank + 1), [*found, "recency"])
-            scored = sorted(window, key=lambda t: -t[1]) + scored[len(window):]
-    hits: list[Hit] = []
+    chosen: list[tuple[Record, float, list[str]]] = []
     per_source: dict[str, int] = {}
     for rec, score, found in scored:
-        entry = from_payload(rec.payload)
         if per_source_limit:
-            key = "|".join(entry.source_ids) or entry.id
+            key = "|".join(rec.payload.get("source_ids") or ()) or rec.id
             if per_source.get(key, 0) >= per_source_limit:
                 continue
             per_source[key] = per_source.get(key, 0) + 1
-        hits.append(Hit(entry=entry, score=score, retrievers=found, rank=len(hits) + 1))
-        if len(hits) >= limit:
+        chosen.append((rec, score, found))
+        if len(chosen) >= limit:
             break
-    return hits
+    if recency_weight and len(chosen) > 1:
+        if len(labelled) == 1:  # raw scores: put them on the rank scale first
+            chosen = [(rec, 1.0 / (rrf_k + i + 1), found) for i, (rec, _, found) in enumerate(chosen)]
+        newest = sorted(range(len(chosen)), key=lambda i: -float(chosen[i][0].payload.get("_ts") or 0.0))
+        for rank, i in enumerate(newest):
+            rec, score, found = chosen[i]
+            chosen[i] = (rec, score + recency_weight / (rrf_k + rank + 1), [*found, "recency"])
+        chosen.sort(key=lambda t: -t[1])
+    return [Hit(entry=from_payload(rec.payload), score=score, retrievers=found, rank=i + 1)
+            for i, (rec, score, found) in enumerate(chosen)]

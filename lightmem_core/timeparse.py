@@ -114,23 +114,30 @@ _RECENCY = re.compile(
     r"recently|lately|today)\b", re.I)
 
 
+_PRESENT = re.compile(r"^\s*(?:\w+\s+){0,3}?(?:do|does|is|are|am)\b(?!\s+\w+\s+(?:ever|been)\b)", re.I)
+_PAST = re.compile(r"\b(did|was|were|had|used to|ago|last|before|previous(?:ly)?|first|ever)\b", re.I)
+
+
 class TimeQuery:
     """What a query says about time.
 
     ``start``/``end`` bound the period the question is about (either may be open);
     ``anchor`` is an event the period is relative to ("the trip to Paris"), with
-    ``relation`` "before", "after" or "during"; ``recency`` marks questions about the
-    present state ("where do I live now?"); ``text`` is the query without the time
+    ``relation`` "before", "after" or "during"; ``recency`` marks questions that say they
+    are about the present ("where do I live now?"), ``present`` also those asked in the
+    present tense ("where does she live?"); ``text`` is the query without the time
     expression, for lexical matching.
     """
 
-    __slots__ = ("start", "end", "anchor", "relation", "recency", "expression", "text")
+    __slots__ = ("start", "end", "anchor", "relation", "recency", "present", "expression", "text")
 
     def __init__(self, text: str, *, start: datetime | None = None, end: datetime | None = None,
                  anchor: str | None = None, relation: str | None = None, recency: bool = False,
                  expression: str | None = None) -> None:
         self.text, self.start, self.end = text, start, end
         self.anchor, self.relation, self.recency, self.expression = anchor, relation, recency, expression
+        # "Where does the user live?" asks for the current state even without "now"
+        self.present = recency or bool(_PRESENT.search(text) and not _PAST.search(text))
 
     @property
     def has_range(self) -> bool:

@@ -22,7 +22,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, convert_to_messages
 
-from lightmem_core.llm import BaseLLM, Completion, Usage, estimate_tokens
+from lightmem_core import BaseLLM, Completion, Usage, estimate_tokens
 
 from ._common import message_text
 

@@ -23,7 +23,7 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageR
 from llama_index.core.llms.llm import LLM as LlamaLLM
 
 from lightmem_core import LightMemory, MemoryConfig
-from lightmem_core.llm import BaseLLM, Completion, Usage, estimate_tokens
+from lightmem_core import BaseLLM, Completion, Usage, estimate_tokens
 
 log = logging.getLogger(__name__)
 

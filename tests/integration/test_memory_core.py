@@ -56,8 +56,9 @@ def test_each_strategy_finds_planted_fact(mem: LightMemory, strategy: str) -> No
     assert "Northwind Labs" in hits[0].entry.memory
     assert all(h.entry.user_id == "maya" for h in hits)
     expected = {"hybrid": {"embedding", "context"}}.get(strategy, {strategy})
-    # "speaker:embedding" = the same retriever restricted to a speaker the query names
-    assert {r.rpartition(":")[2] for r in hits[0].retrievers} <= expected and hits[0].retrievers
+    # "speaker:embedding" = the same retriever restricted to a speaker the query names;
+    # "recency" = the newest-first ordering a present-tense question adds
+    assert {r.rpartition(":")[2] for r in hits[0].retrievers} - {"recency"} <= expected and hits[0].retrievers
 
 
 def test_filter_rerank_hybrid_mode(make_memory) -> None:

@@ -196,3 +196,24 @@ def test_short_sessions_share_one_extraction_call_and_keep_their_session(make_me
     assert got == {**{f"s{n}": f"day{n}" for n in range(10)}, "o1": "day0"}
     assert [e.source_ids for e in m.get_all(user_id="maya", session_id="day4")] == [["s4"]]
     assert m.pending(user_id="maya") == []
+
+
+def test_infer_false_stores_messages_verbatim_without_llm(make_memory, fake_llm) -> None:
+    m = make_memory({"extract_tokens": 10_000, "pre_compress": True}, llm=llm_for(fake_llm))
+    m.add_memory(TALK[:1], user_id="maya")  # buffered: infer=False must not sweep it along
+    text = "  Maya's locker code is 4417; she keeps her climbing shoes there.  "
+    r = m.add_memory([{"id": "v1", "role": "user", "content": text}], user_id="maya", session_id="s9", infer=False)
+    assert fake_llm.calls["chat"] == 0 and r.pending_turns == 1
+    [entry] = r.added
+    assert entry.memory == text.strip() and entry.source_ids == ["v1"] and entry.session_id == "s9"
+    assert [h.event for h in m.history(entry.id, user_id="maya")] == ["ADD"]
+    assert [t.id for t in m.pending(user_id="maya")] == ["a1"]
+    assert m.retrieve("locker code", limit=1, user_id="maya")[0].entry.id == entry.id
+    again = m.add_memory([{"id": "v1", "role": "user", "content": text}], user_id="maya", infer=False)
+    assert again.added == [] and again.duplicate_turn_ids == ["v1"]  # re-sent: not stored twice
+    assert "maya" in m.users()
+    from lightmem_core import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as err:
+        m.add_memory("x", user_id="maya", infer="no")
+    assert err.value.field == "infer"

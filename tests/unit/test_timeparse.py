@@ -93,3 +93,13 @@ def test_event_anchors_and_recency() -> None:
 def test_no_period_where_none_is_named(query: str) -> None:
     tq = timeparse.parse_query_time(query, NOW)
     assert not tq.has_range and tq.anchor is None
+
+
+@pytest.mark.parametrize("query, present", [
+    ("Where does the user live?", True), ("Which city does the user live in now?", True),
+    ("What is Caroline's job?", True), ("What did Caroline research?", False),
+    ("Where has Melanie camped?", False), ("Which company did the user work for first?", False),
+    ("Is she still dating Mark?", True),
+])
+def test_present_tense_questions_ask_for_the_current_state(query: str, present: bool) -> None:
+    assert timeparse.parse_query_time(query, NOW).present is present
