@@ -21,7 +21,7 @@ The store is a view over the user's LightMem memories, not a side table:
 
 * ``put(ns, key, value)`` stores the value's text (``value["content"]``, ``"text"``,
   ``"memory"`` or ``"data"``; the fields named by ``index=[...]``; else the JSON) as
-  one memory entry through ``add_memory``, with the key and the value kept in the
+  one memory entry through ``add_memory(..., infer=False)`` (verbatim: no LLM call), with the key and the value kept in the
   entry's metadata (``lg_key``, ``lg_value``). A key has one stable memory id: a
   second ``put`` updates that entry in place (version + 1, the old text in its
   history) instead of adding a copy. ``put(ns, key, None)`` / ``delete`` deletes it
@@ -34,9 +34,8 @@ The store is a view over the user's LightMem memories, not a side table:
   ``hierarchical`` as configured) in the prefix's scope; ``filter`` compares value
   fields (``{"kind": "pref"}``, ``{"score": {"$gte": 3}}``); without a query, items
   come in time order.
-* ``list_namespaces`` reads the namespaces of a user's memories. The core keeps no
-  public list of users, so a prefix that does not name a user lists the users this
-  store was given (``users=[...]``) or has seen since it was created.
+* ``list_namespaces`` reads the namespaces of a user's memories; a prefix that does not
+  name a user covers every user the memory holds (``LightMemory.users()``).
 
 TTLs are not supported (``supports_ttl = False``); memories are long-term by design.
 """
@@ -330,10 +329,12 @@ class LightMemStore(BaseStore):
             yield mcall("delete", entry.id, **where, reason=reason)
         turn_id = self._turn_id(namespace, key)
         turn = {"role": self.role, "content": text, "metadata": {KEY: key}}
-        result = yield mcall("add_memory", [{**turn, "id": turn_id}], force_extract=True, **where)
+        # verbatim unless asked to extract: no LLM call, no buffering, one entry
+        how = {"force_extract": True} if self.extract else {"infer": False}
+        result = yield mcall("add_memory", [{**turn, "id": turn_id}], **how, **where)
         if turn_id in result.duplicate_turn_ids:  # the key was deleted and is put again
             turn_id = f"{turn_id}-{uuid.uuid4().hex[:12]}"
-            result = yield mcall("add_memory", [{**turn, "id": turn_id}], force_extract=True, **where)
+            result = yield mcall("add_memory", [{**turn, "id": turn_id}], **how, **where)
         if result.error:
             raise LLMError(f"put {key!r}: extraction failed, the value is journaled and pending: {result.error}")
         mine = [e for e in result.added if turn_id in e.source_ids]
@@ -365,8 +366,11 @@ class LightMemStore(BaseStore):
         except InvalidNamespaceError:
             return []
         if user is None:
-            return [Scope(user_id=u) for u in self._users]
+            return [Scope(user_id=u) for u in self._all_users()]
         return [self._scope(prefix)]
+
+    def _all_users(self) -> list[str]:
+        return list(dict.fromkeys([*self._users, *self.memory.users()]))
 
     def _search_op(self, op: SearchOp) -> MemoryOp[list[SearchItem]]:
         prefix = tuple(op.namespace_prefix)
@@ -407,7 +411,7 @@ class LightMemStore(BaseStore):
             if c.match_type == "prefix" and "*" not in c.path:
                 users = self._users_for(tuple(c.path))
         if users is None:
-            users = [Scope(user_id=u) for u in self._users]
+            users = [Scope(user_id=u) for u in self._all_users()]
         found: set[tuple[str, ...]] = set()
         for scope in users:
             offset = 0

@@ -62,7 +62,7 @@ def test_put_with_extraction_on_an_llm_memory(make_memory: Any, fake_llm: Any) -
     verbatim, extracting = LightMemStore(memory), LightMemStore(memory, extract=True)
     verbatim.put(NS, "plain", {"content": "Maya's locker code is 4512."})
     assert [e.memory for e in memory.get_all(user_id="maya")] == ["Maya's locker code is 4512."]
-    assert fake_llm.calls["chat"] == 1  # documented cost: the core has no verbatim insert, put extracts once
+    assert fake_llm.calls["chat"] == 0  # a plain put is stored verbatim (add_memory infer=False): no LLM call
 
     fake_llm.responder = lambda req: json.dumps({"facts": [{"fact": "Maya moved to Porto.", "source_ids": ["1"]},
                                                            {"fact": "Maya adopted a corgi.", "source_ids": ["1"]}]})
