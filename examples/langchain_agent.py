@@ -140,7 +140,8 @@ def run(store: str, *, embedder: Any = None) -> dict[str, str]:
     chat_model = real or MemoryQuotingChatModel()
     print(f"chat model: {type(chat_model).__name__}" + ("" if real else " (offline, scripted)"))
     # With a real model it also extracts the memories (usage counted per stage); offline, extraction is extractive.
-    memory = LightMemory({"store": {"path": store}}, llm=ChatModelLLM(real) if real else None, embedder=embedder)
+    memory = LightMemory({"store": {"path": store}, "messages_use": "user_only"},  # what the user says becomes memory
+                         llm=ChatModelLLM(real) if real else None, embedder=embedder)
     middleware = LightMemoryMiddleware(memory, k=4)
     agent = create_agent(chat_model, tools=[], system_prompt="You are a warm, concise personal assistant.",
                          middleware=[middleware], context_schema=Context, checkpointer=InMemorySaver())
