@@ -238,12 +238,21 @@ def _section(data: dict[str, Any], key: str, allowed_models: set[str]) -> tuple[
     if unknown:
         raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown key (expected 'model_name' and 'configs')")
     name = sec.get("model_name")
-    if name not in allowed_models:
+    if not isinstance(name, str) or name not in allowed_models:
         raise ConfigError(f"{key}.model_name", f"unsupported value {name!r}; expected one of {sorted(allowed_models)}")
     configs = sec.get("configs") or {}
     if not isinstance(configs, dict):
         raise ConfigError(f"{key}.configs", f"expected a dict, got {type(configs).__name__}")
     return name, dict(configs)
+
+
+def _sub(configs: dict[str, Any], key: str, section: str) -> dict[str, Any]:
+    """A nested dict of an upstream section (absent = empty); anything else is refused here,
+    not met later as an AttributeError."""
+    value = configs.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{section}.configs.{key}", f"expected a dict, got {type(value).__name__}")
+    return value
 
 
 def _take(configs: dict[str, Any], key: str, allowed: set[str]) -> None:
@@ -254,7 +263,10 @@ def _take(configs: dict[str, Any], key: str, allowed: set[str]) -> None:
 
 def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    unsupported: dict[str, Any] = dict(data.pop("unsupported", {}) or {})
+    unsupported = data.pop("unsupported", None) or {}
+    if not isinstance(unsupported, dict):
+        raise ConfigError("unsupported", f"expected a dict, got {type(unsupported).__name__}")
+    unsupported = dict(unsupported)
 
     for key in _UPSTREAM_IGNORED:
         data.pop(key, None)
@@ -272,11 +284,13 @@ def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
             _take(c, "text_embedder", {"model", "api_key", "embedding_dims", "ollama_base_url", "openai_base_url",
                                         "model_kwargs", "huggingface_base_url"})
             emb: dict[str, Any] = {"provider": "sentence-transformers" if name == "huggingface" else "openai"}
+            if not isinstance(c.get("model"), (str, type(None))):
+                raise ConfigError("text_embedder.configs.model", f"expected a string, got {type(c['model']).__name__}")
             if c.get("model") not in MINILM_ALIASES or name != "huggingface":
                 emb["model"] = c.get("model")
             if c.get("embedding_dims") is not None:
                 emb["dims"] = c["embedding_dims"]
-            device = (c.get("model_kwargs") or {}).get("device")
+            device = _sub(c, "model_kwargs", "text_embedder").get("device")
             if device:
                 emb["device"] = device
             if c.get("api_key"):
@@ -358,23 +372,22 @@ def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
             comp: dict[str, Any] = {"provider": "llmlingua-2" if name == "llmlingua-2" else "entropy"}
             if name == "llmlingua-2":
                 _take(c, "pre_compressor", {"llmlingua_config", "llmlingua2_config", "compress_config"})
-                lc = c.get("llmlingua_config") or {}
+                lc = _sub(c, "llmlingua_config", "pre_compressor")
                 if lc.get("model_name"):
                     comp["model_path"] = lc["model_name"]
                 if lc.get("device_map"):
                     comp["device"] = lc["device_map"]
-                cc = c.get("compress_config") or {}
+                cc = _sub(c, "compress_config", "pre_compressor")
                 if cc.get("rate") is not None:
                     comp["rate"] = cc["rate"]
-                opts = dict(c.get("llmlingua2_config") or {})
+                opts = dict(_sub(c, "llmlingua2_config", "pre_compressor"))
                 opts.update({k: v for k, v in cc.items() if k != "rate"})
                 if opts:
                     comp["options"] = opts
             else:
                 _take(c, "pre_compressor", {"model_name", "device", "compress_rate", "rate", "entropy_config"})
-                ec = c.pop("entropy_config", None) or {}
-                if not isinstance(ec, dict):
-                    raise ConfigError("pre_compressor.configs.entropy_config", "expected a dict")
+                ec = _sub(c, "entropy_config", "pre_compressor")
+                c.pop("entropy_config", None)
                 c = {**ec, **c}
                 opts = {k: ec[k] for k in ("word_level_strategy", "max_length") if k in ec}
                 if opts:
