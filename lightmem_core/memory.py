@@ -696,7 +696,7 @@ class LightMemory:
 
         def plans(prefix: str, extra: Optional[Filter], fetch: int = limit) -> list[tuple[str, Any]]:
             got = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=fetch, flt=extra & flt if extra else flt,
-                                 config=cfg)
+                                 config=cfg, payload=_retrieve.RANKING_FIELDS)
             return [(f"{prefix}{name}", q) for name, q in got]
 
         period = None
@@ -723,11 +723,14 @@ class LightMemory:
             return summaries
         results = yield call(store, "search", scope, [q for _, q in queries])
         labelled = [(name, recs) for (name, _), recs in zip(queries, results)]
-        hits = _retrieve.fuse(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit,
-                              weights={"context": cfg.context_weight, "time": cfg.temporal_weight,
-                                       "summary": cfg.drill_weight, "speaker": cfg.speaker_weight},
-                              recency_weight=0.0 if tq is None or tq.has_range else cfg.recency_weight if tq.recency
-                              else cfg.recency_prior if tq.present else 0.0)
+        ranked = _retrieve.rank(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit,
+                                weights={"context": cfg.context_weight, "time": cfg.temporal_weight,
+                                         "summary": cfg.drill_weight, "speaker": cfg.speaker_weight},
+                                recency_weight=0.0 if tq is None or tq.has_range else cfg.recency_weight if tq.recency
+                                else cfg.recency_prior if tq.present else 0.0)
+        # candidates came back with the ranking keys only: full payloads for the kept few
+        full = yield call(store, "get", scope, [rec.id for rec, _, _ in ranked])
+        hits = _retrieve.to_hits(ranked, {r.id: r.payload for r in full})
         return summaries + hits
 
     def _summary_hits_op(self, scope: Scope, dense: Any, sparse: Any, strategy: str, flt: Optional[Filter],

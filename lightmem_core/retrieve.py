@@ -144,23 +144,28 @@ def plan(
     limit: int,
     flt: Optional[Filter],
     config: RetrievalConfig,
+    payload: Optional[tuple[str, ...]] = None,
 ) -> list[tuple[str, VectorQuery]]:
-    """The engine queries for a strategy, each labelled with the retriever it stands for."""
+    """The engine queries for a strategy, each labelled with the retriever it stands for.
+
+    ``payload`` limits the payload keys each candidate comes back with (None = all).
+    """
     fetch = max(limit * 3, config.candidates) if config.per_source_limit else max(limit, config.candidates)
-    if strategy == "embedding":
-        return [("embedding", VectorQuery("dense", dense, fetch, flt))]  # type: ignore[arg-type]
-    if strategy == "context":
-        if sparse is None or not len(sparse):
-            return []
-        return [("context", VectorQuery("sparse", sparse, fetch, flt))]
-    queries: list[tuple[str, VectorQuery]] = []
+
+    def query(using: str, vector: Any, prefetch: Optional[VectorQuery] = None) -> VectorQuery:
+        return VectorQuery(using, vector, fetch, flt, prefetch=prefetch, payload=payload)  # type: ignore[arg-type]
+
     has_sparse = sparse is not None and len(sparse) > 0
+    if strategy == "embedding":
+        return [("embedding", query("dense", dense))]
+    if strategy == "context":
+        return [("context", query("sparse", sparse))] if has_sparse else []
     if config.hybrid_mode == "filter_rerank" and has_sparse:
         pre = VectorQuery("sparse", sparse, fetch, flt)  # type: ignore[arg-type]
-        return [("context+embedding", VectorQuery("dense", dense, fetch, flt, prefetch=pre))]  # type: ignore[arg-type]
-    queries.append(("embedding", VectorQuery("dense", dense, fetch, flt)))  # type: ignore[arg-type]
+        return [("context+embedding", query("dense", dense, prefetch=pre))]
+    queries = [("embedding", query("dense", dense))]
     if has_sparse:
-        queries.append(("context", VectorQuery("sparse", sparse, fetch, flt)))  # type: ignore[arg-type]
+        queries.append(("context", query("sparse", sparse)))
     return queries
 
 
@@ -215,7 +220,12 @@ def _weight(weights: Optional[Mapping[str, float]], name: str) -> float:
     return weights.get(prefix, 1.0) * weights.get(base, 1.0) if prefix else 1.0
 
 
-def fuse(
+RANKING_FIELDS = ("source_ids", "_ts")  # what rank() reads of a candidate's payload
+
+Ranked = tuple[Record, float, list[str]]
+
+
+def rank(
     labelled: Sequence[tuple[str, list[Record]]],
     *,
     limit: int,
@@ -223,26 +233,27 @@ def fuse(
     per_source_limit: int = 0,
     weights: Optional[Mapping[str, float]] = None,
     recency_weight: float = 0.0,
-) -> list[Hit]:
+) -> list[Ranked]:
     """Reciprocal-rank fusion (a single list keeps its own scores and order).
 
-    ``recency_weight`` re-ranks the chosen hits with one more list, the same hits newest
-    first: a question about the present sees the latest of several close matches first,
-    yet recency never decides *which* memories come back, so a timeless fact ("Biscuit
-    is a corgi") is not pushed out by whatever was said last.
+    Reads only ``RANKING_FIELDS`` of the payloads. ``recency_weight`` re-ranks the
+    chosen hits with one more list, the same hits newest first: a question about the
+    present sees the latest of several close matches first, yet recency never decides
+    *which* memories come back, so a timeless fact ("Biscuit is a corgi") is not pushed
+    out by whatever was said last.
     """
     if len(labelled) == 1:
         name, records = labelled[0]
         scored = [(r, float(r.score or 0.0), [name]) for r in records]
     else:
-        acc: dict[str, tuple[Record, float, list[str]]] = {}
+        acc: dict[str, Ranked] = {}
         for name, records in labelled:
             w = _weight(weights, name)
-            for rank, r in enumerate(records):
+            for rnk, r in enumerate(records):
                 rec, score, found = acc.get(r.id, (r, 0.0, []))
-                acc[r.id] = (rec, score + w / (rrf_k + rank + 1), found if name in found else [*found, name])
+                acc[r.id] = (rec, score + w / (rrf_k + rnk + 1), found if name in found else [*found, name])
         scored = sorted(acc.values(), key=lambda t: -t[1])
-    chosen: list[tuple[Record, float, list[str]]] = []
+    chosen: list[Ranked] = []
     per_source: dict[str, int] = {}
     for rec, score, found in scored:
         if per_source_limit:
@@ -257,9 +268,24 @@ def fuse(
         if len(labelled) == 1:  # raw scores: put them on the rank scale first
             chosen = [(rec, 1.0 / (rrf_k + i + 1), found) for i, (rec, _, found) in enumerate(chosen)]
         newest = sorted(range(len(chosen)), key=lambda i: -float(chosen[i][0].payload.get("_ts") or 0.0))
-        for rank, i in enumerate(newest):
+        for rnk, i in enumerate(newest):
             rec, score, found = chosen[i]
-            chosen[i] = (rec, score + recency_weight / (rrf_k + rank + 1), [*found, "recency"])
+            chosen[i] = (rec, score + recency_weight / (rrf_k + rnk + 1), [*found, "recency"])
         chosen.sort(key=lambda t: -t[1])
-    return [Hit(entry=from_payload(rec.payload), score=score, retrievers=found, rank=i + 1)
-            for i, (rec, score, found) in enumerate(chosen)]
+    return chosen
+
+
+def to_hits(ranked: Sequence[Ranked], payloads: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[Hit]:
+    """Hits from ranked records; ``payloads`` supplies full payloads when the search returned thin ones."""
+    hits = []
+    for rec, score, found in ranked:
+        payload = rec.payload if payloads is None else payloads.get(rec.id)
+        if payload is None:  # deleted between the search and the fetch
+            continue
+        hits.append(Hit(entry=from_payload(payload), score=score, retrievers=found, rank=len(hits) + 1))
+    return hits
+
+
+def fuse(labelled: Sequence[tuple[str, list[Record]]], **kwargs: Any) -> list[Hit]:
+    """``rank`` then ``to_hits``, for searches that returned full payloads."""
+    return to_hits(rank(labelled, **kwargs))

@@ -115,6 +115,9 @@ class VectorQuery:
     filter: Optional[Filter] = None
     prefetch: Optional["VectorQuery"] = None
     score_threshold: Optional[float] = None
+    # Payload keys to return (None = all). Ranking needs a few keys of many candidates;
+    # the full payload is fetched for the handful that are kept.
+    payload: Optional[tuple[str, ...]] = None
 
 
 IndexKind = Literal["keyword", "float", "integer", "bool"]

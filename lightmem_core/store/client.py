@@ -258,7 +258,7 @@ class QdrantClientStore(MemoryStore):
             kwargs["prefetch"] = [self._request(q.prefetch, params, prefetch=True)]
         if prefetch:
             return models.Prefetch(**kwargs)
-        return models.QueryRequest(with_payload=True, **kwargs)
+        return models.QueryRequest(with_payload=list(q.payload) if q.payload is not None else True, **kwargs)
 
     def _search(self, queries: list[VectorQuery], idf_corpus: Filter) -> list[list[Record]]:
         with self._lock:

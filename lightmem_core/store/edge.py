@@ -144,7 +144,7 @@ class EdgeStore(MemoryStore):
             kwargs["prefetches"] = [self._request(q.prefetch, idf, prefetch=True)]
         if prefetch:
             return qe.Prefetch(**kwargs)
-        return qe.QueryRequest(with_payload=True, **kwargs)
+        return qe.QueryRequest(with_payload=list(q.payload) if q.payload is not None else True, **kwargs)
 
     def _search(self, queries: list[VectorQuery], idf_corpus: Filter) -> list[list[Record]]:
         qe = self._qe
