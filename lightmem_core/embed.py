@@ -110,6 +110,10 @@ class SentenceTransformerEmbedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
+        if len(texts) == 1 and self.config.device == "cpu":
+            fast = self._embed_one(texts[0])
+            if fast is not None:
+                return _as_matrix(fast, 1, self.dims)
         vectors = self.model.encode(
             texts,
             batch_size=self.config.batch_size,
@@ -118,6 +122,30 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return _as_matrix(vectors, len(texts), self.dims)
+
+
+    def _embed_one(self, text: str) -> Optional[np.ndarray]:
+        """A query is one short text on the latency path: run the modules directly.
+
+        ``encode()`` switches the model to eval mode and sets up batching on every call,
+        ~2 ms of a ~10 ms query here; the vector is the same.
+        """
+        model = self.model
+        preprocess = getattr(model, "preprocess", None) or getattr(model, "tokenize", None)
+        if preprocess is None:
+            return None
+        import torch
+
+        with self._lock:  # the eval() switch once; the forward itself is thread-safe
+            if model.training:
+                model.eval()
+        with torch.inference_mode():
+            features = preprocess([text])
+            out = model(features)
+            vec = out["sentence_embedding"].float()
+            if self.config.normalize:
+                vec = torch.nn.functional.normalize(vec, p=2, dim=1)
+        return vec.cpu().numpy()
 
 
 class OpenAIEmbedder:
