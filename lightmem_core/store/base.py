@@ -10,11 +10,12 @@ another scope is refused.
 
 from __future__ import annotations
 
-import math
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Sequence, Union
+
+import numpy as np
 
 from ..errors import InvalidInputError
 from ..lexical import SparseVec, validate_sparse
@@ -234,7 +235,11 @@ class MemoryStore(ABC):
             return
         if len(vec) != self.spec.dims:
             raise InvalidInputError(field_name, f"vector has {len(vec)} dimensions, the store expects {self.spec.dims}")
-        if not all(math.isfinite(float(x)) for x in vec):
+        try:
+            finite = bool(np.isfinite(np.asarray(vec, dtype=np.float64)).all())
+        except (TypeError, ValueError):
+            raise InvalidInputError(field_name, "vector must hold numbers") from None
+        if not finite:
             raise InvalidInputError(field_name, "vector contains NaN or infinity")
 
     def _scope_query(self, q: VectorQuery, sf: Filter) -> VectorQuery:
