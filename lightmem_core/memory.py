@@ -490,8 +490,16 @@ class LightMemory:
         return out
 
     def _apply_decisions_op(self, scope: Scope, new: MemoryEntry, decisions: Sequence[Decision],
-                            targets: Mapping[str, MemoryEntry], changes: "_Changes") -> Op[bool]:
-        """Record what ``new`` does to older entries; True when ``new`` merged into one."""
+                            targets: Mapping[str, MemoryEntry], changes: "_Changes",
+                            successor: Optional[str] = None) -> Op[bool]:
+        """Record what ``new`` does to older entries; True when ``new`` merged into one.
+
+        What ``new`` supersedes points at the entry that will hold its statement: the
+        one it merges into, if any (``new`` itself is then never stored), else
+        ``successor`` or ``new``."""
+        live = [d for d in decisions if (t := changes.current(targets.get(d.target_id))) is not None and t.is_current]
+        into = next((d.target_id for d in live if d.action == "merge"), None)
+        successor = into or successor or new.id
         merged = False
         for d in decisions:
             target = changes.current(targets.get(d.target_id))
@@ -507,7 +515,8 @@ class LightMemory:
                 merged = True
             elif d.action == "supersede":
                 upd = target.model_copy(update={
-                    "valid_to": new.time_stamp or timeparse.utcnow(), "superseded_by": new.id, "version": target.version + 1,
+                    "valid_to": new.time_stamp or timeparse.utcnow(), "superseded_by": successor,
+                    "version": target.version + 1,
                 })
                 changes.add(target, upd, "SUPERSEDE", new.memory, d.reason, reembed=False)
             elif d.action == "update" and d.memory:
@@ -559,8 +568,11 @@ class LightMemory:
         pairs = [(t, scores[t.id]) for t in targets if t.is_current]
         decisions = yield from self._offline_resolver.decide(entry, pairs)
         changes = _Changes()
+        # a near duplicate folds this (newer) entry into the older one: that one then holds its statement
+        current = {t.id for t, _ in pairs}
+        into = next((d.target_id for d in decisions if d.action == "merge" and d.target_id in current), None)
         merged = yield from self._apply_decisions_op(wide, entry, [d for d in decisions if d.action != "merge"],
-                                                     {t.id: t for t in targets}, changes)
+                                                     {t.id: t for t in targets}, changes, successor=into)
         # Offline, a near duplicate folds the NEWER entry into the older one.
         for d in decisions:
             if d.action == "merge" and d.target_id in {t.id for t, _ in pairs}:

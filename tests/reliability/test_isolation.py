@@ -29,11 +29,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lightmem_core import LightMemory
-from tests.reliability.surfaces import SURFACES, Seen, Surface, Unsupported, Who, build_surface
+from lightmem_core import LightMemory, NotFoundError
+from tests.reliability.surfaces import SESSIONS, SURFACES, Seen, Surface, Unsupported, Who, build_surface
 
 NAMES = ("alice", "bob", "carol")
-SESSIONS = (None, "s1", "s2")
 CITIES = ("Lisbon", "Osaka", "Denver", "Tallinn")
 DRINKS = ("matcha", "espresso", "kombucha")
 PLACES = ("harbor", "orchard", "canyon")
@@ -73,6 +72,13 @@ class Runner:
             out[u] = {e.id: (e.memory, e.version, e.superseded_by, tuple(e.source_ids), e.session_id) for e in entries}
         return out
 
+    def ever_owned(self, user: str, memory_id: str) -> bool:
+        """The id was an entry of ``user`` (it has a history there), even if deleted since."""
+        try:
+            return bool(self.core.history(memory_id, user_id=user))
+        except NotFoundError:
+            return False
+
     def text(self, user: str, kind: int) -> str:
         self.n += 1
         s = self.secret[user]
@@ -84,7 +90,11 @@ class Runner:
 
     def owned(self, who: Who, items: list[Seen], what: str) -> None:
         secret = self.secret[who.user]
+        others = [s for u, s in self.secret.items() if u != who.user]
         for item in items:
+            assert not any(s in item.text for s in others), f"{what}: {who} got another user's memory: {item}"
+            if item.block:
+                continue
             assert secret in item.text, f"{what}: {who} got another scope's item {item}"
             assert item.user_id in (None, who.user), f"{what}: {who} got {item}"
             if who.session is not None and item.session_id is not None:
@@ -111,7 +121,9 @@ class Runner:
             for mid, (text, _, superseded_by, sources, _) in entries.items():
                 assert self.secret[u] in text, f"{u}'s entry {mid} holds {text!r}"
                 assert set(sources) <= self.turns[u], f"{u}'s entry {mid} cites {sources}"
-                assert superseded_by in (None, *entries), f"{u}'s entry {mid} superseded by a stranger"
+                # superseded by an entry of the same user: a current one, or one deleted since
+                assert superseded_by in (None, *entries) or self.ever_owned(u, superseded_by), \
+                    f"{u}'s entry {mid} superseded by {superseded_by}, which is no entry of {u}"
 
     def _do(self, op: tuple[Any, ...], state: dict[str, dict[str, Any]]) -> Optional[str]:
         kind = op[0]
@@ -124,11 +136,9 @@ class Runner:
             who = Who(user, SESSIONS[op[2]])
             turns = []
             for k in op[3]:
-                tid = f"{user}-t{self.n}"
-                turns.append({"id": tid, "role": "user", "content": self.text(user, k),
+                turns.append({"id": f"{user}-t{self.n}", "role": "user", "content": self.text(user, k),
                               "time_stamp": f"2025-01-01T00:{self.n % 60:02d}:00"})
-                self.turns[user].add(tid)
-            self.surface.add(who, turns)
+            self.turns[user].update(self.surface.add(who, turns))
         elif kind == "retrieve":
             who = Who(user, SESSIONS[op[2]])
             bait = self.secret[self.users[op[3]]]
@@ -228,3 +238,16 @@ def test_every_operation_and_strategy_is_exercised(make_memory) -> None:
               for h in core.history(e.id, user_id=u)}
     assert {"ADD", "UPDATE", "SUPERSEDE"} <= events, events
     assert core.get_all(user_id=runner.users[0], filters={"entry_type": "summary"})
+
+
+def test_superseded_entries_point_at_a_stored_entry(make_memory) -> None:
+    """Regression (found by the property above): a new statement that merged into a
+    duplicate AND superseded an older fact left the older fact ``superseded_by`` the
+    merged-away new entry, an id that was never stored."""
+    core = _memory(make_memory)
+    runner = Runner(build_surface("core", core), core)
+    for op in [("add", 1, 0, [0, 1, 2]), ("add", 1, 0, [3, 0]), ("add", 1, 0, [0])]:
+        runner.run(op)
+    entries = {e.id: e for e in core.get_all(user_id=runner.users[1], include_superseded=True)}
+    pointers = [e.superseded_by for e in entries.values() if e.superseded_by]
+    assert pointers and all(p in entries for p in pointers)
