@@ -611,7 +611,7 @@ class LightMemory:
         yield from self._segment_op(scope, sensory, force_segment or force_extract or self.llm is None
                                     and self.segmenter is None)
         added: list[MemoryEntry] = []
-        conflict: Optional[ConflictError] = None
+        conflict: Optional[Exception] = None
         for _ in range(_CONFLICT_RETRIES):
             short = yield call(self._journal, "buffer", scope, "short")
             if not short:
@@ -627,9 +627,9 @@ class LightMemory:
                         yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
                         return added, str(exc)
                 return added, None
-            except ConflictError as exc:
+            except (ConflictError, NotFoundError) as exc:
                 # A concurrent call on this buffer stored some of these turns first, or
-                # changed an entry this batch merges into: read the buffer again.
+                # changed (or deleted) an entry this batch merges into: read the buffer again.
                 conflict = exc
         log.warning("extraction gave way to concurrent calls %d times; turns stay pending: %s", _CONFLICT_RETRIES,
                     conflict)

@@ -333,3 +333,39 @@ def test_two_calls_on_one_buffer_store_each_turn_once_and_lose_no_update(make_me
     assert (entries["a"].memory, entries["a"].version) == (edited.memory, 2)
     assert [h.event for h in memory.history(entry.id, user_id="u")] == ["ADD", "UPDATE"]
     assert memory.pending(user_id="u") == []
+
+
+def test_merge_target_deleted_during_extraction_is_retried_not_raised(make_memory) -> None:
+    """Regression (found by the 30 s online run): a near duplicate on its way to merge into
+    an entry that another caller deleted meanwhile made ``add_memory`` raise NotFoundError.
+    Now the batch is extracted again and stored as an entry of its own."""
+    memory = make_memory({"update": "online"})
+    memory.add_memory([{"id": "o2", "role": "user", "content": "My favourite band is Radiohead."}], user_id="u")
+    (target,) = memory.get_all(user_id="u")
+    decided, resume = threading.Event(), threading.Event()
+    rules = memory._online_resolver  # the real rule resolver, with a pause after its first decision
+
+    class Pausing:
+        calls = 0
+
+        def decide(self, new: Any, candidates: Any) -> Any:
+            decisions = yield from rules.decide(new, candidates)
+            Pausing.calls += 1
+            if Pausing.calls == 1:
+                assert [d.action for d in decisions] == ["merge"]
+                decided.set()
+                assert resume.wait(30)
+            return decisions
+
+    memory._online_resolver = Pausing()
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(memory.add_memory(
+        [{"id": "d1", "role": "user", "content": "My favourite band is Radiohead!"}], user_id="u")))
+    worker.start()
+    assert decided.wait(30)
+    memory.delete(target.id, user_id="u")
+    resume.set()
+    worker.join(30)
+    assert results and results[0].error is None, results
+    assert [e.source_ids for e in memory.get_all(user_id="u")] == [["d1"]]
+    assert memory.pending(user_id="u") == []
