@@ -61,6 +61,19 @@ def journal_rows(store: Path, sql: str) -> list[tuple[Any, ...]]:
         db.close()
 
 
+def committed_entries(store: Path) -> dict[str, set[str]]:
+    """Per user, the entries the committed history says exist (last event not DELETE)."""
+    last: dict[tuple[str, str], str] = {}
+    for memory_id, user, event in journal_rows(
+            store, "SELECT memory_id, user_id, event FROM history WHERE state = 'committed' ORDER BY seq"):
+        last[(user, memory_id)] = event
+    live: dict[str, set[str]] = defaultdict(set)
+    for (user, memory_id), event in last.items():
+        if event != "DELETE":
+            live[user].add(memory_id)
+    return live
+
+
 def check_store(config: dict[str, Any], acked: dict[str, set[str]], *, final: bool = False) -> dict[str, int]:
     """Open the store as a restarted application would and check the promises held."""
     memory = LightMemory.from_config(config)  # must open cleanly: recovery may not raise
@@ -69,6 +82,7 @@ def check_store(config: dict[str, Any], acked: dict[str, set[str]], *, final: bo
         if final:
             result = memory.flush()
             assert result.error is None, result.error
+        live = committed_entries(Path(config["store"]["path"]))
         for user in USERS:
             pending = [t.id for t in memory.pending(user_id=user)]
             assert len(pending) == len(set(pending))
@@ -83,6 +97,8 @@ def check_store(config: dict[str, Any], acked: dict[str, set[str]], *, final: bo
             for e in entries:
                 events = [h.event for h in memory.history(e.id, user_id=user)]
                 assert events and events[0] == "ADD", f"{e.id} has history {events}"
+            # and the other way round: what the committed history says exists, the store holds
+            assert {e.id for e in entries} == live.get(user, set()), f"{user}: store and history disagree"
             if final:
                 assert pending == []
             counts["pending"] += len(pending)
