@@ -276,10 +276,15 @@ class LlamaIndexMemorySurface(CoreSurface):
     strategies = ("hierarchical",)
 
     def _memory(self, who: Who) -> Any:
+        """A LightMemMemory per call, as a chat engine per conversation would hold. The recent
+        chat is a ``ChatMemoryBuffer``: the default ``Memory`` keeps it in aiosqlite, whose
+        worker threads outlive the event loops of hundreds of short-lived instances."""
+        from llama_index.core.memory import ChatMemoryBuffer
+
         from lightmem_llamaindex import LightMemMemory
 
-        return LightMemMemory(self.memory, user_id=who.user, session_id=who.session,
-                              session_scoped_reads=who.session is not None)
+        return LightMemMemory(self.memory, primary_memory=ChatMemoryBuffer.from_defaults(), user_id=who.user,
+                              session_id=who.session, session_scoped_reads=who.session is not None)
 
     def add(self, who: Who, turns: list[dict[str, Any]]) -> list[str]:
         from llama_index.core.llms import ChatMessage

@@ -177,6 +177,7 @@ def test_sigkill_never_loses_or_doubles_acknowledged_turns(tmp_path: Path, fake_
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_sigkill_many_times_with_the_real_embedder(tmp_path: Path, fake_llm: FakeLLMServer) -> None:
     stats = run_crashes(tmp_path, fake_llm, kills=60, seed=23, minilm=True, max_run=2.0)
     assert stats["acked"] >= 200, stats
