@@ -115,6 +115,8 @@ class RetrievalConfig(BaseModel):
     )
     rrf_k: int = Field(60, gt=0)
     candidates: int = Field(50, gt=0, le=5000, description="How many hits each retriever contributes before fusion.")
+    boost_candidates: int = Field(
+        20, gt=0, le=5000, description="Candidates of each boost list (period, speaker, summary) before fusion.")
     bm25_k1: float = Field(1.2, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
     context_weight: float = Field(

@@ -706,9 +706,11 @@ class LightMemory:
             dense = (yield call(self.embedder, "embed", [text]))[0]
         sparse = self._bm25.query(text) if strategy in ("context", "hybrid") else None
 
-        def plans(prefix: str, extra: Optional[Filter], fetch: int = limit) -> list[tuple[str, Any]]:
-            got = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=fetch, flt=extra & flt if extra else flt,
-                                 config=cfg, payload=_retrieve.RANKING_FIELDS)
+        def plans(prefix: str, extra: Optional[Filter]) -> list[tuple[str, Any]]:
+            # the boost lists (period, speaker, summary) only re-weigh: a shallower list will do
+            depth = None if not prefix else max(limit, cfg.boost_candidates)
+            got = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=limit, flt=extra & flt if extra else flt,
+                                 config=cfg, payload=_retrieve.RANKING_FIELDS, fetch=depth)
             return [(f"{prefix}{name}", q) for name, q in got]
 
         period = None

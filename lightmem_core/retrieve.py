@@ -145,12 +145,15 @@ def plan(
     flt: Optional[Filter],
     config: RetrievalConfig,
     payload: Optional[tuple[str, ...]] = None,
+    fetch: Optional[int] = None,
 ) -> list[tuple[str, VectorQuery]]:
     """The engine queries for a strategy, each labelled with the retriever it stands for.
 
-    ``payload`` limits the payload keys each candidate comes back with (None = all).
+    ``payload`` limits the payload keys each candidate comes back with (None = all);
+    ``fetch`` the candidates per list (None = from the limit and ``config.candidates``).
     """
-    fetch = max(limit * 3, config.candidates) if config.per_source_limit else max(limit, config.candidates)
+    if fetch is None:
+        fetch = max(limit * 3, config.candidates) if config.per_source_limit else max(limit, config.candidates)
 
     def query(using: str, vector: Any, prefetch: Optional[VectorQuery] = None) -> VectorQuery:
         return VectorQuery(using, vector, fetch, flt, prefetch=prefetch, payload=payload)  # type: ignore[arg-type]
