@@ -199,7 +199,8 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                                               **{k: round(n / wall, 2) for k, n in ops.items()}}
             result["latency_ms"] = {k: summary(v) for k, v in rec.ms.items()}
             result["errors"] = {k: {"count": len(v), "examples": v[:3]} for k, v in rec.errors.items()}
-            result["turns_per_add_acknowledged"] = round(sum(len(v) for v in rec.acked.values()) / max(ops.get("add", 1), 1), 2)
+            acked = sum(len(v) for v in rec.acked.values())
+            result["turns_per_add_acknowledged"] = round(acked / max(ops.get("add", 1), 1), 2)
             log("checking for lost writes ...")
             result["lost_writes_live"] = lost_writes(memory, rec.acked)
         finally:

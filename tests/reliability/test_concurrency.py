@@ -77,7 +77,8 @@ class Plan:
             return "retrieve", user, (" ".join(rng.sample(WORDS, 2)), rng.choice(STRATEGIES))
         if r < 0.88:
             self.n += 1
-            return "update", user, (rng.choice(ids), f"Edited by {self.name} ({self.n}): the {rng.choice(WORDS)} moved.")
+            text = f"Edited by {self.name} ({self.n}): the {rng.choice(WORDS)} moved."
+            return "update", user, (rng.choice(ids), text)
         return "delete", user, rng.choice(ids)
 
     def done(self, kind: str, user: str, arg: Any, result: Any) -> None:

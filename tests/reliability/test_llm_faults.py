@@ -260,7 +260,8 @@ def test_offline_update_with_a_failing_llm_changes_nothing_and_resumes(make_memo
     assert {e.id: (e.memory, e.version) for e in m.get_all(user_id="u")} == before
     fake_llm.reset()
     target = next(e for e in m.get_all(user_id="u") if "Seattle with my dog" in e.memory)
-    fake_llm.responder = lambda req: (json.dumps({"decisions": [{"id": target.id, "action": "delete", "reason": "moved"}]})
+    decision = {"decisions": [{"id": target.id, "action": "delete", "reason": "moved"}]}
+    fake_llm.responder = lambda req: (json.dumps(decision)
                                       if "UPDATE_DECISION" in req["messages"][0]["content"] else None)
     result = m.offline_update_all_entries(score_threshold=0.0, user_id="u")
     assert result["failed"] == 0 and result["changes"] >= 1
