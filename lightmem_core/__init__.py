@@ -4,7 +4,7 @@ Public API only; everything else is an implementation detail that may change.
 """
 
 from .config import EmbedderConfig, LLMConfig, MemoryConfig
-from .embed import Embedder
+from .embed import Embedder, embedding_matrix
 from .errors import (
     ConfigError,
     ConflictError,
@@ -31,6 +31,7 @@ __all__ = [
     "LLMConfig",
     "OpenAICompatibleLLM",
     "Usage",
+    "embedding_matrix",
     "estimate_tokens",
     "ConfigError",
     "ConflictError",

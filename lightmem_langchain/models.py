@@ -22,7 +22,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, convert_to_messages
 
-from lightmem_core import BaseLLM, Completion, Usage, estimate_tokens
+from lightmem_core import BaseLLM, Completion, Usage, embedding_matrix, estimate_tokens
 
 from ._common import message_text
 
@@ -98,18 +98,9 @@ class LangChainEmbedder:
         return self._dims
 
     def _matrix(self, rows: Sequence[Sequence[float]], n: int) -> np.ndarray:
-        arr = np.asarray(rows, dtype=np.float32)
-        if n == 0:
-            return np.zeros((0, self._dims or 0), dtype=np.float32)
-        if arr.ndim != 2 or arr.shape[0] != n:
-            raise ValueError(f"{type(self.embeddings).__name__} returned shape {arr.shape} for {n} texts")
-        if self._dims is None:
+        arr = embedding_matrix(rows, n, self._dims, normalize=self.normalize, source=type(self.embeddings).__name__)
+        if self._dims is None and n:
             self._dims = int(arr.shape[1])
-        elif arr.shape[1] != self._dims:
-            raise ValueError(f"{type(self.embeddings).__name__} returned {arr.shape[1]} dims, expected {self._dims}")
-        if self.normalize:
-            norms = np.linalg.norm(arr, axis=1, keepdims=True)
-            arr = arr / np.where(norms == 0, 1.0, norms)
         return arr
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -23,7 +23,7 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageR
 from llama_index.core.llms.llm import LLM as LlamaLLM
 
 from lightmem_core import LightMemory, MemoryConfig
-from lightmem_core import BaseLLM, Completion, Usage, estimate_tokens
+from lightmem_core import BaseLLM, Completion, Usage, embedding_matrix, estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +149,8 @@ class LlamaIndexEmbedder:
         return self._dims
 
     def _matrix(self, rows: Sequence[Sequence[float]], n: int) -> np.ndarray:
-        arr = np.asarray(rows, dtype=np.float32)
-        if n == 0:
-            return np.zeros((0, self._dims or 0), dtype=np.float32)
-        if arr.ndim != 2 or arr.shape[0] != n:
-            raise ValueError(f"{self.name} returned shape {arr.shape} for {n} texts")
-        if self._dims is None:
+        arr = embedding_matrix(rows, n, self._dims, source=self.name)
+        if self._dims is None and n:
             self._dims = int(arr.shape[1])
         return arr
 
