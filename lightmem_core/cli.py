@@ -32,9 +32,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from .configfile import ENV_CONFIG_FILE, ENV_STORE_PATH, load_config
-from .errors import InvalidInputError, LightMemError, NotFoundError
+from .errors import InvalidInputError, LightMemError
 from . import mcp as _mcp, timeparse
-from .types import Hit, MemoryEntry, Message
+from .types import MemoryEntry, Message
 
 if TYPE_CHECKING:
     from .memory import LightMemory

@@ -13,7 +13,7 @@ from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from .config import EmbedderConfig
-from .errors import ConfigError, EmbeddingError, EmbeddingShapeError, LightMemError, StageNotAvailableError
+from .errors import ConfigError, EmbeddingError, EmbeddingShapeError, StageNotAvailableError
 
 log = logging.getLogger(__name__)
 

@@ -272,7 +272,6 @@ class LightMemory:
     def stage_status(self) -> dict[str, str]:
         """What each configured stage will do, so nothing is silently ignored."""
         c = self.config
-        planned = "not available in this version"
         llm = "offline extractive (no LLM)" if self.llm is None else f"LLM ({type(self.llm).__name__})"
         status = {
             "embedder": f"enabled ({self._embedder_name()})",
@@ -571,11 +570,11 @@ class LightMemory:
         # a near duplicate folds this (newer) entry into the older one: that one then holds its statement
         current = {t.id for t, _ in pairs}
         into = next((d.target_id for d in decisions if d.action == "merge" and d.target_id in current), None)
-        merged = yield from self._apply_decisions_op(wide, entry, [d for d in decisions if d.action != "merge"],
-                                                     {t.id: t for t in targets}, changes, successor=into)
+        yield from self._apply_decisions_op(wide, entry, [d for d in decisions if d.action != "merge"],
+                                            {t.id: t for t in targets}, changes, successor=into)
         # Offline, a near duplicate folds the NEWER entry into the older one.
         for d in decisions:
-            if d.action == "merge" and d.target_id in {t.id for t, _ in pairs}:
+            if d.action == "merge" and d.target_id in current:
                 older = next(t for t, _ in pairs if t.id == d.target_id)
                 upd = older.model_copy(update={
                     "source_ids": list(dict.fromkeys([*older.source_ids, *entry.source_ids])),
@@ -587,7 +586,6 @@ class LightMemory:
                 changes.history.append(gone)
                 changes.deletes.append(entry.id)
                 changes.expect[entry.id] = entry.version
-                merged = True
                 break
         if changes.history:
             upserts = yield from changes.points_op(self, wide)
