@@ -416,9 +416,6 @@ class Journal:
             [("import", r.memory_id, r.user_id, r.agent_id, r.session_id, r.event, r.version, r.old_memory,
               r.new_memory, r.reason, r.actor, r.created_at.isoformat()) for r in records])
 
-    def users(self) -> list[str]:
-        return [r["user_id"] for r in self._rows("SELECT DISTINCT user_id FROM turns ORDER BY user_id")]
-
     def stats(self) -> dict[str, Any]:
         rows = self._rows("SELECT status, stage, COUNT(*) AS n FROM turns GROUP BY status, stage")
         return {f"{r['status']}:{r['stage']}" if r["status"] == "pending" else r["status"]: r["n"] for r in rows}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import datetime, timedelta
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from pydantic import ValidationError
@@ -699,9 +698,11 @@ class LightMemory:
         tq = timeparse.parse_query_time(query, reference) if cfg.temporal != "off" else None
         text = tq.text if tq is not None and tq.has_range else query
 
-        dense = None
-        if strategy in ("embedding", "hybrid"):
-            dense = (yield call(self.embedder, "embed", [text]))[0]
+        anchor = tq.anchor if tq is not None and not tq.has_range else None
+        dense = anchor_dense = None
+        if strategy in ("embedding", "hybrid"):  # the query and its event anchor in one model call
+            vectors = yield call(self.embedder, "embed", [text, anchor] if anchor else [text])
+            dense, anchor_dense = vectors[0], (vectors[1] if anchor else None)
         sparse = self._bm25.query(text) if strategy in ("context", "hybrid") else None
 
         def plans(prefix: str, extra: Optional[Filter]) -> list[tuple[str, Any]]:
@@ -714,12 +715,18 @@ class LightMemory:
         period = None
         if tq is not None and tq.has_range:
             period = _retrieve.time_filter(tq.start, tq.end)
-        elif tq is not None and tq.anchor:
-            period = yield from self._anchor_period_op(scope, tq, flt, strategy)
+        elif anchor:
+            # "before the trip to Paris": dated from the best entry about the trip
+            sparse_anchor = self._bm25.query(anchor) if strategy in ("context", "hybrid") else None
+            best = yield from self._hits_op(self._store, scope, strategy, anchor_dense, sparse_anchor, 1, flt)
+            if best:
+                period = _retrieve.time_filter(*timeparse.period_around(
+                    best[0].entry.time_stamp or best[0].entry.recorded_at, tq.relation))
         summaries: list[Hit] = []
         drill = None
-        if hierarchical and store is self._store:
-            summaries = yield from self._summary_hits_op(scope, dense, sparse, strategy, user_flt, cfg.summary_limit)
+        if hierarchical and store is self._store:  # level one: the best summaries
+            summaries = yield from self._hits_op(self._summaries, scope, strategy, dense, sparse, cfg.summary_limit,
+                                                 user_flt, prefix="summary:")
             ids = tuple(dict.fromkeys(i for h in summaries for i in h.entry.metadata.get("entry_ids") or ()))
             drill = Filter(must=(HasIds(ids),)) if ids else None
 
@@ -745,36 +752,16 @@ class LightMemory:
         hits = _retrieve.to_hits(ranked, {r.id: r.payload for r in full})
         return summaries + hits
 
-    def _summary_hits_op(self, scope: Scope, dense: Any, sparse: Any, strategy: str, flt: Optional[Filter],
-                         limit: int) -> Op[list[Hit]]:
-        """The best summaries for the query: the first level of a hierarchical retrieval."""
+    def _hits_op(self, store: MemoryStore, scope: Scope, strategy: str, dense: Any, sparse: Any, limit: int,
+                 flt: Optional[Filter], prefix: str = "") -> Op[list[Hit]]:
+        """A plain ranked search (full payloads) of one collection: summaries, or an event anchor."""
         cfg = self.config.retrieval
         got = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=limit, flt=flt, config=cfg)
         if not got:
             return []
-        results = yield call(self._summaries, "search", scope, [q for _, q in got])
-        hits = _retrieve.fuse([(f"summary:{n}", r) for (n, _), r in zip(got, results)], limit=limit, rrf_k=cfg.rrf_k,
+        results = yield call(store, "search", scope, [q for _, q in got])
+        return _retrieve.fuse([(f"{prefix}{n}", r) for (n, _), r in zip(got, results)], limit=limit, rrf_k=cfg.rrf_k,
                               weights={"context": cfg.context_weight})
-        return hits
-
-    def _anchor_period_op(self, scope: Scope, tq: Any, flt: Optional[Filter], strategy: str) -> Op[Optional[Filter]]:
-        """Date "before/after/during <event>" from the best entry about the event."""
-        vec = (yield call(self.embedder, "embed", [tq.anchor]))[0] if strategy != "context" else None
-        sparse = self._bm25.query(tq.anchor) if strategy != "embedding" else None
-        got = _retrieve.plan(strategy, dense=vec, sparse=sparse, limit=3, flt=flt, config=self.config.retrieval)
-        if not got:
-            return None
-        results = yield call(self._store, "search", scope, [q for _, q in got])
-        best = _retrieve.fuse([(n, r) for (n, _), r in zip(got, results)], limit=1, rrf_k=self.config.retrieval.rrf_k)
-        if not best:
-            return None
-        when = best[0].entry.time_stamp or best[0].entry.recorded_at
-        day = datetime(when.year, when.month, when.day)
-        if tq.relation == "before":
-            return _retrieve.time_filter(None, day - timedelta(microseconds=1))
-        if tq.relation == "after":
-            return _retrieve.time_filter(day + timedelta(days=1), None)
-        return _retrieve.time_filter(day - timedelta(days=1), day + timedelta(days=2))
 
     def _store_for(self, filters: Optional[Mapping[str, Any]]) -> MemoryStore:
         """Summaries are a collection of their own; ``entry_type="summary"`` reads it."""
@@ -1051,7 +1038,7 @@ class LightMemory:
         committed history. Vectors are left out: they derive from the text and are rebuilt
         by the importing store's embedder. The offline-update queue is work in progress,
         not memory, and is left out too."""
-        users = [self._scope(user_id, None, None).user_id] if user_id is not None else self._journal.all_users()
+        users = self._users(user_id)
         yield {"kind": "header", "format": EXPORT_FORMAT, "version": 1, "embedder": self._embedder_name()}
         for user in users:
             scope = Scope(user_id=user)
@@ -1113,7 +1100,7 @@ class LightMemory:
         return self._journal.all_users()
 
     def _users(self, user_id: Optional[str]) -> list[str]:
-        return [self._scope(user_id, None, None).user_id] if user_id is not None else self._journal.users()
+        return [self._scope(user_id, None, None).user_id] if user_id is not None else self.users()
 
     def construct_update_queue_all_entries(self, top_k: int = 20, keep_top_n: int = 10, *,
                                            user_id: Optional[str] = None) -> int:

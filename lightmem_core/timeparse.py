@@ -9,6 +9,7 @@ two never shifts an entry by the local offset of the machine running the code.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -118,6 +119,7 @@ _PRESENT = re.compile(r"^\s*(?:\w+\s+){0,3}?(?:do|does|is|are|am)\b(?!\s+\w+\s+(
 _PAST = re.compile(r"\b(did|was|were|had|used to|ago|last|before|previous(?:ly)?|first|ever)\b", re.I)
 
 
+@dataclass(frozen=True)
 class TimeQuery:
     """What a query says about time.
 
@@ -129,27 +131,30 @@ class TimeQuery:
     expression, for lexical matching.
     """
 
-    __slots__ = ("start", "end", "anchor", "relation", "recency", "present", "expression", "text")
+    text: str
+    start: datetime | None = None
+    end: datetime | None = None
+    anchor: str | None = None
+    relation: str | None = None
+    recency: bool = False
+    expression: str | None = None
 
-    def __init__(self, text: str, *, start: datetime | None = None, end: datetime | None = None,
-                 anchor: str | None = None, relation: str | None = None, recency: bool = False,
-                 expression: str | None = None) -> None:
-        self.text, self.start, self.end = text, start, end
-        self.anchor, self.relation, self.recency, self.expression = anchor, relation, recency, expression
+    @property
+    def present(self) -> bool:
         # "Where does the user live?" asks for the current state even without "now"
-        self.present = recency or bool(_PRESENT.search(text) and not _PAST.search(text))
+        return self.recency or bool(_PRESENT.search(self.text) and not _PAST.search(self.text))
 
     @property
     def has_range(self) -> bool:
         return self.start is not None or self.end is not None
 
-    def __repr__(self) -> str:
-        return (f"TimeQuery(start={self.start}, end={self.end}, anchor={self.anchor!r}, relation={self.relation!r}, "
-                f"recency={self.recency}, expression={self.expression!r})")
-
 
 def _day(dt: datetime) -> datetime:
     return datetime(dt.year, dt.month, dt.day)
+
+
+def _whole_day(d: datetime) -> tuple[datetime, datetime]:
+    return d, d + timedelta(days=1) - _TICK
 
 
 def _month_range(year: int, month: int) -> tuple[datetime, datetime]:
@@ -210,15 +215,15 @@ def _resolve(kind: str, m: re.Match[str], now: datetime) -> tuple[datetime, date
     try:
         if kind == "iso_date":
             d = datetime(int(g["y"]), int(g["m"]), int(g["d"]))
-            return d, d + timedelta(days=1) - _TICK
+            return _whole_day(d)
         if kind in ("day_month_year", "month_day_year"):
             d = datetime(int(g["y"]), _month(g["month"]), int(g["d"]))
-            return d, d + timedelta(days=1) - _TICK
+            return _whole_day(d)
         if kind in ("day_month", "month_day"):
             month = _month(g["month"])
             day = int(g["d"])
             d = datetime(_year_of(month, day, now), month, day)
-            return d, d + timedelta(days=1) - _TICK
+            return _whole_day(d)
         if kind == "month_year":
             return _part(*_month_range(int(g["y"]), _month(g["month"])), g.get("part"))
         if kind == "month":
@@ -277,13 +282,23 @@ def _resolve(kind: str, m: re.Match[str], now: datetime) -> tuple[datetime, date
         if delta == 0 and (g.get("which") or "").lower() == "last":
             delta = 7
         d = today - timedelta(days=delta)
-        return d, d + timedelta(days=1) - _TICK
+        return _whole_day(d)
     if kind == "named_day":
         which = g["which"].lower()
         back = 2 if which == "the day before yesterday" else 1 if which == "yesterday" else 0
         d = today - timedelta(days=back)
-        return d, d + timedelta(days=1) - _TICK
+        return _whole_day(d)
     return None
+
+
+def period_around(when: datetime, relation: str | None) -> tuple[datetime | None, datetime | None]:
+    """The period "before", "after" or "during" (the day before to the day after) an event."""
+    day = _day(when)
+    if relation == "before":
+        return None, day - _TICK
+    if relation == "after":
+        return day + timedelta(days=1), None
+    return day - timedelta(days=1), day + timedelta(days=2)
 
 
 def parse_query_time(query: str, now: datetime | None = None) -> TimeQuery:
