@@ -41,9 +41,9 @@ def test_a_named_period_decides_between_equal_matches(memory) -> None:
 
 def test_relative_periods_resolve_against_now(memory) -> None:
     hits = memory.retrieve("What did I bake this week?", limit=3, user_id="maya", now=NOW)
-    assert "lemon cake" in hits[0].entry.memory
+    assert "lemon cake" in hits[0].entry.memory and "time:embedding" in hits[0].retrievers
     hits = memory.retrieve("What did I bake six weeks ago?", limit=3, user_id="maya", now=NOW)
-    assert "sourdough" in hits[0].entry.memory
+    assert "sourdough" in hits[0].entry.memory and "time:embedding" in hits[0].retrievers
 
 
 def test_filter_mode_keeps_only_the_period(make_memory) -> None:
@@ -62,7 +62,7 @@ def test_before_an_event_is_dated_from_memory(memory) -> None:
     assert "sourdough" in hits[0].entry.memory
     assert any(r.startswith("time:") for r in hits[0].retrievers)
     after = memory.retrieve("What did I bake after the trip to Paris?", limit=3, user_id="maya", now=NOW)
-    assert "lemon cake" in after[0].entry.memory
+    assert "lemon cake" in after[0].entry.memory and "time:embedding" in after[0].retrievers
 
 
 def test_questions_about_the_present_prefer_the_newest(memory) -> None:
