@@ -43,7 +43,6 @@ chosen layers (plus, optionally, the last hidden states) for a topic segmenter.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import math
 import os
 import re
@@ -53,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional, Protocol, Sequence, r
 
 from .config import CompressorConfig
 from .errors import ConfigError, InvalidInputError, StageNotAvailableError
+from .llm import cl100k_encoding, cl100k_ready
 from .textproc import STOPWORDS, words as _words
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -159,37 +159,6 @@ def _options(config: CompressorConfig, defaults: dict[str, Any], upstream: froze
     if "max_length" in opts and opts["max_length"] < 8:
         raise ConfigError("compressor.options.max_length", "must be at least 8")
     return opts
-
-
-_TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
-_TIKTOKEN_KEY = hashlib.sha1(_TIKTOKEN_URL.encode()).hexdigest()
-
-
-def _tiktoken_cache_ready() -> bool:
-    """Make sure tiktoken finds cl100k offline; never lets it try a download.
-
-    When ``TIKTOKEN_CACHE_DIR`` is unset and tiktoken's default cache lacks the file,
-    point it at the copy shipped inside llama-index-core (if installed).
-    """
-    import tempfile
-
-    explicit = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
-    if explicit:
-        return os.path.exists(os.path.join(explicit, _TIKTOKEN_KEY))
-    if os.path.exists(os.path.join(tempfile.gettempdir(), "data-gym-cache", _TIKTOKEN_KEY)):
-        return True
-    try:
-        import importlib.util
-
-        spec = importlib.util.find_spec("llama_index.core")
-    except Exception:  # noqa: BLE001 - any import problem just means "not there"
-        spec = None
-    if spec is not None and spec.origin:
-        folder = os.path.join(os.path.dirname(spec.origin), "_static", "tiktoken_cache")
-        if os.path.exists(os.path.join(folder, _TIKTOKEN_KEY)):
-            os.environ["TIKTOKEN_CACHE_DIR"] = folder
-            return True
-    return False
 
 
 # --- chunk analysis and the fact rules ----------------------------------------------------
@@ -511,14 +480,7 @@ class _FrequencyInfo:
 
     def __init__(self, filler_weight: float = 0.5, table: str = "cl100k") -> None:
         self.filler_weight = filler_weight
-        self._enc = None
-        if table == "cl100k" and _tiktoken_cache_ready():
-            try:
-                import tiktoken
-
-                self._enc = tiktoken.get_encoding("cl100k_base")
-            except Exception:  # noqa: BLE001 - fall back to the heuristic
-                self._enc = None
+        self._enc = cl100k_encoding() if table == "cl100k" else None  # None: the length heuristic
         self._cache: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -897,7 +859,7 @@ class LLMLingua2Compressor:
             from llmlingua import PromptCompressor
         except ImportError as exc:
             raise StageNotAvailableError("compressor backend 'llmlingua' needs the llmlingua package; install the 'llmlingua' extra") from exc
-        if not _tiktoken_cache_ready():
+        if not cl100k_ready():
             raise StageNotAvailableError("llmlingua needs tiktoken's cl100k_base file offline; set TIKTOKEN_CACHE_DIR to a folder holding it")
         import random
 

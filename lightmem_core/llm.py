@@ -253,24 +253,36 @@ _encoding_tried = False
 _encoding_lock = threading.Lock()
 
 
-def _llama_index_tiktoken_cache() -> Optional[str]:
-    import importlib.util
+def cl100k_ready() -> bool:
+    """Make sure tiktoken finds cl100k offline; never lets it try a download.
 
+    When ``TIKTOKEN_CACHE_DIR`` is unset and tiktoken's default cache lacks the file,
+    point it at the copy shipped inside llama-index-core (if installed). Shared by token
+    estimation, the entropy compressor's rank table and LLMLingua-2.
+    """
+    import tempfile
+
+    explicit = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+    if explicit:
+        return os.path.exists(os.path.join(explicit, _CL100K_CACHE_FILE))
+    if os.path.exists(os.path.join(tempfile.gettempdir(), "data-gym-cache", _CL100K_CACHE_FILE)):
+        return True
     try:
+        import importlib.util
+
         spec = importlib.util.find_spec("llama_index.core")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for base in spec.submodule_search_locations:
-        path = os.path.join(base, "_static", "tiktoken_cache")
-        if os.path.isdir(path):
-            return path
-    return None
+    except Exception:  # noqa: BLE001 - any import problem just means "not there"
+        spec = None
+    for base in (spec.submodule_search_locations or []) if spec is not None else []:
+        folder = os.path.join(base, "_static", "tiktoken_cache")
+        if os.path.exists(os.path.join(folder, _CL100K_CACHE_FILE)):
+            os.environ["TIKTOKEN_CACHE_DIR"] = folder
+            return True
+    return False
 
 
-def _get_encoding() -> Any:
-    """cl100k, only if it loads without the network (a library must not hang offline)."""
+def cl100k_encoding() -> Any:
+    """The cl100k encoding, loaded once, or None when it is not available offline."""
     global _encoding, _encoding_tried
     if _encoding_tried:
         return _encoding
@@ -278,23 +290,12 @@ def _get_encoding() -> Any:
         if _encoding_tried:
             return _encoding
         try:
-            import tiktoken
+            if cl100k_ready():
+                import tiktoken
 
-            if not os.environ.get("TIKTOKEN_CACHE_DIR"):
-                shipped = _llama_index_tiktoken_cache()
-                if shipped:
-                    os.environ["TIKTOKEN_CACHE_DIR"] = shipped
-            import tempfile
-
-            cache = (
-                os.environ.get("TIKTOKEN_CACHE_DIR")
-                or os.environ.get("DATA_GYM_CACHE_DIR")
-                or os.path.join(tempfile.gettempdir(), "data-gym-cache")
-            )
-            if os.path.isfile(os.path.join(cache, _CL100K_CACHE_FILE)):
                 _encoding = tiktoken.get_encoding("cl100k_base")
             else:
-                log.debug("tiktoken cl100k not cached in %s; estimating tokens as len/4", cache)
+                log.debug("tiktoken cl100k not cached offline; estimating tokens as len/4")
         except Exception as exc:  # tiktoken missing or broken: the crude estimate will do
             log.debug("tiktoken unavailable (%s); estimating tokens as len/4", exc)
             _encoding = None
@@ -306,7 +307,7 @@ def estimate_tokens(text: str) -> int:
     """Token count of ``text``: cl100k when available offline, else ``len(text) // 4``."""
     if not text:
         return 0
-    enc = _get_encoding()
+    enc = cl100k_encoding()
     if enc is not None:
         try:
             return len(enc.encode(text, disallowed_special=()))
