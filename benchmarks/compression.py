@@ -56,26 +56,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _tiktoken_cache_dir() -> None:
-    """cl100k offline: tiktoken reads the copy shipped inside llama-index-core."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llama_index.core")
-    for base in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(base, "_static", "tiktoken_cache")
-        if os.path.isdir(path):
-            os.environ.setdefault("TIKTOKEN_CACHE_DIR", path)
-            return
-
-
-_tiktoken_cache_dir()
-
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
 import shlex  # noqa: E402
-import subprocess  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -84,9 +69,9 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cl100k, git_state  # noqa: E402
 from _locomo import CATEGORIES, Conversation, evidence_ids, load  # noqa: E402
 
-import tiktoken  # noqa: E402
 
 from lightmem_core import compress as _compress  # noqa: E402
 from lightmem_core.compress import create_compressor  # noqa: E402
@@ -206,22 +191,6 @@ def survival(quals: list[dict[str, Any]], convs: list[Conversation], comp: dict[
     }
 
 
-def git_state() -> dict[str, Any]:
-    """HEAD and uncommitted files: the library may change between runs."""
-    root = Path(__file__).resolve().parent.parent
-
-    def run(*cmd: str) -> str:
-        try:
-            return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        except Exception:  # noqa: BLE001
-            return ""
-
-    return {"head": run("git", "rev-parse", "HEAD"), "dirty": run("git", "status", "--short").splitlines()}
-
-
-GIT_START: dict[str, Any] = {}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="LoCoMo dev folder (default ../shared/data/locomo-dev)")
@@ -231,13 +200,12 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3, help="timed passes over all turns per rate (first one cold)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "compression.json"))
     args = ap.parse_args()
-    global GIT_START
-    GIT_START = git_state()
+    git_start = git_state()
 
     convs = load(args.data, args.convs)
-    enc = tiktoken.get_encoding("cl100k_base")
+    count = cl100k()
     all_turns = [m for c in convs for m in c.messages]
-    n_tokens = sum(len(enc.encode(m["content"], disallowed_special=())) for m in all_turns)
+    n_tokens = sum(count(m["content"]) for m in all_turns)
     quals, total = qualifying(convs)
     load_start = os.getloadavg()
 
@@ -326,7 +294,7 @@ def main() -> None:
         "benchmark": "compression answer survival (LoCoMo dev, categories 1,2,4)",
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "machine": machine({"loadavg_start": [round(x, 2) for x in load_start]}),
-        "git": {"start": GIT_START, "end": git_state()},
+        "git": {"start": git_start, "end": git_state()},
         "conversations": [c.conv_id for c in convs],
         "qa_total": total,
         "qa_qualifying": len(quals),

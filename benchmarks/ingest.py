@@ -60,7 +60,6 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import shlex  # noqa: E402
-import subprocess  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -73,6 +72,7 @@ from typing import Any, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import git_state  # noqa: E402
 from _locomo import Conversation, load  # noqa: E402
 
 from lightmem_core import LightMemory, MemoryConfig  # noqa: E402
@@ -179,22 +179,6 @@ def embed_only(embedder: Any, batches: list[list[str]]) -> float:
     return time.perf_counter() - t0
 
 
-def git_state() -> dict[str, Any]:
-    """HEAD and uncommitted files: the library may change between runs."""
-    root = Path(__file__).resolve().parent.parent
-
-    def run(*cmd: str) -> str:
-        try:
-            return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        except Exception:  # noqa: BLE001
-            return ""
-
-    return {"head": run("git", "rev-parse", "HEAD"), "dirty": run("git", "status", "--short").splitlines()}
-
-
-GIT_START: dict[str, Any] = {}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="LoCoMo dev folder (default ../shared/data/locomo-dev)")
@@ -203,8 +187,7 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(n for n, _ in VARIANTS))
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ingest.json"))
     args = ap.parse_args()
-    global GIT_START
-    GIT_START = git_state()
+    git_start = git_state()
 
     convs = load(args.data, args.convs)
     n_turns = sum(len(c.messages) for c in convs)
@@ -325,7 +308,7 @@ def main() -> None:
             "loadavg_start": la_start,
             "loadavg_end": loadavg(),
         },
-        "git": {"start": GIT_START, "end": git_state()},
+        "git": {"start": git_start, "end": git_state()},
         "conversations": [c.conv_id for c in convs],
         "turns": n_turns,
         "repeats": args.repeats,

@@ -70,20 +70,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _tiktoken_cache_dir() -> None:
-    """cl100k offline: tiktoken reads the copy shipped inside llama-index-core."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llama_index.core")
-    for base in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(base, "_static", "tiktoken_cache")
-        if os.path.isdir(path):
-            os.environ.setdefault("TIKTOKEN_CACHE_DIR", path)
-            return
-
-
-_tiktoken_cache_dir()
-
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import importlib  # noqa: E402
@@ -92,7 +78,6 @@ import logging  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
 import shlex  # noqa: E402
-import subprocess  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -101,11 +86,11 @@ from pathlib import Path  # noqa: E402
 from typing import Any, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
-import tiktoken  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
+from _common import cl100k as _cl100k, git_state  # noqa: E402
 from _locomo import Conversation, load  # noqa: E402
 
 from lightmem_core import LightMemory, MemoryConfig, timeparse  # noqa: E402
@@ -115,14 +100,12 @@ from lightmem_core.llm import OpenAICompatibleLLM, complete_json  # noqa: E402
 from lightmem_core.prompts import FLAT_EXTRACTION, UPDATE_DECISION, Prompts, conversation_block, memory_lines, turn_line  # noqa: E402
 from tests.fake_llm import TURN_LINE, FakeLLMServer, count_tokens  # noqa: E402
 
-ENC = tiktoken.get_encoding("cl100k_base")
 CALL_TARGET = 25
 RATIO_TARGET = 1.2
 SWEEP_TOKENS = (1024, 2048, 4096, 8192)
 
 
-def cl100k(text: str) -> int:
-    return len(ENC.encode(text, disallowed_special=()))
+cl100k = _cl100k()
 
 
 class HashEmbedder:
@@ -154,16 +137,6 @@ def segment_status() -> tuple[bool, str]:
     except Exception as exc:  # noqa: BLE001
         return False, f"off: lightmem_core.segment does not import ({type(exc).__name__}: {exc})"
     return True, "on"
-
-
-def git_state() -> dict[str, Any]:
-    def run(*cmd: str) -> str:
-        try:
-            return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        except Exception:  # noqa: BLE001
-            return ""
-
-    return {"head": run("git", "rev-parse", "HEAD"), "dirty": run("git", "status", "--short").splitlines()}
 
 
 class TimeHeaderExtractor(LLMExtractor):
@@ -367,9 +340,6 @@ def meets(r: dict[str, Any]) -> bool:
     return r["calls"] <= CALL_TARGET and r["ratio_cl100k"] <= RATIO_TARGET
 
 
-GIT_START: dict[str, Any] = {}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="LoCoMo dev folder (default ../shared/data/locomo-dev)")
@@ -379,8 +349,7 @@ def main() -> None:
     ap.add_argument("--real-embedder", action="store_true", help="use the packaged MiniLM instead of the hash embedder")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "llm_economy.json"))
     args = ap.parse_args()
-    global GIT_START
-    GIT_START = git_state()
+    git_start = git_state()
     logging.basicConfig(level=logging.ERROR)
 
     convs = load(args.data, args.convs)
@@ -476,7 +445,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "loadavg_start": la_start,
                     "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
-        "git": {"start": GIT_START, "end": git_state()},
+        "git": {"start": git_start, "end": git_state()},
         "conversations": [c.conv_id for c in convs],
         "topic_segment": seg_note,
         "embedder": "MiniLM" if args.real_embedder else "hash bag-of-words (64 dims), LLM economy is independent of it",

@@ -32,26 +32,12 @@ from typing import Any, Callable, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cl100k  # noqa: E402
 from _locomo import CATEGORIES, Conversation, evidence_ids, load  # noqa: E402
 
 from lightmem_core import LightMemory, MemoryConfig  # noqa: E402
 
 KS = (5, 10, 20)
-
-
-def token_counter() -> Callable[[str], int]:
-    """cl100k tokens when the encoding file is available offline, else words."""
-    try:
-        import llama_index.core
-
-        cache = Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache"
-        os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache))
-        import tiktoken
-
-        enc = tiktoken.get_encoding("cl100k_base")
-        return lambda s: len(enc.encode(s))
-    except Exception:  # noqa: BLE001 - a missing optional file only changes the unit
-        return lambda s: len(s.split())
 
 
 def recall(found: Sequence[Sequence[str]], gold: Sequence[str], k: int) -> float:
@@ -108,7 +94,7 @@ def main() -> None:
 
     convs = load(args.data, args.convs)
     strategies = args.strategies.split(",")
-    count_tokens = token_counter()
+    count_tokens = cl100k()
     extra = json.loads(args.config)
     results: dict[str, dict[str, list[dict[int, float]]]] = defaultdict(lambda: defaultdict(list))
     latencies: dict[str, list[float]] = defaultdict(list)
