@@ -42,7 +42,7 @@ class EmbedderConfig(BaseModel):
         "vectors differ slightly from fp32, so a store keeps the setting it was built with.")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="Weights of the local model: 'auto' = bf16 on CPUs with native bf16 (vectors within "
-        "cosine 0.9999 of fp32, ~1.6x faster query embedding here), else fp32.")
+        "cosine 0.99 of fp32; about twice as fast here, see benchmarks/store_scale.py), else fp32.")
     base_url: Optional[str] = None
     api_key: Optional[str] = None
     timeout: float = Field(30.0, gt=0)
