@@ -70,11 +70,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threshold", type=float, default=0.35, help="offline_update_all_entries score_threshold")
     ap.add_argument("--modes", default="none,online,offline")
+    ap.add_argument("--data", default=str(DATA), help="cases file (knowledge_updates_heldout.json: 20 cases written "
+                    "after the rules were tuned, by someone who had not seen the code)")
     ap.add_argument("--config", default="{}", help="extra MemoryConfig JSON, e.g. '{\"retrieval\": {\"recency_weight\": 1}}'")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "knowledge_updates.json"))
     args = ap.parse_args()
-    cases = json.loads(DATA.read_text())["cases"]
-    report: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cases": len(cases), "modes": {}}
+    cases = json.loads(Path(args.data).read_text())["cases"]
+    report: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "data": Path(args.data).name,
+                    "cases": len(cases), "modes": {}}
     embedder = None
     for mode in args.modes.split(","):
         with tempfile.TemporaryDirectory() as tmp:

@@ -33,28 +33,43 @@ ENTRY_INDEXES: dict[str, IndexKind] = {
 }
 
 # Payload keys derived from the entry for filtering; never part of the entry itself.
-_DERIVED = ("_ts", "_rec", "_current")
+_DERIVED = ("_ts", "_rec", "_current", "_dn")
 
 
-def blend(entries: Sequence[MemoryEntry], facts: Any, contexts: dict[str, Any], weight: float) -> list[Any]:
-    """Each fact's vector, pulled toward its context's vector by ``weight``.
+def blend(entries: Sequence[MemoryEntry], facts: Any, contexts: dict[str, Any], weight: float) -> list[tuple[Any, float]]:
+    """Each fact's vector pulled toward its context's vector by ``weight``, with the norm
+    it had before normalising.
 
     Embedding "fact + context" as one text works as well for recall but costs a long
     embedding per fact; blending two unit vectors costs one short embedding per fact
-    plus one per distinct context (about one per turn).
+    plus one per distinct context (about one per turn). The weight is the same for every
+    fact of a context, so the norm (kept in the payload as ``_dn``) turns a search score
+    back into the fact's own similarity plus a term all sentences of the turn share:
+    retrieval uses that to choose which sentence a turn shows.
     """
+    facts = [np.asarray(v) for v in facts]
+    members: dict[str, list[int]] = {}
+    for i, entry in enumerate(entries):
+        if entry.context and entry.context in contexts:
+            members.setdefault(entry.context, []).append(i)
+    share: dict[str, float] = {}
+    for text, idx in members.items():
+        # Gate by relatedness: a question and its answer pull together, two unrelated
+        # facts said one after the other do not blur into each other. One gate for all
+        # the facts of a context (from their mean), so they keep one weight.
+        c = np.asarray(contexts[text])
+        mean = np.mean([facts[i] for i in idx], axis=0)
+        related = float(mean @ c) / ((np.linalg.norm(mean) * np.linalg.norm(c)) or 1.0)
+        share[text] = weight * min(1.0, max(0.0, (related - 0.1) / 0.3))
     out = []
     for entry, vec in zip(entries, facts):
-        ctx = contexts.get(entry.context) if entry.context else None
-        if ctx is not None and weight > 0:
-            # Gate by relatedness: a question and its answer pull together, two unrelated
-            # facts said one after the other do not blur into each other.
-            fact, c = np.asarray(vec), np.asarray(ctx)
-            related = float(fact @ c) / ((np.linalg.norm(fact) * np.linalg.norm(c)) or 1.0)
-            w = weight * min(1.0, max(0.0, (related - 0.1) / 0.3))
-            vec = (1 - w) * fact + w * c
-            vec = vec / (np.linalg.norm(vec) or 1.0)
-        out.append(vec)
+        w = share.get(entry.context or "", 0.0)
+        norm = 1.0
+        if w > 0:
+            vec = (1 - w) * vec + w * np.asarray(contexts[entry.context])
+            norm = float(np.linalg.norm(vec)) or 1.0
+            vec = vec / norm
+        out.append((vec, norm))
     return out
 
 
@@ -62,13 +77,15 @@ def sparse_vector(encoder: Bm25Encoder, entry: MemoryEntry) -> SparseVec:
     return encoder.document(entry.memory, entry.context)
 
 
-def to_payload(entry: MemoryEntry) -> dict[str, Any]:
+def to_payload(entry: MemoryEntry, dense_norm: Optional[float] = None) -> dict[str, Any]:
     payload = entry.model_dump(mode="json")
     # Never None: a point without the sort key drops out of time-ordered scrolls.
     payload["_ts"] = timeparse.to_epoch(entry.time_stamp or entry.recorded_at)
     payload["_rec"] = timeparse.to_epoch(entry.recorded_at)
     # An integer, not a bool: qdrant-edge 0.9 never matches MatchValue(True).
     payload["_current"] = int(entry.is_current)
+    if dense_norm is not None:
+        payload["_dn"] = round(dense_norm, 6)
     return payload
 
 
@@ -77,10 +94,11 @@ def from_payload(payload: dict[str, Any]) -> MemoryEntry:
     return MemoryEntry.model_validate(data)
 
 
-def to_point(entry: MemoryEntry, dense: Optional[Any], sparse: Optional[SparseVec]) -> PointIn:
+def to_point(entry: MemoryEntry, dense: Optional[Any], sparse: Optional[SparseVec],
+             dense_norm: Optional[float] = None) -> PointIn:
     return PointIn(
         id=entry.id,
-        payload=to_payload(entry),
+        payload=to_payload(entry, dense_norm),
         dense=None if dense is None else [float(x) for x in dense],
         sparse=sparse,
     )

@@ -23,7 +23,7 @@ from .extract import ExtractionBatch, ExtractiveExtractor, Extractor, LLMExtract
 from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
 from .prompts import Prompts
-from .update import Decision, LLMResolver, RuleResolver
+from .update import Decision, LLMResolver, RuleResolver, attributes
 from .store.base import Filter, HasIds, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, open_store
 from .types import AddResult, Hit, HistoryRecord, MemoryEntry, Message, Scope
 
@@ -143,13 +143,15 @@ class _Changes:
         same = [e for e, re in self.entries.values() if not re]
         changed = [e for e, re in self.entries.values() if re]
         stored = (yield call(memory._store, "vectors", scope, [e.id for e in same])) if same else {}
+        # the payload is rebuilt from the entry: carry over what was derived from the vector
+        norms = {r.id: r.payload.get("_dn") for r in (yield call(memory._store, "get", scope, list(stored)))} if stored else {}
         out = []
         fresh = yield from memory._vectors(changed + [e for e in same if e.id not in stored])
         out += list(zip(changed + [e for e in same if e.id not in stored], fresh))
         for e in same:
             if e.id in stored:
                 sparse = indexing.sparse_vector(memory._bm25, e) if memory.config.index_strategy != "embedding" else None
-                out.append((e, indexing.to_point(e, stored[e.id], sparse)))
+                out.append((e, indexing.to_point(e, stored[e.id], sparse, norms.get(e.id))))
         return out
 
 
@@ -384,7 +386,7 @@ class LightMemory:
 
     # --- operations (written once) ----------------------------------------------------------
     def _vectors(self, entries: Sequence[MemoryEntry]) -> Op[list[PointIn]]:
-        dense: Any = [None] * len(entries)
+        dense: Any = [(None, None)] * len(entries)
         if entries and self.config.index_strategy in ("embedding", "hybrid"):
             w = self.config.dense_context
             contexts = list(dict.fromkeys(e.context for e in entries if e.context)) if w > 0 else []
@@ -392,8 +394,8 @@ class LightMemory:
             dense = indexing.blend(entries, vectors[: len(entries)], dict(zip(contexts, vectors[len(entries):])), w)
         sparse_on = self.config.index_strategy in ("context", "hybrid")
         return [
-            indexing.to_point(e, d, indexing.sparse_vector(self._bm25, e) if sparse_on else None)
-            for e, d in zip(entries, dense)
+            indexing.to_point(e, d, indexing.sparse_vector(self._bm25, e) if sparse_on else None, n)
+            for e, (d, n) in zip(entries, dense)
         ]
 
     def _tokens(self, turns: Sequence[TurnRow]) -> int:
@@ -696,7 +698,7 @@ class LightMemory:
         flt = user_flt if include_superseded else Filter(must=(Match("_current", 1),)) & user_flt
         store = self._store_for(filters)
         tq = timeparse.parse_query_time(query, reference) if cfg.temporal != "off" else None
-        text = tq.text if tq is not None and tq.has_range else query
+        text = _retrieve.without_roles(tq.text if tq is not None and tq.has_range else query)
 
         anchor = tq.anchor if tq is not None and not tq.has_range else None
         dense = anchor_dense = None
@@ -748,8 +750,15 @@ class LightMemory:
                                 recency_weight=0.0 if tq is None or tq.has_range else cfg.recency_weight if tq.recency
                                 else cfg.recency_prior if tq.present else 0.0)
         # candidates came back with the ranking keys only: full payloads for the kept few
-        full = yield call(store, "get", scope, [rec.id for rec, _, _ in ranked])
-        hits = _retrieve.to_hits(ranked, {r.id: r.payload for r in full})
+        # (and for the other sentences of their turns, to choose which one a turn shows)
+        siblings = _retrieve.sibling_ids(ranked, labelled) if cfg.per_source_limit == 1 else {}
+        ids = [rec.id for rec, _, _ in ranked] + [i for group in siblings.values() for i in group]
+        payloads = {r.id: r.payload for r in (yield call(store, "get", scope, ids))}
+        present = tq is not None and not tq.has_range and tq.present
+        ranked = _retrieve.representatives(ranked, siblings, labelled, payloads, present=present)
+        hits = _retrieve.to_hits(ranked, payloads)
+        if present:
+            hits = _retrieve.current_state_first(hits, attributes)
         return summaries + hits
 
     def _hits_op(self, store: MemoryStore, scope: Scope, strategy: str, dense: Any, sparse: Any, limit: int,

@@ -187,7 +187,18 @@ def time_filter(start: Optional[datetime], end: Optional[datetime]) -> Optional[
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[-'][A-Za-z]+)?\b")
 
 
-_ROLE_WORDS = re.compile(r"\b(?:the\s+)?(user|assistant)(?:'s)?\b", re.I)
+_ROLE_WORDS = re.compile(r"\bthe\s+(user|assistant)(?:'s)?\b", re.I)
+
+
+def without_roles(query: str) -> str:
+    """The query without "the user"/"the assistant", for matching text.
+
+    In a user's own memory the role names nobody in particular: it would only match the
+    "user:" prefix of every entry, most of all the shortest ones. Who spoke is left to
+    the speaker boost (``speaker_filter``).
+    """
+    text = re.sub(r"\s+", " ", _ROLE_WORDS.sub(" ", query)).strip()
+    return text if textproc.content_words(text) else query
 
 
 def named_speakers(query: str, limit: int = 4) -> tuple[str, ...]:
@@ -260,7 +271,7 @@ def rank(
     per_source: dict[str, int] = {}
     for rec, score, found in scored:
         if per_source_limit:
-            key = "|".join(rec.payload.get("source_ids") or ()) or rec.id
+            key = _source_key(rec)
             if per_source.get(key, 0) >= per_source_limit:
                 continue
             per_source[key] = per_source.get(key, 0) + 1
@@ -276,6 +287,96 @@ def rank(
             chosen[i] = (rec, score + recency_weight / (rrf_k + rnk + 1), [*found, "recency"])
         chosen.sort(key=lambda t: -t[1])
     return chosen
+
+
+def _source_key(rec: Record) -> str:
+    return "|".join(rec.payload.get("source_ids") or ()) or rec.id
+
+
+def sibling_ids(ranked: Sequence[Ranked], labelled: Sequence[tuple[str, list[Record]]]) -> dict[str, list[str]]:
+    """Per kept hit, the other candidates drawn from the same source turn(s).
+
+    With ``per_source_limit`` a turn shows one hit, and fusion picks it among sentences
+    that share the turn's context in both vectors, close to a coin toss;
+    ``representatives`` then chooses among these by what each sentence says.
+    """
+    kept = {_source_key(rec): rec.id for rec, _, _ in ranked}
+    out: dict[str, list[str]] = {}
+    for _, records in labelled:
+        for r in records:
+            owner = kept.get(_source_key(r))
+            if owner is not None and r.id != owner and r.id not in out.setdefault(owner, []):
+                out[owner].append(r.id)
+    return {k: v for k, v in out.items() if v}
+
+
+# Sentences that report a state has ended, and ones that state the present one: for a
+# question about the present, "I'm in Manchester now" answers, "I'm no longer in London"
+# only explains.
+_ENDED = re.compile(r"\b(no longer|not any ?more|moved out|broke up|split up|stopped|quit|gave up|"
+                    r"used to|ended|former(ly)?)\b", re.I)
+_NOW = re.compile(r"\b(?<!for )(now|these days|nowadays|currently|at the moment)\b", re.I)  # "for now" is a stopgap
+
+
+def representatives(
+    ranked: Sequence[Ranked],
+    siblings: Mapping[str, Sequence[str]],
+    labelled: Sequence[tuple[str, list[Record]]],
+    payloads: Mapping[str, Mapping[str, Any]],
+    *,
+    present: bool = False,
+) -> list[Ranked]:
+    """Each kept hit replaced by the sentence of its turn that best matches the query.
+
+    "Best" is the plain vector list's order (the sentence's own meaning; the lexical
+    list mostly sees the turn's shared context words). For a question about the present,
+    a sentence stating the current state goes before one reporting that a state ended.
+    The hit keeps its fused score: this chooses what a turn shows, never which turns
+    come back.
+    """
+    if not siblings:
+        return list(ranked)
+    # n * cosine(query, blended vector) = (1 - w) * cosine(query, fact) + w * cosine(query, context):
+    # the context term is the same for every sentence of a turn, so this orders them by
+    # their own meaning alone. Stores written before "_dn" fall back to the list's order.
+    dense = next((recs for name, recs in labelled if name == "embedding"), [])
+    position = {r.id: float(i) for i, r in enumerate(dense)}
+    own = {r.id: -float(r.score or 0.0) * float(payloads[r.id]["_dn"])
+           for r in dense if "_dn" in (payloads.get(r.id) or {})}
+    by_id = {r.id: r for _, recs in labelled for r in recs}
+
+    def key(rid: str) -> tuple[int, int, float, float]:
+        text = str((payloads.get(rid) or {}).get("memory") or "")
+        cues = (int(bool(_ENDED.search(text))), int(not _NOW.search(text))) if present else (0, 0)
+        return (*cues, own.get(rid, 0.0), position.get(rid, float(len(position))))
+
+    out: list[Ranked] = []
+    for rec, score, found in ranked:
+        group = [rid for rid in (rec.id, *siblings.get(rec.id, ())) if rid in payloads]
+        best = min(group, key=key) if len(group) > 1 else rec.id
+        out.append((by_id[best] if best != rec.id else rec, score, found))
+    return out
+
+
+def current_state_first(hits: list[Hit], attributes: Any) -> list[Hit]:
+    """For a question about the present: a newer hit about the same single-valued
+    attribute (where one lives, works, who one is with), said by the same speaker, goes
+    before the older one it contradicts. Only the order changes; ``attributes(text)``
+    names the attributes a text is about (``update.attributes``)."""
+    out: list[Hit] = []
+    for hit in hits:
+        attrs = attributes(hit.entry.memory)
+        when = hit.entry.time_stamp or hit.entry.recorded_at
+        at = len(out)
+        if attrs and when is not None:
+            for i, prev in enumerate(out):
+                then = prev.entry.time_stamp or prev.entry.recorded_at
+                if (then is not None and then < when and prev.entry.speaker_id == hit.entry.speaker_id
+                        and attrs & attributes(prev.entry.memory)):
+                    at = i
+                    break
+        out.insert(at, hit)
+    return [h.model_copy(update={"rank": i + 1}) for i, h in enumerate(out)]
 
 
 def to_hits(ranked: Sequence[Ranked], payloads: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[Hit]:

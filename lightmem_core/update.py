@@ -44,17 +44,20 @@ class Resolver(Protocol):
 # these replaces the older; everything else (events, hobbies, sports, opinions)
 # accumulates: someone who runs and now also climbs still runs.
 _ATTRIBUTES: dict[str, re.Pattern[str]] = {
-    "residence": re.compile(r"\b(live[sd]?|living|moved|moving|relocat\w*|home(town)?|apartment|flat|neighbou?rhood|"
-                            r"settled)\b", re.I),
+    "residence": re.compile(r"\b(live[sd]?|living|moved|moving|relocat\w*|home(town)?|apartment|flat|house|"
+                            r"neighbou?rhood|settled|lease|address|based in|out in|born and raised)\b", re.I),
     "job": re.compile(r"\b(work(s|ed|ing)?|job|employ\w*|hired|joined|role|position|company|boss|career|office|"
-                      r"quit|left \w+( \w+)? for|start(ed|ing)? (at|as)|promot\w*|intern\w*|retire\w*|freelanc\w*|"
+                      r"colleagues?|team|teach(es|ing)?|taught|quit|left \w+( \w+)? for|start(ed|ing)? (at|as)|"
+                      r"promot\w*|intern\w*|retire\w*|freelanc\w*|"
                       r"(i'?m|i am|as) an? [\w-]+( [\w-]+)? (at|for|with)\b)", re.I),
     "diet": re.compile(r"\b(vegetarian|vegan|pescatarian|carnivore|diet|meat|gluten|keto|eat(ing|s)?|ate|food|"
                        r"cuisine|spicy|mild|milk|dairy|cheese|pizza|sushi|restaurant|order(ing)?|snack|breakfast|"
                        r"lunch|dinner|cook(ing)?)\b", re.I),
     "relationship": re.compile(r"\b(married|marry|wife|husband|spouse|dating|date|boyfriend|girlfriend|partner|"
-                               r"engaged|fianc[ée]e?|divorc\w*|broke up|single|roommate|flatmate|best friend)\b", re.I),
-    "drink": re.compile(r"\b(coffee|tea|drink(ing|s)?|beer|wine|latte|espresso|matcha|soda|juice)\b", re.I),
+                               r"engaged|fianc[ée]e?|divorc\w*|broke up|single|roommate|flatmate|best friend|"
+                               r"seeing (someone|anyone|each other))\b", re.I),
+    "drink": re.compile(r"\b(coffee|tea|drink(ing|s)?|beer|wine|latte|espresso|matcha|soda|juice|alcohol\w*)\b", re.I),
+    "pastime": re.compile(r"\b(hobby|hobbies|games?|gaming|pastime|free time|spare time|weekends?)\b", re.I),
 }
 _FAVOURITE = re.compile(r"\bfavou?rite\s+(\w+)", re.I)
 _CHANGE = re.compile(r"\b(now|these days|nowadays|anymore|any more|no longer|switch(ed)?|chang(ed|e)|mov(ed|ing)|"
@@ -97,6 +100,8 @@ class RuleResolver:
             if score >= self.duplicate and same_speaker:
                 out.append(Decision(old.id, "merge", f"near duplicate (similarity {score:.2f})"))
                 continue
+            if _who(new) == "assistant":
+                continue  # the assistant's replies describe the user's world, not attributes of its own
             shared = new_attrs & attributes(old.memory)
             if not (same_speaker and shared):
                 continue

@@ -32,6 +32,21 @@ def test_online_supersedes_and_keeps_history(make_memory) -> None:
     assert any(h.entry.id == old.id for h in m.retrieve("Seattle", user_id="u", include_superseded=True))
 
 
+def test_superseding_keeps_the_vector_norm_and_ignores_the_assistant(make_memory) -> None:
+    m = make_memory({"update": "online"})
+    m.add_memory([OLD, {"id": "a1", "role": "assistant", "content": "Seattle has great coffee; you live near it.",
+                        "time_stamp": "2025-01-12T09:00:30"}], user_id="u", session_id="s1")
+    m.add_memory([NEW, {"id": "a2", "role": "assistant", "content": "Portland has great food carts where you live now.",
+                        "time_stamp": "2025-05-04T10:00:30"}], user_id="u", session_id="s2")
+    everything = {e.source_ids[0]: e for e in m.get_all(user_id="u", include_superseded=True)}
+    assert not everything["o1"].is_current
+    assert everything["a1"].is_current  # the assistant's words are not a user attribute to replace
+    # the superseded entry was re-written with its stored vector: the payload's blend norm
+    # (which chooses the sentence a turn shows) must survive the rewrite
+    (rec,) = m._store.get(m._scope("u", None, None), [everything["o1"].id])
+    assert 0.5 < rec.payload["_dn"] <= 1.0 and "_dn" not in everything["o1"].model_dump()
+
+
 def test_online_merges_near_duplicates(make_memory) -> None:
     m = make_memory({"update": "online"})
     m.add_memory([OTHER], user_id="u")

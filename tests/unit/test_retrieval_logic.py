@@ -5,9 +5,12 @@ from __future__ import annotations
 from lightmem_core.config import RetrievalConfig
 from lightmem_core.indexing import to_payload
 from lightmem_core.lexical import SparseVec
-from lightmem_core.retrieve import fuse, parse_filters, plan
+from lightmem_core.retrieve import (
+    current_state_first, fuse, parse_filters, plan, rank, representatives, sibling_ids, speaker_filter, without_roles,
+)
 from lightmem_core.store.base import Filter, Match, Range, Record
-from lightmem_core.types import MemoryEntry
+from lightmem_core.types import Hit, MemoryEntry
+from lightmem_core.update import attributes
 
 
 def rec(i: int, src: str, score: float = 1.0) -> Record:
@@ -51,3 +54,59 @@ def test_plans_per_strategy() -> None:
     assert plan("context", dense=None, sparse=SparseVec([], []), limit=5, flt=None, config=cfg) == []
     fr = plan("hybrid", dense=[0.1], sparse=sv, limit=5, flt=None, config=RetrievalConfig(hybrid_mode="filter_rerank"))
     assert fr[0][1].prefetch is not None and fr[0][1].prefetch.using == "sparse"
+
+
+def sentence(i: int, src: str, text: str, score: float, norm: float, when: str = "2024-01-01") -> Record:
+    e = MemoryEntry(id=f"00000000-0000-0000-0000-{i:012d}", memory=text, user_id="u", source_ids=[src],
+                    speaker_id="user", time_stamp=when)
+    return Record(e.id, to_payload(e, norm), score)
+
+
+def test_a_turn_shows_the_sentence_closest_by_its_own_meaning() -> None:
+    # Both sentences of turn "t" share the turn's context in their blended vectors. The
+    # short one scores higher on the blend, but only because more context was mixed in:
+    # score * norm (the fact's own similarity plus a shared term) puts the other first.
+    short = sentence(1, "t", "The bootcamp paid off.", 0.48, 0.80)
+    full = sentence(2, "t", "I started at a startup as a junior developer.", 0.45, 0.97)
+    other = sentence(3, "u", "I like tea.", 0.30, 1.0)
+    labelled = [("embedding", [short, full, other]), ("context", [short, other, full])]
+    ranked = rank(labelled, limit=2, rrf_k=60, per_source_limit=1)
+    assert [r.id for r, _, _ in ranked] == [short.id, other.id]
+    siblings = sibling_ids(ranked, labelled)
+    assert siblings == {short.id: [full.id]}
+    payloads = {r.id: r.payload for r in (short, full, other)}
+    chosen = representatives(ranked, siblings, labelled, payloads)
+    assert [r.id for r, _, _ in chosen] == [full.id, other.id]
+    assert chosen[0][1] == ranked[0][1]  # the turn keeps its fused score and place
+
+
+def test_for_the_present_a_current_state_beats_an_ended_one() -> None:
+    ended = sentence(1, "t", "I'm no longer in London.", 0.50, 1.0)
+    now = sentence(2, "t", "I moved to Manchester and I'm happy there now.", 0.40, 1.0)
+    labelled = [("embedding", [ended, now])]
+    ranked = rank(labelled, limit=1, rrf_k=60, per_source_limit=1)
+    payloads = {r.id: r.payload for r in (ended, now)}
+    siblings = sibling_ids(ranked, labelled)
+    assert representatives(ranked, siblings, labelled, payloads)[0][0].id == ended.id
+    assert representatives(ranked, siblings, labelled, payloads, present=True)[0][0].id == now.id
+
+
+def test_current_state_first_orders_same_attribute_newest_first() -> None:
+    def hit(text: str, when: str, speaker: str = "user") -> Hit:
+        return Hit(entry=MemoryEntry(memory=text, user_id="u", speaker_id=speaker, time_stamp=when), score=1.0)
+
+    old = hit("I live in Hamburg.", "2024-01-01")
+    walk = hit("I walked along the harbour.", "2024-02-01")
+    new = hit("We moved to Lisbon last month.", "2024-08-01")
+    other = hit("The assistant said Lisbon is hilly and they live there.", "2024-09-01", speaker="assistant")
+    out = current_state_first([old, walk, new, other], attributes)
+    assert [h.entry.memory for h in out] == [new.entry.memory, old.entry.memory, walk.entry.memory, other.entry.memory]
+    assert [h.rank for h in out] == [1, 2, 3, 4]
+
+
+def test_role_words_leave_the_matched_text_but_not_other_words() -> None:
+    assert without_roles("What does the user do for work now?") == "What does do for work now?"
+    assert without_roles("the user's") == "the user's"  # nothing left to match on: unchanged
+    # "assistant manager" is a job title, not the assistant
+    assert speaker_filter("How did John become assistant manager?") == Filter(must=(Match("speaker_name", any=("John",)),))
+    assert speaker_filter("Where does the user live?") == Filter(must=(Match("speaker_id", any=("user",)),))
