@@ -3,8 +3,8 @@
 Ingests the conversations once (offline default), then, for each named variant of
 ``retrieval`` settings, sets them on the live config and scores every QA of categories
 1-4 (`now` = the conversation's last session date). Only retrieval settings can vary:
-anything that changes what is stored needs its own ingest (``locomo_retrieval.py
---config``).
+anything that changes what is stored needs its own ingest (``--config``, applied to the
+ingest of every variant).
 
     python benchmarks/retrieval_sweep.py '{"default": {}, "no speaker boost": {"speaker_weight": 0}}'
 """
@@ -36,13 +36,15 @@ def main() -> None:
     ap.add_argument("variants", help='JSON: {"name": {retrieval setting: value, ...}, ...}')
     ap.add_argument("--limit", type=int, default=10)
     ap.add_argument("--data", default=None)
+    ap.add_argument("--config", default="{}", help="MemoryConfig JSON for the ingest, e.g. '{\"dense_context\": 0.5}'")
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
     variants = json.loads(args.variants)
     convs = load(args.data)
-    report = {"command": " ".join(["python", *sys.argv]), "git": git_state(), "limit": args.limit, "variants": {}}
+    report = {"command": " ".join(["python", *sys.argv]), "git": git_state(), "limit": args.limit,
+              "config": json.loads(args.config), "variants": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        memory = LightMemory(MemoryConfig.from_dict({"store": {"path": tmp}}))
+        memory = LightMemory(MemoryConfig.from_dict({**json.loads(args.config), "store": {"path": tmp}}))
         for conv in convs:
             for sid, _, msgs in conv.sessions:
                 memory.add_memory(msgs, user_id=conv.conv_id, session_id=sid)

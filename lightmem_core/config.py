@@ -179,6 +179,10 @@ class MemoryConfig(BaseModel):
     dense_context: float = Field(
         0.35, ge=0, le=1, description="Share of the context's embedding blended into each fact's vector (0 = the fact "
         "alone). Contexts are embedded once each, so this costs about one embedding per turn.")
+    context_vectors: Literal["sentences", "turns", "texts"] = Field(
+        "sentences", description="How a context's vector is made: 'sentences' from the vectors of its turns' "
+        "sentences (no extra model pass when the turns are in the same batch), 'turns' by embedding each turn once, "
+        "'texts' by embedding each context as one text (slowest).")
     default_user_id: str = Field("default", min_length=1)
     history_db_path: Optional[str] = Field(None, description="SQLite journal/history file; None = beside the store.")
     max_message_chars: int = Field(100_000, gt=0)

@@ -78,7 +78,9 @@ class ExtractiveExtractor:
         text = batch.text(turn)
         chunks = textproc.chunk_sentences(text, min_words=self.min_words) or [text.strip()]
         context_parts: list[str] = []
-        if batch.index_context == "neighbors" and previous is not None:
+        if batch.index_context == "neighbors" and previous is not None and previous.speaker != turn.speaker:
+            # a reply needs what it answers; a speaker's own previous turn is just another
+            # statement, and blending it in made "flying to Lisbon" answer "where does she work?"
             context_parts.append(_speaker_line(previous))
         if batch.index_context in ("turn", "neighbors") and (len(chunks) > 1 or turn.compressed):
             context_parts.append(_speaker_line(turn))

@@ -36,6 +36,51 @@ ENTRY_INDEXES: dict[str, IndexKind] = {
 _DERIVED = ("_ts", "_rec", "_current", "_dn")
 
 
+def context_lines(entries: Sequence[MemoryEntry]) -> list[str]:
+    """The distinct lines (one per turn) of the entries' contexts."""
+    return list(dict.fromkeys(line for e in entries if e.context for line in e.context.split("\n")))
+
+
+def turn_vectors(entries: Sequence[MemoryEntry], facts: Sequence[Any]) -> dict[str, Any]:
+    """Vectors for context lines, from the sentence vectors already computed.
+
+    A one-sentence turn's line is its entry's text; a turn of several sentences has its
+    own line as the last line of its context, and its vector is the normalised mean of
+    its sentences' vectors. Lines not covered here (a neighbour whose sentences are not
+    in this batch) are left for the caller to embed.
+    """
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, e in enumerate(entries):
+        groups.setdefault(tuple(e.source_ids), []).append(i)
+    out: dict[str, Any] = {}
+    for idx in groups.values():
+        first = entries[idx[0]]
+        if len(idx) == 1 and (not first.context or "\n" not in first.context):
+            out.setdefault(first.memory, np.asarray(facts[idx[0]]))
+        elif first.context:
+            v = np.mean([np.asarray(facts[i]) for i in idx], axis=0)
+            out.setdefault(first.context.split("\n")[-1], v / (np.linalg.norm(v) or 1.0))
+    return out
+
+
+def context_vectors(entries: Sequence[MemoryEntry], line_vectors: dict[str, Any]) -> dict[str, Any]:
+    """Each context's vector as the normalised sum of its lines' vectors.
+
+    A context is the previous turn and, for a turn of several sentences, the turn itself
+    (``extract.py``), one line per turn. Embedding each *turn* once and summing, instead
+    of embedding every context as one text, embeds each turn once instead of twice, and
+    a one-sentence turn not at all: its line is the text of its entry, whose vector the
+    caller already has. Contexts were the longest texts of the offline write path and
+    most of its model time.
+    """
+    out: dict[str, Any] = {}
+    for e in entries:
+        if e.context and e.context not in out:
+            v = np.sum([np.asarray(line_vectors[line]) for line in e.context.split("\n")], axis=0)
+            out[e.context] = v / (np.linalg.norm(v) or 1.0)
+    return out
+
+
 def blend(entries: Sequence[MemoryEntry], facts: Any, contexts: dict[str, Any], weight: float) -> list[tuple[Any, float]]:
     """Each fact's vector pulled toward its context's vector by ``weight``, with the norm
     it had before normalising.

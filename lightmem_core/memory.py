@@ -389,9 +389,20 @@ class LightMemory:
         dense: Any = [(None, None)] * len(entries)
         if entries and self.config.index_strategy in ("embedding", "hybrid"):
             w = self.config.dense_context
-            contexts = list(dict.fromkeys(e.context for e in entries if e.context)) if w > 0 else []
-            vectors = yield call(self.embedder, "embed", [e.memory for e in entries] + contexts)
-            dense = indexing.blend(entries, vectors[: len(entries)], dict(zip(contexts, vectors[len(entries):])), w)
+            mode = self.config.context_vectors if w > 0 else "none"
+            extra = (indexing.context_lines(entries) if mode == "turns"  # each turn once, one-sentence turns not at all
+                     else [e.context for e in entries if e.context] if mode == "texts" else [])
+            texts = list(dict.fromkeys([e.memory for e in entries] + extra))
+            by_text = dict(zip(texts, (yield call(self.embedder, "embed", texts))))
+            if mode == "sentences":  # no model pass for a context whose turns are all in this batch
+                lines = {**indexing.turn_vectors(entries, [by_text[e.memory] for e in entries]), **by_text}
+                missing = [line for line in indexing.context_lines(entries) if line not in lines]
+                if missing:
+                    lines.update(zip(missing, (yield call(self.embedder, "embed", missing))))
+                by_text = lines
+            contexts = (indexing.context_vectors(entries, by_text) if mode in ("sentences", "turns")
+                        else {e.context: by_text[e.context] for e in entries if e.context and mode == "texts"})
+            dense = indexing.blend(entries, [by_text[e.memory] for e in entries], contexts, w)
         sparse_on = self.config.index_strategy in ("context", "hybrid")
         return [
             indexing.to_point(e, d, indexing.sparse_vector(self._bm25, e) if sparse_on else None, n)
