@@ -114,7 +114,7 @@ class RetrievalConfig(BaseModel):
         "rrf", description="'rrf': reciprocal-rank fusion of both lists; 'filter_rerank': BM25 candidates re-ranked by the vector (upstream)."
     )
     rrf_k: int = Field(60, gt=0)
-    candidates: int = Field(50, gt=0, le=5000, description="How many hits each retriever contributes before fusion.")
+    candidates: int = Field(30, gt=0, le=5000, description="How many hits each retriever contributes before fusion (at least 3 x limit).")
     boost_candidates: int = Field(
         20, gt=0, le=5000, description="Candidates of each boost list (period, speaker, summary) before fusion.")
     bm25_k1: float = Field(1.2, gt=0)
