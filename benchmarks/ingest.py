@@ -260,7 +260,7 @@ def main() -> None:
             "ingest_embed_calls": len(first["calls"]),
             "sessions": len(first["by_session"]),
             # the set of texts embedded during ingestion == entries' memory texts + their contexts (when blended)
-            # (contexts composed from sentence vectors, compose_contexts=True, are not embedded at all)
+            # (context_vectors="sentences" makes most context vectors from sentence vectors: not embedded)
             "recorded_texts_within_memories_plus_context_lines": set(recorded_texts) <= set(first["stored_with_contexts"]),
             "recorded_texts_equal_memory_texts": recorded_texts == memory_texts,
             "runs_identical_texts": same,

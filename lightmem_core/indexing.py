@@ -36,47 +36,47 @@ ENTRY_INDEXES: dict[str, IndexKind] = {
 _DERIVED = ("_ts", "_rec", "_current", "_dn")
 
 
-def context_lines(entries: Sequence[MemoryEntry]) -> list[str]:
-    """The distinct lines (one per turn) of the entries' contexts."""
-    return list(dict.fromkeys(line for e in entries if e.context for line in e.context.split("\n")))
+def context_lines(entries: Sequence[MemoryEntry], *, per_turn: bool = True) -> list[str]:
+    """The distinct pieces a context vector is summed from: its lines (one per turn),
+    or with ``per_turn=False`` each whole context as one piece."""
+    pieces = (e.context.split("\n") if per_turn else [e.context] for e in entries if e.context)
+    return list(dict.fromkeys(p for group in pieces for p in group))
 
 
 def turn_vectors(entries: Sequence[MemoryEntry], facts: Sequence[Any]) -> dict[str, Any]:
-    """Vectors for context lines, from the sentence vectors already computed.
+    """Vectors for the lines of turns that are their own context, from sentence vectors.
 
-    A one-sentence turn's line is its entry's text; a turn of several sentences has its
-    own line as the last line of its context, and its vector is the normalised mean of
-    its sentences' vectors. Lines not covered here (a neighbour whose sentences are not
-    in this batch) are left for the caller to embed.
+    A turn of several sentences (or a compressed one) has its own line as the last line
+    of its context; its vector is the normalised mean of its sentences' vectors. A
+    one-sentence turn's line is its entry's text, whose vector the caller has; lines of
+    neighbours whose sentences are not in this batch are left for the caller to embed.
     """
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, e in enumerate(entries):
         groups.setdefault(tuple(e.source_ids), []).append(i)
     out: dict[str, Any] = {}
     for idx in groups.values():
-        first = entries[idx[0]]
-        if len(idx) == 1 and (not first.context or "\n" not in first.context):
-            out.setdefault(first.memory, np.asarray(facts[idx[0]]))
-        elif first.context:
+        context = entries[idx[0]].context
+        if context and (len(idx) > 1 or "\n" in context):
             v = np.mean([np.asarray(facts[i]) for i in idx], axis=0)
-            out.setdefault(first.context.split("\n")[-1], v / (np.linalg.norm(v) or 1.0))
+            out.setdefault(context.split("\n")[-1], v / (np.linalg.norm(v) or 1.0))
     return out
 
 
-def context_vectors(entries: Sequence[MemoryEntry], line_vectors: dict[str, Any]) -> dict[str, Any]:
-    """Each context's vector as the normalised sum of its lines' vectors.
+def context_vectors(entries: Sequence[MemoryEntry], vectors: dict[str, Any], *, per_turn: bool = True) -> dict[str, Any]:
+    """Each context's vector: the normalised sum of its pieces' vectors (``context_lines``).
 
     A context is the previous turn and, for a turn of several sentences, the turn itself
-    (``extract.py``), one line per turn. Embedding each *turn* once and summing, instead
-    of embedding every context as one text, embeds each turn once instead of twice, and
-    a one-sentence turn not at all: its line is the text of its entry, whose vector the
-    caller already has. Contexts were the longest texts of the offline write path and
-    most of its model time.
+    (``extract.py``), one line per turn. Summing per-turn vectors embeds each turn once
+    instead of twice, and a one-sentence turn not at all: its line is the text of its
+    entry. Contexts were the longest texts of the offline write path and most of its
+    model time.
     """
     out: dict[str, Any] = {}
     for e in entries:
         if e.context and e.context not in out:
-            v = np.sum([np.asarray(line_vectors[line]) for line in e.context.split("\n")], axis=0)
+            pieces = e.context.split("\n") if per_turn else [e.context]
+            v = np.sum([np.asarray(vectors[p]) for p in pieces], axis=0)
             out[e.context] = v / (np.linalg.norm(v) or 1.0)
     return out
 

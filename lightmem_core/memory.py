@@ -389,20 +389,20 @@ class LightMemory:
         dense: Any = [(None, None)] * len(entries)
         if entries and self.config.index_strategy in ("embedding", "hybrid"):
             w = self.config.dense_context
-            mode = self.config.context_vectors if w > 0 else "none"
-            extra = (indexing.context_lines(entries) if mode == "turns"  # each turn once, one-sentence turns not at all
-                     else [e.context for e in entries if e.context] if mode == "texts" else [])
+            mode = self.config.context_vectors
+            per_turn = mode != "texts"
+            # what the model embeds: the facts, plus context pieces unless made from the facts
+            extra = indexing.context_lines(entries, per_turn=per_turn) if w > 0 and mode != "sentences" else []
             texts = list(dict.fromkeys([e.memory for e in entries] + extra))
-            by_text = dict(zip(texts, (yield call(self.embedder, "embed", texts))))
-            if mode == "sentences":  # no model pass for a context whose turns are all in this batch
-                lines = {**indexing.turn_vectors(entries, [by_text[e.memory] for e in entries]), **by_text}
-                missing = [line for line in indexing.context_lines(entries) if line not in lines]
+            vectors = dict(zip(texts, (yield call(self.embedder, "embed", texts))))
+            facts = [vectors[e.memory] for e in entries]
+            if w > 0 and mode == "sentences":  # no model pass for a turn whose sentences are all in this batch
+                vectors = {**indexing.turn_vectors(entries, facts), **vectors}
+                missing = [line for line in indexing.context_lines(entries) if line not in vectors]
                 if missing:
-                    lines.update(zip(missing, (yield call(self.embedder, "embed", missing))))
-                by_text = lines
-            contexts = (indexing.context_vectors(entries, by_text) if mode in ("sentences", "turns")
-                        else {e.context: by_text[e.context] for e in entries if e.context and mode == "texts"})
-            dense = indexing.blend(entries, [by_text[e.memory] for e in entries], contexts, w)
+                    vectors.update(zip(missing, (yield call(self.embedder, "embed", missing))))
+            contexts = indexing.context_vectors(entries, vectors, per_turn=per_turn) if w > 0 else {}
+            dense = indexing.blend(entries, facts, contexts, w)
         sparse_on = self.config.index_strategy in ("context", "hybrid")
         return [
             indexing.to_point(e, d, indexing.sparse_vector(self._bm25, e) if sparse_on else None, n)

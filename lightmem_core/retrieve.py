@@ -328,8 +328,9 @@ def representatives(
 ) -> list[Ranked]:
     """Each kept hit replaced by the sentence of its turn that best matches the query.
 
-    "Best" is the plain vector list's order (the sentence's own meaning; the lexical
-    list mostly sees the turn's shared context words). For a question about the present,
+    "Best" is the sentence's own similarity, recovered from the vector list's score and
+    the blend norm ``_dn`` (the lexical list mostly sees the turn's shared context words;
+    without ``_dn`` the vector list's order). For a question about the present,
     a sentence stating the current state goes before one reporting that a state ended.
     The hit keeps its fused score: this chooses what a turn shows, never which turns
     come back.
@@ -363,16 +364,16 @@ def current_state_first(hits: list[Hit], attributes: Any) -> list[Hit]:
     attribute (where one lives, works, who one is with), said by the same speaker, goes
     before the older one it contradicts. Only the order changes; ``attributes(text)``
     names the attributes a text is about (``update.attributes``)."""
+    about = {id(h): attributes(h.entry.memory) for h in hits}  # once per hit, not once per pair
     out: list[Hit] = []
     for hit in hits:
-        attrs = attributes(hit.entry.memory)
         when = hit.entry.time_stamp or hit.entry.recorded_at
         at = len(out)
-        if attrs and when is not None:
+        if about[id(hit)] and when is not None:
             for i, prev in enumerate(out):
                 then = prev.entry.time_stamp or prev.entry.recorded_at
                 if (then is not None and then < when and prev.entry.speaker_id == hit.entry.speaker_id
-                        and attrs & attributes(prev.entry.memory)):
+                        and about[id(hit)] & about[id(prev)]):
                     at = i
                     break
         out.insert(at, hit)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lightmem_core import InvalidInputError, LightMemory, NotFoundError, StoreLockedError
+from lightmem_core import LightMemory, NotFoundError, StoreLockedError
 
 MAYA = [
     {"id": "m1", "role": "user", "content": "My dog is called Biscuit. He is a three year old corgi.",
@@ -213,3 +213,29 @@ def test_precision_setting_picks_the_weights_and_keeps_vectors_comparable() -> N
     # close enough to share one store: every text is still nearest to its own fp32 vector
     assert all(float(x @ y) > 0.99 for x, y in zip(a, b))
     assert ((b @ a.T).argmax(axis=1) == [0, 1, 2]).all()
+
+
+def test_a_turn_shows_the_sentence_that_answers(make_memory) -> None:
+    # Both sentences of the last user turn share the turn's context in their vectors and
+    # BM25 text, and only one hit per turn is shown. Asked about the present, it must be
+    # the sentence stating where the user lives, not the one saying where they no longer
+    # do (fusion alone showed "I'm no longer in London.").
+    turns = [
+        ("t1", "user", "My flat in London is tiny, but I love being able to walk along the river after work.",
+         "03-02T18:50"),
+        ("t2", "assistant", "Evening walks by the Thames are hard to beat.", "03-02T18:51"),
+        ("t5", "user", "How do I politely ask my neighbour to keep the noise down after 11?", "04-15T21:20"),
+        ("t6", "assistant", "Catch them at a calm moment, be friendly and specific about the time, and suggest a "
+         "simple compromise.", "04-15T21:21"),
+        ("t9", "user", "I'm no longer in London. The rent got ridiculous, so I've moved back up to Manchester, and "
+         "I can actually afford a spare room.", "10-14T17:30"),
+        ("t10", "assistant", "A spare room is a real luxury, and the Peak District is now close by for weekend hikes.",
+         "10-14T17:31"),
+    ]
+    m = make_memory()
+    for tid, role, text, when in turns:
+        m.add_memory([{"id": tid, "role": role, "content": text, "time_stamp": f"2024-{when}:00"}], user_id="u",
+                     session_id=when[:5])
+    hits = m.retrieve("Where does the user live now?", limit=5, user_id="u")
+    shown = next(h for h in hits if h.entry.source_ids == ["t9"])
+    assert "Manchester" in shown.entry.memory
