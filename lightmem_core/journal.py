@@ -3,9 +3,11 @@
 It is what makes "nothing a user told the agent is ever lost" true. A turn is written
 here (fsync'd) before ``add_memory`` returns and stays ``pending`` until the entries
 made from it are in the store. A change to entries is first recorded as *pending*
-history, then applied to the store, then committed; on open, pending changes are
-checked against the store and either committed or dropped, so the history log and
-the store never disagree after a crash.
+history together with everything it writes (its redo record: points, deletes, and
+the turns it settles), then applied to the store, then committed. On open, a pending
+change is applied again from its redo record and committed, so a crash at any point
+of a write -- between two upserts, or after the store write and before the commit --
+leaves neither half an update nor turns both stored and pending.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ CREATE TABLE IF NOT EXISTS update_queue (
     decided_at TEXT
 );
 CREATE INDEX IF NOT EXISTS update_queue_status ON update_queue (status, user_id);
+CREATE TABLE IF NOT EXISTS change_ops (
+    change_id TEXT PRIMARY KEY,
+    ops TEXT NOT NULL
+);
 """
 
 
@@ -105,6 +111,13 @@ class TurnRow(Message):
 
 def _iso(dt: Optional[datetime]) -> Optional[str]:
     return dt.isoformat() if dt else None
+
+
+def _mark_done(db: sqlite3.Connection, done_turns: Iterable[Sequence[str]]) -> None:
+    db.executemany(
+        "UPDATE turns SET status = 'done', stage = 'done', last_error = NULL WHERE user_id = ? AND turn_id = ?",
+        [tuple(t) for t in done_turns],
+    )
 
 
 class Journal:
@@ -281,7 +294,8 @@ class Journal:
         return " AND ".join(sql), args
 
     # --- changes and history -------------------------------------------------------------
-    def begin_change(self, records: Sequence[HistoryRecord]) -> str:
+    def begin_change(self, records: Sequence[HistoryRecord], ops: Optional[dict[str, Any]] = None) -> str:
+        """Record a change as pending, with its redo record (``ops``, JSON-able) if given."""
         change_id = uuid.uuid4().hex
 
         def run(db: sqlite3.Connection) -> None:
@@ -296,36 +310,40 @@ class Journal:
                         r.new_memory, r.reason, r.actor, r.created_at.isoformat(), r.memory_id, r.version, r.event,
                     ),
                 )
+            if ops is not None:
+                db.execute("INSERT INTO change_ops (change_id, ops) VALUES (?, ?)", (change_id, json.dumps(ops)))
 
         self._tx(run)
         return change_id
 
-    def finish_change(self, change_id: str, done_turns: Sequence[tuple[str, str]] = ()) -> None:
+    def change_ops(self, change_id: str) -> Optional[dict[str, Any]]:
+        rows = self._rows("SELECT ops FROM change_ops WHERE change_id = ?", (change_id,))
+        return json.loads(rows[0]["ops"]) if rows else None
+
+    def finish_change(self, change_id: str) -> None:
+        """Commit the change's history and settle the turns its redo record names, in one transaction."""
         def run(db: sqlite3.Connection) -> None:
             db.execute("UPDATE history SET state = 'committed' WHERE change_id = ?", (change_id,))
-            for user_id, turn_id in done_turns:
-                db.execute(
-                    "UPDATE turns SET status = 'done', stage = 'done', last_error = NULL WHERE user_id = ? AND turn_id = ?",
-                    (user_id, turn_id),
-                )
+            row = db.execute("SELECT ops FROM change_ops WHERE change_id = ?", (change_id,)).fetchone()
+            if row is not None:
+                _mark_done(db, json.loads(row["ops"]).get("turns", []))
+                db.execute("DELETE FROM change_ops WHERE change_id = ?", (change_id,))
 
         self._tx(run)
 
     def mark_turns_done(self, done_turns: Sequence[tuple[str, str]]) -> None:
-        self._tx(
-            lambda db: db.executemany(
-                "UPDATE turns SET status = 'done', stage = 'done', last_error = NULL WHERE user_id = ? AND turn_id = ?",
-                list(done_turns),
-            )
-        )
+        self._tx(lambda db: _mark_done(db, done_turns))
 
     def abandon_change(self, change_id: str) -> None:
-        self._tx(lambda db: db.execute("DELETE FROM history WHERE change_id = ? AND state = 'pending'", (change_id,)))
+        self._tx(lambda db: (db.execute("DELETE FROM history WHERE change_id = ? AND state = 'pending'", (change_id,)),
+                             db.execute("DELETE FROM change_ops WHERE change_id = ?", (change_id,))))
 
     def pending_changes(self) -> dict[str, list[HistoryRecord]]:
         out: dict[str, list[HistoryRecord]] = {}
         for row in self._rows("SELECT * FROM history WHERE state = 'pending' ORDER BY seq"):
             out.setdefault(row["change_id"], []).append(self._record(row))
+        for row in self._rows("SELECT change_id FROM change_ops"):
+            out.setdefault(row["change_id"], [])  # history already committed, turns maybe not settled
         return out
 
     @staticmethod
@@ -345,7 +363,7 @@ class Journal:
 
     def reset(self) -> None:
         self._tx(lambda db: (db.execute("DELETE FROM turns"), db.execute("DELETE FROM history"),
-                             db.execute("DELETE FROM update_queue")))
+                             db.execute("DELETE FROM update_queue"), db.execute("DELETE FROM change_ops")))
 
     # --- offline update queue ---------------------------------------------------------
     def queue_put(self, items: Sequence[tuple[str, Scope, list[tuple[str, float]]]]) -> None:

@@ -24,7 +24,8 @@ from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
 from .prompts import Prompts
 from .update import Decision, LLMResolver, RuleResolver, attributes
-from .store.base import Filter, HasIds, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, open_store
+from .store.base import (Filter, HasIds, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, decode_points,
+                         encode_points, open_store)
 from .types import AddResult, Hit, HistoryRecord, MemoryEntry, Message, Scope
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,8 @@ def _validation_error(exc: ValidationError, prefix: str) -> InvalidInputError:
 
 class _Writer:
     """Applies one change to store and journal, in the order that survives a crash:
-    history as pending, then the store, then the journal commit (turns done, history
-    committed). Serialised so versions and history stay in step under threads."""
+    history as pending with a redo record of the whole write, then the store, then the
+    journal commit (turns done, history committed). Serialised so versions and history stay in step under threads."""
 
     def __init__(self, stores: Mapping[str, MemoryStore], journal: Journal) -> None:
         self.stores = stores
@@ -81,23 +82,40 @@ class _Writer:
                         raise NotFoundError(mid)
                     if current[mid] != version:
                         raise ConflictError(f"memory {mid!r} changed concurrently (version {current[mid]}, expected {version})")
-            change = self.journal.begin_change(history) if history else None
+            by_scope: dict[Scope, list[PointIn]] = {}
+            for entry, point in upserts:
+                by_scope.setdefault(entry.scope, []).append(point)
+            change = None
+            if history:
+                ops = {"collection": collection, "scope": scope.as_payload(), "deletes": list(deletes),
+                       "upserts": [[s.as_payload(), encode_points(points)] for s, points in by_scope.items()],
+                       "turns": [list(t) for t in done_turns]}
+                change = self.journal.begin_change(history, ops)
             try:
-                by_scope: dict[Scope, list[PointIn]] = {}
-                for entry, point in upserts:
-                    by_scope.setdefault(entry.scope, []).append(point)
-                for s, points in by_scope.items():
-                    store.upsert(s, points)
-                if deletes:
-                    store.delete(scope, deletes)
+                self._write(collection, list(by_scope.items()), scope, deletes)
             except BaseException:
                 if change:
                     self.journal.abandon_change(change)
                 raise
             if change:
-                self.journal.finish_change(change, done_turns)
+                self.journal.finish_change(change)
             elif done_turns:
                 self.journal.mark_turns_done(done_turns)
+
+    def _write(self, collection: str, upserts: Sequence[tuple[Scope, Sequence[PointIn]]], scope: Scope,
+               deletes: Sequence[str]) -> None:
+        store = self.stores[collection]
+        for s, points in upserts:
+            store.upsert(s, points)
+        if deletes:
+            store.delete(scope, deletes)
+
+    def redo(self, ops: Mapping[str, Any]) -> None:
+        """Apply a journaled change again: upserts and deletes are idempotent, so whatever
+        part of it reached the store before a crash, the store ends as the change meant."""
+        with self.lock:
+            self._write(ops["collection"], [(Scope(**s), decode_points(points)) for s, points in ops["upserts"]],
+                        Scope(**ops["scope"]), ops["deletes"])
 
     def _check_still_pending(self, done_turns: Sequence[tuple[str, str]]) -> None:
         """Two calls on one buffer may both have read it: if the other one stored these
@@ -294,36 +312,38 @@ class LightMemory:
     def _recover(self) -> None:
         """Settle what a crash left half done.
 
-        A pending extraction is rolled back (its turns are still journaled and will be
-        extracted again); a pending update or delete is committed if the store shows
-        it, else dropped (its caller never got an answer). Buffers need no repair: they
-        are the pending turns themselves. Offline, with nothing to wait for, leftover
-        turns are extracted now.
+        A pending change is applied again from its redo record and committed, with the
+        turns it settles: whatever part reached the store, the store, the history and
+        the turn buffers agree afterwards. (Journals written before redo records existed
+        fall back to checking the store.) Buffers need no repair: they are the pending
+        turns themselves. Offline, with nothing to wait for, leftover turns are
+        extracted now.
         """
         for change_id, records in self._journal.pending_changes().items():
-            if all(r.actor == "extract" and r.event == "ADD" for r in records):
-                by_scope: dict[Scope, list[str]] = {}
+            ops = self._journal.change_ops(change_id)
+            if ops is not None:
+                self._writer.redo(ops)
+                self._journal.finish_change(change_id)
+            elif all(r.actor == "extract" and r.event == "ADD" for r in records):
                 for r in records:
-                    by_scope.setdefault(Scope(user_id=r.user_id), []).append(r.memory_id)
-                for scope, ids in by_scope.items():
                     for store in self._stores.values():
-                        store.delete(scope, ids)
+                        store.delete(Scope(user_id=r.user_id), [r.memory_id])
                 self._journal.abandon_change(change_id)
-                continue
-            ok = True
-            for r in records:
-                found = [f for store in self._stores.values() for f in store.get(Scope(user_id=r.user_id), [r.memory_id])]
-                if r.event == "DELETE":
-                    ok = ok and not found
-                else:
-                    ok = ok and bool(found) and int(found[0].payload.get("version", 0)) >= r.version
-            if ok:
+            elif self._legacy_change_applied(records):
                 self._journal.finish_change(change_id)
             else:
                 self._journal.abandon_change(change_id)
         if self.llm is None and self.segmenter is None:
             for scope in self._journal.pending_scopes():
                 run_sync(self._pipeline_op(scope, force_segment=True, force_extract=True))
+
+    def _legacy_change_applied(self, records: Sequence[HistoryRecord]) -> bool:
+        for r in records:
+            found = [f for store in self._stores.values() for f in store.get(Scope(user_id=r.user_id), [r.memory_id])]
+            if (bool(found) if r.event == "DELETE" else
+                    not found or int(found[0].payload.get("version", 0)) < r.version):
+                return False
+        return True
 
     # --- validation ----------------------------------------------------------------------
     def _scope(self, user_id: Optional[str], agent_id: Optional[str], session_id: Optional[str]) -> Scope:

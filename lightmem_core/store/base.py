@@ -10,6 +10,7 @@ another scope is refused.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -93,6 +94,22 @@ class PointIn:
     payload: dict[str, Any]
     dense: Optional[Sequence[float]] = None
     sparse: Optional[SparseVec] = None
+
+
+def encode_points(points: Sequence[PointIn]) -> list[dict[str, Any]]:
+    """Points as JSON-able dicts (dense vectors as base64 float32), for the journal's redo records."""
+    return [{"id": p.id, "payload": p.payload,
+             "dense": None if p.dense is None else base64.b64encode(np.asarray(p.dense, dtype="<f4").tobytes()).decode(),
+             "sparse": None if p.sparse is None else [[int(i) for i in p.sparse.indices],
+                                                      [float(v) for v in p.sparse.values]]}
+            for p in points]
+
+
+def decode_points(rows: Sequence[dict[str, Any]]) -> list[PointIn]:
+    return [PointIn(id=r["id"], payload=r["payload"],
+                    dense=None if r["dense"] is None else np.frombuffer(base64.b64decode(r["dense"]), dtype="<f4").tolist(),
+                    sparse=None if r["sparse"] is None else SparseVec(indices=r["sparse"][0], values=r["sparse"][1]))
+            for r in rows]
 
 
 @dataclass

@@ -182,3 +182,35 @@ def test_sigkill_many_times_with_the_real_embedder(tmp_path: Path, fake_llm: Fak
     stats = run_crashes(tmp_path, fake_llm, kills=60, seed=23, minilm=True, max_run=2.0)
     assert stats["acked"] >= 200, stats
     assert stats["final_stored"] >= stats["acked"]
+
+
+@pytest.mark.parametrize("point", ["commit", "second_upsert"])
+def test_a_kill_inside_one_write_is_redone_on_open(tmp_path: Path, fake_llm: FakeLLMServer, point: str) -> None:
+    """A write that merges into an old entry and adds a new one, killed half-way, is
+    finished on the next open: every turn stored once and none left pending, the merge
+    in the entry and in its history. (Before redo records, the ``commit`` kill left the
+    turns both stored and pending, and the ``second_upsert`` kill left the new entry
+    stored with no history, to be extracted again.)"""
+    store = tmp_path / "store"
+    config = remote_config(fake_llm, store, update="online")
+    settings = {"point": point, "config": config}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "tests.reliability.crash_point_child", json.dumps(settings)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert journal_rows(store, "SELECT change_id FROM history WHERE state = 'pending'"), "the kill missed the write"
+
+    memory = LightMemory.from_config(config)
+    try:
+        assert memory.pending(user_id="ana") == []
+        entries = memory.get_all(user_id="ana", limit=100, include_superseded=True)
+        cited = Counter(s for e in entries for s in e.source_ids)
+        assert cited == Counter({"a": 1, "b": 1, "c": 1})
+        merged = next(e for e in entries if "a" in e.source_ids)
+        assert merged.source_ids == ["a", "b"] and merged.version == 2
+        assert [h.event for h in memory.history(merged.id, user_id="ana")] == ["ADD", "MERGE"]
+        assert {e.id for e in entries} == committed_entries(store)["ana"]
+    finally:
+        memory.close()
+    assert journal_rows(store, "SELECT change_id FROM history WHERE state = 'pending'") == []
+    assert journal_rows(store, "SELECT change_id FROM change_ops") == []
