@@ -16,6 +16,7 @@ before". Every decision carries its reason into the history log.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Protocol, Sequence
@@ -65,10 +66,13 @@ _CHANGE = re.compile(r"\b(now|these days|nowadays|anymore|any more|no longer|swi
                      r"got married|divorced|engaged|retired|since)\b", re.I)
 
 
-def attributes(text: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def attributes(text: str) -> frozenset[str]:
+    """The single-valued attributes a text is about. Cached: retrieval asks again for
+    every hit of every present-tense query, and a user's hits recur."""
     found = {name for name, pat in _ATTRIBUTES.items() if pat.search(text)}
     found |= {f"favourite:{m.group(1).lower()}" for m in _FAVOURITE.finditer(text)}
-    return found
+    return frozenset(found)
 
 
 def _who(entry: MemoryEntry) -> str:

@@ -88,6 +88,13 @@ def scope_filter(scope: Scope) -> Filter:
     return Filter(must=tuple(conds))
 
 
+def in_scope(payload: dict[str, Any], scope: Scope) -> bool:
+    """What ``scope_filter(scope)`` matches, tested on one payload."""
+    return (payload.get("user_id") == scope.user_id
+            and (scope.agent_id is None or payload.get("agent_id") == scope.agent_id)
+            and (scope.session_id is None or payload.get("session_id") == scope.session_id))
+
+
 @dataclass
 class PointIn:
     id: str
@@ -112,7 +119,7 @@ def decode_points(rows: Sequence[dict[str, Any]]) -> list[PointIn]:
             for r in rows]
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     id: str
     payload: dict[str, Any]
@@ -174,6 +181,11 @@ class MemoryStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def _fetch(self, ids: list[str]) -> list[Record]:
+        """Points by id, whatever their scope (``get`` keeps the caller's); backends with
+        a direct lookup override this scan."""
+        return self._scroll(Filter(must=(HasIds(tuple(ids)),)), len(ids), None, False)
+
     def _dense_vectors(self, ids: list[str]) -> dict[str, list[float]]:
         """Stored dense vectors by id; backends that cannot return them return {} and
         callers re-embed instead."""
@@ -215,7 +227,9 @@ class MemoryStore(ABC):
         ids = point_ids(ids)
         if not ids:
             return []
-        found = self._scroll(scope_filter(scope) & Filter(must=(HasIds(tuple(ids)),)), len(ids), None, False)
+        # By id, then the scope test scope_filter() would make in the engine: a lookup
+        # by id costs half a filtered scan, and another scope's point never leaves here.
+        found = [r for r in self._fetch(ids) if in_scope(r.payload, scope)]
         order = {i: n for n, i in enumerate(ids)}
         return sorted(found, key=lambda r: order.get(r.id, len(order)))
 

@@ -43,6 +43,7 @@ class EdgeStore(MemoryStore):
         root = os.path.abspath(os.path.expanduser(config.path or "./lightmem_data"))
         self.path = os.path.join(root, f"{config.collection_name}_{spec.name}")
         self._lock = threading.RLock()
+        self._filters: dict[Filter, Any] = {}
         self._closed = False
         self._shard = self._open()
 
@@ -158,7 +159,7 @@ class EdgeStore(MemoryStore):
                 results = [_call("query", lambda: self._shard.query(requests[0]))]
             else:
                 results = _call("query_batch", lambda: self._shard.query_batch(qe.QueryBatchRequest(requests)))
-        return [[Record(str(p.id), dict(p.payload or {}), float(p.score)) for p in res] for res in results]
+        return [[Record(str(p.id), p.payload or {}, float(p.score)) for p in res] for res in results]
 
     def _scroll(self, flt: Filter, limit: int, order_by: Optional[str], descending: bool) -> list[Record]:
         qe = self._qe
@@ -169,7 +170,13 @@ class EdgeStore(MemoryStore):
         with self._lock:
             self._check_open()
             records, _ = _call("scroll", lambda: self._shard.scroll(req))
-        return [Record(str(r.id), dict(r.payload or {})) for r in records]
+        return [Record(str(r.id), r.payload or {}) for r in records]
+
+    def _fetch(self, ids: list[str]) -> list[Record]:
+        with self._lock:
+            self._check_open()
+            records = _call("retrieve", lambda: self._shard.retrieve(ids, with_payload=True, with_vector=False))
+        return [Record(str(r.id), r.payload or {}) for r in records]
 
     def _dense_vectors(self, ids: list[str]) -> dict[str, list[float]]:
         with self._lock:
@@ -197,11 +204,19 @@ class EdgeStore(MemoryStore):
 
     # --- filter translation ---------------------------------------------------------------
     def _filter(self, flt: Filter) -> Any:
-        return self._qe.Filter(
-            must=[self._cond(c) for c in flt.must] or None,
-            must_not=[self._cond(c) for c in flt.must_not] or None,
-            should=[self._cond(c) for c in flt.should] or None,
-        )
+        # A query sends the same scope filter four or five times (each list, the IDF
+        # corpus): translate each distinct tree once. Filters are frozen, so hashable.
+        out = self._filters.get(flt)
+        if out is None:
+            out = self._qe.Filter(
+                must=[self._cond(c) for c in flt.must] or None,
+                must_not=[self._cond(c) for c in flt.must_not] or None,
+                should=[self._cond(c) for c in flt.should] or None,
+            )
+            if len(self._filters) >= 512:
+                self._filters.clear()
+            self._filters[flt] = out
+        return out
 
     def _cond(self, c: Any) -> Any:
         qe = self._qe

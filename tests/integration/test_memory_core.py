@@ -239,3 +239,24 @@ def test_a_turn_shows_the_sentence_that_answers(make_memory) -> None:
     hits = m.retrieve("Where does the user live now?", limit=5, user_id="u")
     shown = next(h for h in hits if h.entry.source_ids == ["t9"])
     assert "Manchester" in shown.entry.memory
+
+
+def test_a_query_runs_through_the_frozen_trace_and_gets_the_batch_vector(embedder) -> None:
+    """The single-text path (every retrieve) uses a frozen TorchScript trace of the
+    transformer; it must give the vectors the stored entries were made with, at any
+    length, and ``trace_queries=False`` must keep the eager path."""
+    import numpy as np
+    import torch
+
+    from lightmem_core.config import EmbedderConfig
+    from lightmem_core.embed import SentenceTransformerEmbedder
+
+    texts = ["hi", "Where does Maya work these days?", "Émile moved to Lyon last spring 😀", "word " * 300]
+    eager = SentenceTransformerEmbedder(EmbedderConfig(trace_queries=False), model=embedder.model)
+    for text in texts:
+        one = embedder.embed([text])[0]
+        in_batch = embedder.embed([text, "another text to pad the batch"])[0]
+        assert np.abs(one - eager.embed([text])[0]).max() == 0.0
+        assert float(one @ in_batch) > 0.9999
+    assert isinstance(embedder._traced, torch.jit.ScriptModule)
+    assert eager._traced is False
