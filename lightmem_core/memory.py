@@ -786,10 +786,12 @@ class LightMemory:
         ids = [rec.id for rec, _, _ in ranked] + [i for group in siblings.values() for i in group]
         payloads = {r.id: r.payload for r in (yield call(store, "get", scope, ids))}
         present = tq is not None and not tq.has_range and tq.present
+        groups = [[rec.id, *siblings.get(rec.id, ())] for rec, _, _ in ranked]
         ranked = _retrieve.representatives(ranked, siblings, labelled, payloads, present=present)
         hits = _retrieve.to_hits(ranked, payloads)
         if present:
-            hits = _retrieve.current_state_first(hits, attributes)
+            turns = {rec.id: [payloads[i] for i in group if i in payloads] for (rec, _, _), group in zip(ranked, groups)}
+            hits = _retrieve.current_state_first(hits, attributes, turns)
         return summaries + hits
 
     def _hits_op(self, store: MemoryStore, scope: Scope, strategy: str, dense: Any, sparse: Any, limit: int,

@@ -359,25 +359,42 @@ def representatives(
     return out
 
 
-def current_state_first(hits: list[Hit], attributes: Any) -> list[Hit]:
+def current_state_first(hits: list[Hit], attributes: Any,
+                        turns: Optional[Mapping[str, Sequence[Mapping[str, Any]]]] = None) -> list[Hit]:
     """For a question about the present: a newer hit about the same single-valued
     attribute (where one lives, works, who one is with), said by the same speaker, goes
     before the older one it contradicts. Only the order changes; ``attributes(text)``
-    names the attributes a text is about (``update.attributes``)."""
-    about = {id(h): attributes(h.entry.memory) for h in hits}  # once per hit, not once per pair
-    out: list[Hit] = []
+    names the attributes a text is about (``update.attributes``).
+
+    ``turns`` gives, per hit id, the payloads of every sentence of its turn: a turn is
+    about what any of its sentences is about ("Minneapolis winters are something else. I
+    live near Lake Harriet."), and a hit moved ahead for an attribute shows its turn's
+    sentence that states it, if the one it showed does not.
+    """
+    turns = turns or {}
+
+    def about_turn(hit: Hit) -> frozenset[str]:
+        texts = [str(p.get("memory") or "") for p in turns.get(hit.entry.id, ())] or [hit.entry.memory]
+        return frozenset().union(*(attributes(t) for t in texts))
+
+    out: list[tuple[Hit, frozenset[str]]] = []
     for hit in hits:
+        mine = about_turn(hit)  # once per hit, not once per pair
         when = hit.entry.time_stamp or hit.entry.recorded_at
-        at = len(out)
-        if about[id(hit)] and when is not None:
-            for i, prev in enumerate(out):
+        at, shared = len(out), frozenset()
+        if mine and when is not None:
+            for i, (prev, theirs) in enumerate(out):
                 then = prev.entry.time_stamp or prev.entry.recorded_at
-                if (then is not None and then < when and prev.entry.speaker_id == hit.entry.speaker_id
-                        and about[id(hit)] & about[id(prev)]):
-                    at = i
+                if then is not None and then < when and prev.entry.speaker_id == hit.entry.speaker_id and mine & theirs:
+                    at, shared = i, mine & theirs
                     break
-        out.insert(at, hit)
-    return [h.model_copy(update={"rank": i + 1}) for i, h in enumerate(out)]
+        if shared and not attributes(hit.entry.memory) & shared:
+            stating = [p for p in turns.get(hit.entry.id, ()) if attributes(str(p.get("memory") or "")) & shared]
+            stating.sort(key=lambda p: bool(_ENDED.search(str(p.get("memory") or ""))))  # stable: a current state first
+            if stating:
+                hit = hit.model_copy(update={"entry": from_payload(stating[0])})
+        out.insert(at, (hit, mine))
+    return [h.model_copy(update={"rank": i + 1}) for i, (h, _) in enumerate(out)]
 
 
 def to_hits(ranked: Sequence[Ranked], payloads: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[Hit]:

@@ -104,6 +104,24 @@ def test_current_state_first_orders_same_attribute_newest_first() -> None:
     assert [h.rank for h in out] == [1, 2, 3, 4]
 
 
+def test_a_turn_is_about_what_any_of_its_sentences_is_about() -> None:
+    """Neither shown sentence names the attribute; their turns do. The newer turn goes
+    first and shows the sentence that states it; the older keeps what it showed."""
+    def entry(text: str, when: str, src: str) -> MemoryEntry:
+        return MemoryEntry(memory=text, user_id="u", speaker_id="user", time_stamp=when, source_ids=[src])
+
+    winters = entry("Minneapolis winters are something else.", "2023-12-03", "t1")
+    duplex = entry("I live in a duplex near Lake Harriet.", "2023-12-03", "t1")
+    heat = entry("The heat is already intense.", "2024-05-12", "t9")
+    moved = entry("We finally moved to Tucson at the end of April.", "2024-05-12", "t9")
+    hits = [Hit(entry=winters, score=1.0), Hit(entry=heat, score=0.9)]
+    assert [h.entry.id for h in current_state_first(hits, attributes)] == [winters.id, heat.id]  # sentences alone
+    turns = {winters.id: [to_payload(winters), to_payload(duplex)], heat.id: [to_payload(heat), to_payload(moved)]}
+    out = current_state_first(hits, attributes, turns)
+    assert [h.entry.memory for h in out] == [moved.memory, winters.memory]
+    assert [h.rank for h in out] == [1, 2] and out[0].score == 0.9
+
+
 def test_role_words_leave_the_matched_text_but_not_other_words() -> None:
     assert without_roles("What does the user do for work now?") == "What does do for work now?"
     assert without_roles("the user's") == "the user's"  # nothing left to match on: unchanged
