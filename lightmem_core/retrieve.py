@@ -359,6 +359,9 @@ def representatives(
     return out
 
 
+_NOW_REACH = 1.5
+
+
 def current_state_first(hits: list[Hit], attributes: Any,
                         turns: Optional[Mapping[str, Sequence[Mapping[str, Any]]]] = None) -> list[Hit]:
     """For a question about the present: a newer hit about the same single-valued
@@ -369,32 +372,43 @@ def current_state_first(hits: list[Hit], attributes: Any,
     ``turns`` gives, per hit id, the payloads of every sentence of its turn: a turn is
     about what any of its sentences is about ("Minneapolis winters are something else. I
     live near Lake Harriet."), and a hit moved ahead for an attribute shows its turn's
-    sentence that states it, if the one it showed does not.
+    sentence that states it, if the one it showed does not. Whatever the attribute, a
+    newer turn that states something "now" goes before an older one that does not, when
+    their scores are within ``_NOW_REACH`` of each other (the user marked it current).
     """
     turns = turns or {}
 
-    def about_turn(hit: Hit) -> frozenset[str]:
-        texts = [str(p.get("memory") or "") for p in turns.get(hit.entry.id, ())] or [hit.entry.memory]
-        return frozenset().union(*(attributes(t) for t in texts))
+    def texts(hit: Hit) -> list[str]:
+        return [str(p.get("memory") or "") for p in turns.get(hit.entry.id, ())] or [hit.entry.memory]
 
-    out: list[tuple[Hit, frozenset[str]]] = []
+    def says_now(text: str) -> bool:
+        return bool(_NOW.search(text)) and not text.rstrip().endswith("?")
+
+    out: list[tuple[Hit, frozenset[str], bool]] = []
     for hit in hits:
-        mine = about_turn(hit)  # once per hit, not once per pair
+        own = texts(hit)
+        mine = frozenset().union(*(attributes(t) for t in own))  # once per hit, not once per pair
+        now = any(says_now(t) for t in own)
         when = hit.entry.time_stamp or hit.entry.recorded_at
         at, shared = len(out), frozenset()
-        if mine and when is not None:
-            for i, (prev, theirs) in enumerate(out):
+        if (mine or now) and when is not None:
+            for i, (prev, theirs, prev_now) in enumerate(out):
                 then = prev.entry.time_stamp or prev.entry.recorded_at
-                if then is not None and then < when and prev.entry.speaker_id == hit.entry.speaker_id and mine & theirs:
+                if then is None or then >= when or prev.entry.speaker_id != hit.entry.speaker_id:
+                    continue
+                if mine & theirs:
                     at, shared = i, mine & theirs
+                    break
+                if now and not prev_now and prev.score <= hit.score * _NOW_REACH:
+                    at = i
                     break
         if shared and not attributes(hit.entry.memory) & shared:
             stating = [p for p in turns.get(hit.entry.id, ()) if attributes(str(p.get("memory") or "")) & shared]
             stating.sort(key=lambda p: bool(_ENDED.search(str(p.get("memory") or ""))))  # stable: a current state first
             if stating:
                 hit = hit.model_copy(update={"entry": from_payload(stating[0])})
-        out.insert(at, (hit, mine))
-    return [h.model_copy(update={"rank": i + 1}) for i, (h, _) in enumerate(out)]
+        out.insert(at, (hit, mine, now))
+    return [h.model_copy(update={"rank": i + 1}) for i, (h, _, _) in enumerate(out)]
 
 
 def to_hits(ranked: Sequence[Ranked], payloads: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[Hit]:

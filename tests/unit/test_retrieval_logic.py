@@ -122,6 +122,23 @@ def test_a_turn_is_about_what_any_of_its_sentences_is_about() -> None:
     assert [h.rank for h in out] == [1, 2] and out[0].score == 0.9
 
 
+def test_a_newer_statement_about_now_goes_first_whatever_the_attribute() -> None:
+    """No attribute of the lexicon (music), but the user said "now": the newer turn goes
+    first, unless it scored far below (then it is likely about something else), and a
+    question with "now" in it states nothing."""
+    def hit(text: str, when: str, score: float) -> Hit:
+        return Hit(entry=MemoryEntry(memory=text, user_id="u", speaker_id="user", time_stamp=when), score=score)
+
+    jazz = hit("I always work with jazz on in the background.", "2023-01-05", 0.080)
+    synth = hit("Now it's retro synthwave playlists on repeat all day.", "2023-09-01", 0.057)
+    out = current_state_first([jazz, synth], attributes)
+    assert [h.entry.memory for h in out] == [synth.entry.memory, jazz.entry.memory]
+    far = hit("Now it's retro synthwave playlists on repeat all day.", "2023-09-01", 0.040)
+    assert current_state_first([jazz, far], attributes)[0].entry.memory == jazz.entry.memory
+    asks = hit("What should I listen to now?", "2023-09-01", 0.070)
+    assert current_state_first([jazz, asks], attributes)[0].entry.memory == jazz.entry.memory
+
+
 def test_role_words_leave_the_matched_text_but_not_other_words() -> None:
     assert without_roles("What does the user do for work now?") == "What does do for work now?"
     assert without_roles("the user's") == "the user's"  # nothing left to match on: unchanged
