@@ -322,7 +322,12 @@ class LightMemory:
         for change_id, records in self._journal.pending_changes().items():
             ops = self._journal.change_ops(change_id)
             if ops is not None:
-                self._writer.redo(ops)
+                try:
+                    self._writer.redo(ops)
+                except Exception:  # noqa: BLE001 - a store that cannot take the redo must still open
+                    log.exception("cannot redo pending change %s; dropping it", change_id)
+                    self._journal.abandon_change(change_id)
+                    continue
                 self._journal.finish_change(change_id)
             elif all(r.actor == "extract" and r.event == "ADD" for r in records):
                 for r in records:

@@ -214,3 +214,35 @@ def test_a_kill_inside_one_write_is_redone_on_open(tmp_path: Path, fake_llm: Fak
         memory.close()
     assert journal_rows(store, "SELECT change_id FROM history WHERE state = 'pending'") == []
     assert journal_rows(store, "SELECT change_id FROM change_ops") == []
+
+
+def test_a_redo_the_store_refuses_does_not_keep_the_store_from_opening(tmp_path: Path, fake_llm: FakeLLMServer,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A redo record the store cannot take (here: a vector of the wrong size) is logged and
+    dropped; the store opens with what it had."""
+    store = tmp_path / "store"
+    config = remote_config(fake_llm, store, llm=False)
+    memory = LightMemory.from_config(config)
+    memory.add_memory("Maya keeps the violin in the attic.", user_id="ana")
+    before = memory.get_all(user_id="ana")
+    memory.close()
+    db = sqlite3.connect(store / "lightmem_journal.sqlite")
+    bad = {"collection": "entries", "scope": {"user_id": "ana", "agent_id": None, "session_id": None}, "deletes": [],
+           "turns": [], "upserts": [[{"user_id": "ana", "agent_id": None, "session_id": None},
+                                     [{"id": "00000000-0000-0000-0000-000000000001", "dense": "AACAPw==",
+                                       "sparse": None, "payload": {"user_id": "ana", "agent_id": None,
+                                                                   "session_id": None, "memory": "x"}}]]]}
+    with db:
+        db.execute("INSERT INTO history (change_id, memory_id, user_id, event, version, actor, created_at, state)"
+                   " VALUES ('bad', '00000000-0000-0000-0000-000000000001', 'ana', 'ADD', 1, 'extract', '2025-01-01', 'pending')")
+        db.execute("INSERT INTO change_ops VALUES ('bad', ?)", (json.dumps(bad),))
+    db.close()
+    with caplog.at_level("ERROR"):
+        memory = LightMemory.from_config(config)
+    try:
+        assert [e.id for e in memory.get_all(user_id="ana")] == [e.id for e in before]
+        assert "cannot redo pending change bad" in caplog.text
+    finally:
+        memory.close()
+    assert journal_rows(store, "SELECT change_id FROM change_ops") == []
+    assert journal_rows(store, "SELECT change_id FROM history WHERE state = 'pending'") == []
