@@ -403,10 +403,10 @@ def current_state_first(hits: list[Hit], attributes: Any,
                     at = i
                     break
         if shared and not attributes(hit.entry.memory) & shared:
-            stating = [p for p in turns.get(hit.entry.id, ()) if attributes(str(p.get("memory") or "")) & shared]
-            stating.sort(key=lambda p: bool(_ENDED.search(str(p.get("memory") or ""))))  # stable: a current state first
+            stating = [(p, t) for p, t in zip(turns.get(hit.entry.id, ()), own) if attributes(t) & shared]
+            stating.sort(key=lambda pt: bool(_ENDED.search(pt[1])))  # stable: a current state first
             if stating:
-                hit = hit.model_copy(update={"entry": from_payload(stating[0])})
+                hit = hit.model_copy(update={"entry": from_payload(stating[0][0])})
         out.insert(at, (hit, mine, now))
     return [h.model_copy(update={"rank": i + 1}) for i, (h, _, _) in enumerate(out)]
 

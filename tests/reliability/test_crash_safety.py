@@ -246,3 +246,43 @@ def test_a_redo_the_store_refuses_does_not_keep_the_store_from_opening(tmp_path:
         memory.close()
     assert journal_rows(store, "SELECT change_id FROM change_ops") == []
     assert journal_rows(store, "SELECT change_id FROM history WHERE state = 'pending'") == []
+
+
+def test_a_journal_from_before_redo_records_is_settled_by_checking_the_store(tmp_path: Path,
+                                                                               fake_llm: FakeLLMServer) -> None:
+    """Pending changes written by an older version carry no redo record: an extraction is
+    rolled back (its entry removed, its turns left to extract again), an edit the store
+    does not show is dropped, one it shows is committed."""
+    store = tmp_path / "store"
+    config = remote_config(fake_llm, store, llm=False)
+    memory = LightMemory.from_config(config)
+    memory.add_memory("Maya keeps the violin in the attic.", user_id="ana")
+    kept = memory.get_all(user_id="ana")[0]
+    orphan = "00000000-0000-0000-0000-00000000000a"
+    # the entry of the crashed extraction did reach the store (written directly: no journal)
+    from lightmem_core.indexing import to_point
+
+    ghost = kept.model_copy(update={"id": orphan, "memory": "ana: a half-written fact."})
+    memory._store.upsert(ghost.scope, [to_point(ghost, memory.embedder.embed([ghost.memory])[0], None)])
+    assert len(memory.get_all(user_id="ana")) == 2
+    memory.close()
+
+    def pending(change: str, memory_id: str, event: str, version: int, actor: str) -> tuple[Any, ...]:
+        return (change, memory_id, "ana", event, version, actor, "2025-01-01", "pending")
+
+    db = sqlite3.connect(store / "lightmem_journal.sqlite")
+    with db:
+        db.executemany("INSERT INTO history (change_id, memory_id, user_id, event, version, actor, created_at, state)"
+                       " VALUES (?,?,?,?,?,?,?,?)",
+                       [pending("extract", orphan, "ADD", 1, "extract"),
+                        pending("unseen", kept.id, "UPDATE", kept.version + 3, "user"),
+                        pending("seen", kept.id, "UPDATE", kept.version, "user")])
+    db.close()
+    memory = LightMemory.from_config(config)
+    try:
+        assert [e.id for e in memory.get_all(user_id="ana")] == [kept.id]
+        events = [(h.event, h.version) for h in memory.history(kept.id, user_id="ana")]
+        assert ("UPDATE", kept.version + 3) not in events and ("UPDATE", kept.version) in events
+    finally:
+        memory.close()
+    assert journal_rows(store, "SELECT change_id FROM history WHERE state = 'pending'") == []
