@@ -792,11 +792,16 @@ class LightMemory:
         payloads = {r.id: r.payload for r in (yield call(store, "get", scope, ids))}
         present = tq is not None and not tq.has_range and tq.present
         groups = [[rec.id, *siblings.get(rec.id, ())] for rec, _, _ in ranked]
-        ranked = _retrieve.representatives(ranked, siblings, labelled, payloads, present=present)
+        ranked = _retrieve.representatives(ranked, siblings, labelled, payloads, present=present,
+                                           wants_name=present and _retrieve.asks_for_name(query))
         hits = _retrieve.to_hits(ranked, payloads)
         if present:
             turns = {rec.id: [payloads[i] for i in group if i in payloads] for (rec, _, _), group in zip(ranked, groups)}
-            hits = _retrieve.current_state_first(hits, attributes, turns)
+            # a turn's closeness to the question: its best sentence in the vector list
+            cosine = {r.id: float(r.score or 0.0) for name, recs in labelled if name == "embedding" for r in recs}
+            similarity = {rec.id: max(cosine[i] for i in group if i in cosine)
+                          for (rec, _, _), group in zip(ranked, groups) if any(i in cosine for i in group)}
+            hits = _retrieve.current_state_first(hits, attributes, turns, similarity)
         return summaries + hits
 
     def _hits_op(self, store: MemoryStore, scope: Scope, strategy: str, dense: Any, sparse: Any, limit: int,

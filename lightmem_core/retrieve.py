@@ -325,13 +325,16 @@ def representatives(
     payloads: Mapping[str, Mapping[str, Any]],
     *,
     present: bool = False,
+    wants_name: bool = False,
 ) -> list[Ranked]:
     """Each kept hit replaced by the sentence of its turn that best matches the query.
 
     "Best" is the sentence's own similarity, recovered from the vector list's score and
     the blend norm ``_dn`` (the lexical list mostly sees the turn's shared context words;
     without ``_dn`` the vector list's order). For a question about the present,
-    a sentence stating the current state goes before one reporting that a state ended.
+    a sentence stating the current state goes before one reporting that a state ended,
+    and, when the question asks for a name (``asks_for_name``: who, where, which
+    city), one that holds a name goes before one that does not.
     The hit keeps its fused score: this chooses what a turn shows, never which turns
     come back.
     """
@@ -346,10 +349,13 @@ def representatives(
            for r in dense if "_dn" in (payloads.get(r.id) or {})}
     by_id = {r.id: r for _, recs in labelled for r in recs}
 
-    def key(rid: str) -> tuple[int, int, float, float]:
+    def key(rid: str) -> tuple[int, int, int, float, float]:
         text = str((payloads.get(rid) or {}).get("memory") or "")
-        cues = (int(bool(_ENDED.search(text))), int(not _NOW.search(text))) if present else (0, 0)
-        return (*cues, own.get(rid, 0.0), position.get(rid, float(len(position))))
+        if not present:
+            return (0, 0, 0, own.get(rid, 0.0), position.get(rid, float(len(position))))
+        ended = int(bool(_ENDED.search(text)))
+        named = int(wants_name and not names_in(_said(text, payloads.get(rid) or {})))
+        return (ended, named, int(not _NOW.search(text)), own.get(rid, 0.0), position.get(rid, float(len(position))))
 
     out: list[Ranked] = []
     for rec, score, found in ranked:
@@ -360,10 +366,37 @@ def representatives(
 
 
 _NOW_REACH = 1.5
+# Cosine margin within which two turns count as equally about the question. It is read
+# on the vector list alone: the lexical list rewards an old statement for repeating the
+# question's words ("My manager Linda..." for "who is my manager?"), which is exactly how
+# an original fact is phrased and how its later update ("I report to Rajesh now") is not.
+_CLOSE = 0.05
+
+# Questions whose answer is a name: who / where, "which city", "what company", "the name of".
+# "What kind of", "what does" ask for something else.
+_NAME_QUESTION = re.compile(r"^\W*(who|whom|whose|where)\b|\bname\b|\b(which|what)\s+(?!(kind|kinds|type|types|sort|sorts|"
+                            r"does|do|did|is|are|was|were|has|have|had|can|could|will|would|should)\b)[a-z]+", re.I)
+
+
+def asks_for_name(query: str) -> bool:
+    return bool(_NAME_QUESTION.search(query))
+
+
+def _said(text: str, payload: Mapping[str, Any]) -> str:
+    """The text without its "Caroline: " prefix: the speaker's own name answers nothing."""
+    speaker = payload.get("speaker_name") or payload.get("speaker_id")
+    return text[len(speaker) + 2:] if speaker and text.startswith(f"{speaker}: ") else text
+
+
+def names_in(text: str) -> list[str]:
+    """Capitalised names in a text, without numbers and capitalised stop words. Read from
+    the text rather than the entry's ``entities``, which an LLM extractor fills its own way."""
+    return [e for e in textproc.entities(text) if any(c.isalpha() for c in e) and e.lower() not in textproc.STOPWORDS]
 
 
 def current_state_first(hits: list[Hit], attributes: Any,
-                        turns: Optional[Mapping[str, Sequence[Mapping[str, Any]]]] = None) -> list[Hit]:
+                        turns: Optional[Mapping[str, Sequence[Mapping[str, Any]]]] = None,
+                        similarity: Optional[Mapping[str, float]] = None) -> list[Hit]:
     """For a question about the present: a newer hit about the same single-valued
     attribute (where one lives, works, who one is with), said by the same speaker, goes
     before the older one it contradicts. Only the order changes; ``attributes(text)``
@@ -375,8 +408,14 @@ def current_state_first(hits: list[Hit], attributes: Any,
     sentence that states it, if the one it showed does not. Whatever the attribute, a
     newer turn that states something "now" goes before an older one that does not, when
     their scores are within ``_NOW_REACH`` of each other (the user marked it current).
+
+    ``similarity`` gives, per hit id, its turn's best cosine to the question. A newer turn
+    about as close in meaning (within ``_CLOSE``) goes before an older one of the same
+    speaker whatever it says: for a question about the present, the latest of two equally
+    fitting answers is the better guess, and the older stays in the list.
     """
     turns = turns or {}
+    sim = similarity or {}
 
     def texts(hit: Hit) -> list[str]:
         return [str(p.get("memory") or "") for p in turns.get(hit.entry.id, ())] or [hit.entry.memory]
@@ -391,7 +430,7 @@ def current_state_first(hits: list[Hit], attributes: Any,
         now = any(says_now(t) for t in own)
         when = hit.entry.time_stamp or hit.entry.recorded_at
         at, shared = len(out), frozenset()
-        if (mine or now) and when is not None:
+        if when is not None:
             for i, (prev, theirs, prev_now) in enumerate(out):
                 then = prev.entry.time_stamp or prev.entry.recorded_at
                 if then is None or then >= when or prev.entry.speaker_id != hit.entry.speaker_id:
@@ -400,6 +439,10 @@ def current_state_first(hits: list[Hit], attributes: Any,
                     at, shared = i, mine & theirs
                     break
                 if now and not prev_now and prev.score <= hit.score * _NOW_REACH:
+                    at = i
+                    break
+                mine_sim, their_sim = sim.get(hit.entry.id), sim.get(prev.entry.id)
+                if mine_sim is not None and their_sim is not None and mine_sim >= their_sim - _CLOSE:
                     at = i
                     break
         if shared and not attributes(hit.entry.memory) & shared:

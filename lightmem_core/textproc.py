@@ -28,6 +28,7 @@ STOPWORDS = frozenset(
 _ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|vs|etc|e\.g|i\.e|approx|No)\.$", re.I)
 _BOUNDARY = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
+_POSSESSIVE = re.compile(r"['’]s?$")  # "Jonas's" -> "Jonas", "Jonas'" -> "Jonas"; "Jonas" stays Jonas
 _PROPER = re.compile(r"\b[A-Z][a-zA-Z'’\-]+(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][a-zA-Z'’\-]+)*")
 _NUMBER = re.compile(r"\b\d[\d:/.,\-]*\d\b|\b\d\b")
 
@@ -87,7 +88,7 @@ def entities(text: str) -> list[str]:
         while tokens and tokens[0].lower().strip("'’") in STOPWORDS:
             tokens.pop(0)
         if tokens:
-            found.append(" ".join(tokens).rstrip("'’s").strip("-'’"))
+            found.append(_POSSESSIVE.sub("", " ".join(tokens)).strip("-'’"))
     found += _NUMBER.findall(text)
     return list(dict.fromkeys(e for e in found if e))
 

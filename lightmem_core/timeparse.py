@@ -112,10 +112,10 @@ _NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "fi
 _UNIT_DAYS = {"day": 1, "week": 7, "month": 30.44, "year": 365.25}
 _RECENCY = re.compile(
     r"\b(now|currently|current|these days|nowadays|at the moment|anymore|still|latest|most recent(?:ly)?|"
-    r"recently|lately|today)\b", re.I)
+    r"recently|lately|today|at present|presently|at this point|as of now)\b", re.I)
 
 
-_PRESENT = re.compile(r"^\s*(?:\w+\s+){0,3}?(?:do|does|is|are|am)\b(?!\s+\w+\s+(?:ever|been)\b)", re.I)
+_PRESENT = re.compile(r"^\s*(?:\w+\s+){0,4}?(?:do|does|is|are|am)\b(?!\s+\w+\s+(?:ever|been)\b)", re.I)
 _PAST = re.compile(r"\b(did|was|were|had|used to|ago|last|before|previous(?:ly)?|first|ever)\b", re.I)
 
 

@@ -6,7 +6,7 @@ from lightmem_core.config import RetrievalConfig
 from lightmem_core.indexing import to_payload
 from lightmem_core.lexical import SparseVec
 from lightmem_core.retrieve import (
-    current_state_first, fuse, parse_filters, plan, rank, representatives, sibling_ids, speaker_filter, without_roles,
+    asks_for_name, current_state_first, fuse, parse_filters, plan, rank, representatives, sibling_ids, speaker_filter, without_roles,
 )
 from lightmem_core.store.base import Filter, Match, Range, Record
 from lightmem_core.types import Hit, MemoryEntry
@@ -145,3 +145,37 @@ def test_role_words_leave_the_matched_text_but_not_other_words() -> None:
     # "assistant manager" is a job title, not the assistant
     assert speaker_filter("How did John become assistant manager?") == Filter(must=(Match("speaker_name", any=("John",)),))
     assert speaker_filter("Where does the user live?") == Filter(must=(Match("speaker_id", any=("user",)),))
+
+
+def test_an_answer_about_as_close_in_meaning_goes_first_when_it_is_newer() -> None:
+    """The old statement repeats the question's words and wins the fused score; by meaning
+    alone the two are level, so the newer goes first. A newer turn far below in meaning,
+    or another speaker's, stays where it was."""
+    def hit(text: str, when: str, score: float, speaker: str = "user") -> Hit:
+        return Hit(entry=MemoryEntry(memory=text, user_id="u", speaker_id=speaker, time_stamp=when), score=score)
+
+    linda = hit("My manager Linda wants the report by Friday.", "2023-01-05", 0.064)
+    rajesh = hit("These days I report to Rajesh, who is hands-off.", "2023-10-01", 0.041)
+    lunch = hit("What are some quick lunches I can pack?", "2023-11-01", 0.040)
+    said = hit("Rajesh sounds easier to work with.", "2023-10-01", 0.040, speaker="assistant")
+    hits = [linda, rajesh, lunch, said]
+    assert [h.entry.memory for h in current_state_first(hits, attributes)][:2] == [linda.entry.memory, rajesh.entry.memory]
+    similarity = {linda.entry.id: 0.21, rajesh.entry.id: 0.19, lunch.entry.id: 0.03, said.entry.id: 0.30}
+    out = current_state_first(hits, attributes, similarity=similarity)
+    assert [h.entry.memory for h in out] == [rajesh.entry.memory, linda.entry.memory, lunch.entry.memory, said.entry.memory]
+    similarity[rajesh.entry.id] = 0.10  # no longer about as close: order kept
+    assert current_state_first(hits, attributes, similarity=similarity)[0].entry.memory == linda.entry.memory
+
+
+def test_a_question_asking_for_a_name_shows_the_sentence_that_holds_one() -> None:
+    assert asks_for_name("Which city does the user live in now?") and asks_for_name("Who is the user's partner?")
+    assert asks_for_name("What is the name of the user's dog?")
+    assert not asks_for_name("What does the user drink these days?") and not asks_for_name("What kind of diet?")
+    vague = sentence(1, "t", "The altitude is killing me on my runs.", 0.50, 1.0)
+    named = sentence(2, "t", "Any tips for Denver, since I live here?", 0.40, 1.0)
+    labelled = [("embedding", [vague, named])]
+    ranked = rank(labelled, limit=1, rrf_k=60, per_source_limit=1)
+    payloads = {r.id: r.payload for r in (vague, named)}
+    siblings = sibling_ids(ranked, labelled)
+    assert representatives(ranked, siblings, labelled, payloads, present=True)[0][0].id == vague.id
+    assert representatives(ranked, siblings, labelled, payloads, present=True, wants_name=True)[0][0].id == named.id

@@ -16,6 +16,9 @@ def test_entities_and_keywords() -> None:
     ents = textproc.entities("Yesterday I met Priya Desai at Brightline Health and we ran 10 km.")
     assert "Priya Desai" in ents and "Brightline Health" in ents and "10" in ents and "Yesterday" in ents
     assert "I" not in ents
+    # a possessive loses its 's, a name ending in s keeps it
+    assert textproc.entities("Jonas moved to Paris; James' car and Lena's cat stayed in Texas.") == [
+        "Jonas", "Paris", "James", "Lena", "Texas"]
     assert textproc.keywords("I really love hiking with my dog Biscuit") == ["love", "hiking", "dog", "biscuit"]
 
 

@@ -99,7 +99,8 @@ def test_no_period_where_none_is_named(query: str) -> None:
     ("Where does the user live?", True), ("Which city does the user live in now?", True),
     ("What is Caroline's job?", True), ("What did Caroline research?", False),
     ("Where has Melanie camped?", False), ("Which company did the user work for first?", False),
-    ("Is she still dating Mark?", True),
+    ("Is she still dating Mark?", True), ("Which kind of pet does the user prefer?", True),
+    ("Who is the user's manager at present?", True),
 ])
 def test_present_tense_questions_ask_for_the_current_state(query: str, present: bool) -> None:
     assert timeparse.parse_query_time(query, NOW).present is present
