@@ -169,6 +169,9 @@ class MemoryConfig(BaseModel):
     messages_use: Literal["user_only", "assistant_only", "hybrid"] = Field(
         "hybrid", description="Whose turns become memories. Upstream's default is 'user_only'; 'hybrid' keeps every speaker."
     )
+    offline_unit: Literal["sentence", "turn"] = Field(
+        "sentence", description="What one offline (no LLM) entry holds: a sentence of a turn (atomic facts: a newer "
+        "statement supersedes only the sentence it contradicts) or the whole turn (a hit shows all the turn says).")
     index_context: Literal["none", "turn", "neighbors"] = Field(
         "neighbors", description="What is indexed beside each fact: nothing, its whole turn, or its turn and the one before."
     )

@@ -59,10 +59,17 @@ def _time(turn: TurnRow) -> datetime:
 
 
 class ExtractiveExtractor:
-    """Offline default: sentence-level entries, no LLM."""
+    """Offline default, no LLM: one entry per sentence of a turn, or per whole turn.
 
-    def __init__(self, *, min_words: int = 5) -> None:
+    Sentences keep facts atomic, so a newer statement supersedes only the sentence it
+    contradicts; whole turns keep a fact with the sentence that names it ("Commuting from
+    Hoboken, is the PATH reliable? I miss Brooklyn." shows both), at the cost of
+    superseding a turn as a whole.
+    """
+
+    def __init__(self, *, min_words: int = 5, unit: str = "sentence") -> None:
         self.min_words = min_words
+        self.unit = unit
 
     def extract(self, batch: ExtractionBatch) -> Op[list[MemoryEntry]]:
         out: list[MemoryEntry] = []
@@ -76,7 +83,8 @@ class ExtractiveExtractor:
 
     def _turn_entries(self, turn: TurnRow, previous: Optional[TurnRow], batch: ExtractionBatch) -> list[MemoryEntry]:
         text = batch.text(turn)
-        chunks = textproc.chunk_sentences(text, min_words=self.min_words) or [text.strip()]
+        chunks = [] if self.unit == "turn" else textproc.chunk_sentences(text, min_words=self.min_words)
+        chunks = chunks or [text.strip()]
         context_parts: list[str] = []
         if batch.index_context == "neighbors" and previous is not None and previous.speaker != turn.speaker:
             # a reply needs what it answers; a speaker's own previous turn is just another

@@ -221,7 +221,7 @@ class LightMemory:
         elif self.llm is not None:
             self._extractor = LLMExtractor(self.llm, mode=config.extraction_mode, prompts=self.prompts)
         else:
-            self._extractor = ExtractiveExtractor()
+            self._extractor = ExtractiveExtractor(unit=config.offline_unit)
         # Online: rules only (no LLM call on the write path); offline: the LLM when there is one.
         self._online_resolver = RuleResolver()
         self._offline_resolver = LLMResolver(self.llm, self.prompts) if self.llm is not None else RuleResolver()

@@ -333,8 +333,9 @@ def representatives(
     the blend norm ``_dn`` (the lexical list mostly sees the turn's shared context words;
     without ``_dn`` the vector list's order). For a question about the present,
     a sentence stating the current state goes before one reporting that a state ended,
-    and, when the question asks for a name (``asks_for_name``: who, where, which
-    city), one that holds a name goes before one that does not.
+    when the question asks for a name (``asks_for_name``: who, where, which city), one
+    that holds a name goes before one that does not, and a statement goes before a
+    request that tells nothing about the asker (``asks_only``).
     The hit keeps its fused score: this chooses what a turn shows, never which turns
     come back.
     """
@@ -349,13 +350,14 @@ def representatives(
            for r in dense if "_dn" in (payloads.get(r.id) or {})}
     by_id = {r.id: r for _, recs in labelled for r in recs}
 
-    def key(rid: str) -> tuple[int, int, int, float, float]:
+    def key(rid: str) -> tuple[int, int, int, int, float, float]:
         text = str((payloads.get(rid) or {}).get("memory") or "")
         if not present:
-            return (0, 0, 0, own.get(rid, 0.0), position.get(rid, float(len(position))))
+            return (0, 0, 0, 0, own.get(rid, 0.0), position.get(rid, float(len(position))))
         ended = int(bool(_ENDED.search(text)))
         named = int(wants_name and not names_in(_said(text, payloads.get(rid) or {})))
-        return (ended, named, int(not _NOW.search(text)), own.get(rid, 0.0), position.get(rid, float(len(position))))
+        asks = int(asks_only(_said(text, payloads.get(rid) or {})))
+        return (asks, ended, named, int(not _NOW.search(text)), own.get(rid, 0.0), position.get(rid, float(len(position))))
 
     out: list[Ranked] = []
     for rec, score, found in ranked:
@@ -386,6 +388,20 @@ def _said(text: str, payload: Mapping[str, Any]) -> str:
     """The text without its "Caroline: " prefix: the speaker's own name answers nothing."""
     speaker = payload.get("speaker_name") or payload.get("speaker_id")
     return text[len(speaker) + 2:] if speaker and text.startswith(f"{speaker}: ") else text
+
+
+_INVERTED = re.compile(r"\b(should|shall|can|could|do|did|would|will|am|may|might|must)\s+I\b", re.I)
+_FIRST_PERSON = re.compile(r"\b(I|I'm|I've|I'd|I'll|my|we|we're|we've|our)\b", re.I)
+
+
+def asks_only(text: str) -> bool:
+    """A question that tells nothing about the asker: no name, and "I" only as the
+    subject of the question itself ("How should I start?"), never of a statement inside
+    it ("Any tips for Denver now that I live here?"). Such a sentence resembles a
+    question in form, so the vector ranks it high against any question, yet it answers none."""
+    if not text.rstrip().endswith("?") or names_in(text):
+        return False
+    return not _FIRST_PERSON.search(_INVERTED.sub(" ", text))
 
 
 def names_in(text: str) -> list[str]:

@@ -104,3 +104,26 @@ def test_llm_resolver_updates_and_reembeds(make_memory, fake_llm) -> None:
     assert updated.version == 2 and [h.event for h in m.history(updated.id, user_id="u")] == ["ADD", "UPDATE"]
     hit = m.retrieve("moved from Seattle to Portland", user_id="u", strategy="embedding")[0]
     assert hit.entry.id == updated.id
+
+
+def test_whole_turn_entries_show_the_sentence_that_names_the_new_state(make_memory) -> None:
+    """offline_unit="turn": one entry per turn, so the place named inside a request comes
+    back with it; the older turn is superseded as a whole and kept in history. With
+    sentences (the default) the same turn is two entries."""
+    old = {"id": "t1", "role": "user", "content": "Our apartment in Brooklyn has a radiator that clanks all night.",
+           "time_stamp": "2024-01-10T09:00:00"}
+    new = {"id": "t2", "role": "user", "time_stamp": "2024-09-02T08:00:00",
+           "content": "Commuting into Midtown from Hoboken, is the ferry reliable in winter? I miss walking to the "
+                      "subway from Brooklyn, honestly. We moved here in July."}
+    turns = make_memory({"update": "online", "offline_unit": "turn"}, path="turns")
+    sentences = make_memory({"update": "online"}, path="sentences")
+    for m in (turns, sentences):
+        m.add_memory([old], user_id="u", session_id="s1")
+        m.add_memory([new], user_id="u", session_id="s2")
+    assert [len([e for e in m.get_all(user_id="u", include_superseded=True) if e.source_ids == ["t2"]])
+            for m in (turns, sentences)] == [1, 3]
+    top = turns.retrieve("Where is the user based nowadays?", user_id="u", limit=3)
+    assert top[0].entry.source_ids == ["t2"] and "Hoboken" in top[0].entry.memory
+    old_entry = next(e for e in turns.get_all(user_id="u", include_superseded=True) if e.source_ids == ["t1"])
+    assert not old_entry.is_current
+    assert [h.event for h in turns.history(old_entry.id, user_id="u")] == ["ADD", "SUPERSEDE"]

@@ -6,7 +6,7 @@ from lightmem_core.config import RetrievalConfig
 from lightmem_core.indexing import to_payload
 from lightmem_core.lexical import SparseVec
 from lightmem_core.retrieve import (
-    asks_for_name, current_state_first, fuse, parse_filters, plan, rank, representatives, sibling_ids, speaker_filter, without_roles,
+    asks_for_name, asks_only, current_state_first, fuse, parse_filters, plan, rank, representatives, sibling_ids, speaker_filter, without_roles,
 )
 from lightmem_core.store.base import Filter, Match, Range, Record
 from lightmem_core.types import Hit, MemoryEntry
@@ -80,15 +80,19 @@ def test_a_turn_shows_the_sentence_closest_by_its_own_meaning() -> None:
     assert chosen[0][1] == ranked[0][1]  # the turn keeps its fused score and place
 
 
+def shown(*sentences: Record, **kwargs: bool) -> str:
+    """Which sentence of one turn (all from source "t") its hit shows."""
+    labelled = [("embedding", list(sentences))]
+    ranked = rank(labelled, limit=1, rrf_k=60, per_source_limit=1)
+    payloads = {r.id: r.payload for r in sentences}
+    return representatives(ranked, sibling_ids(ranked, labelled), labelled, payloads, **kwargs)[0][0].id
+
+
 def test_for_the_present_a_current_state_beats_an_ended_one() -> None:
     ended = sentence(1, "t", "I'm no longer in London.", 0.50, 1.0)
     now = sentence(2, "t", "I moved to Manchester and I'm happy there now.", 0.40, 1.0)
-    labelled = [("embedding", [ended, now])]
-    ranked = rank(labelled, limit=1, rrf_k=60, per_source_limit=1)
-    payloads = {r.id: r.payload for r in (ended, now)}
-    siblings = sibling_ids(ranked, labelled)
-    assert representatives(ranked, siblings, labelled, payloads)[0][0].id == ended.id
-    assert representatives(ranked, siblings, labelled, payloads, present=True)[0][0].id == now.id
+    assert shown(ended, now) == ended.id
+    assert shown(ended, now, present=True) == now.id
 
 
 def test_current_state_first_orders_same_attribute_newest_first() -> None:
@@ -173,9 +177,17 @@ def test_a_question_asking_for_a_name_shows_the_sentence_that_holds_one() -> Non
     assert not asks_for_name("What does the user drink these days?") and not asks_for_name("What kind of diet?")
     vague = sentence(1, "t", "The altitude is killing me on my runs.", 0.50, 1.0)
     named = sentence(2, "t", "Any tips for Denver, since I live here?", 0.40, 1.0)
-    labelled = [("embedding", [vague, named])]
-    ranked = rank(labelled, limit=1, rrf_k=60, per_source_limit=1)
-    payloads = {r.id: r.payload for r in (vague, named)}
-    siblings = sibling_ids(ranked, labelled)
-    assert representatives(ranked, siblings, labelled, payloads, present=True)[0][0].id == vague.id
-    assert representatives(ranked, siblings, labelled, payloads, present=True, wants_name=True)[0][0].id == named.id
+    assert shown(vague, named, present=True) == vague.id
+    assert shown(vague, named, present=True, wants_name=True) == named.id
+
+
+def test_a_request_that_tells_nothing_about_the_asker_is_not_what_a_turn_shows() -> None:
+    """The request resembles the question in form and wins on the vector; for a question
+    about the present the turn shows the statement. A question with a statement inside
+    ("now that I live here") is not a bare request."""
+    request = sentence(1, "t", "user: What goes in a strong aims section?", 0.50, 1.0)
+    state = sentence(2, "t", "user: I just started my postdoc and need a grant.", 0.40, 1.0)
+    assert shown(request, state) == request.id
+    assert shown(request, state, present=True) == state.id
+    assert asks_only("How should I present a case study?") and not asks_only("Any tips now that I live here?")
+    assert not asks_only("Which beaches near Barcelona are quiet?") and not asks_only("I teach chemistry.")
