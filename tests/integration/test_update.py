@@ -106,7 +106,7 @@ def test_llm_resolver_updates_and_reembeds(make_memory, fake_llm) -> None:
     assert hit.entry.id == updated.id
 
 
-def test_whole_turn_entries_show_the_sentence_that_names_the_new_state(make_memory) -> None:
+def test_whole_turn_entries_show_the_sentence_that_names_the_new_state(make_memory, tmp_path) -> None:
     """offline_unit="turn": one entry per turn, so the place named inside a request comes
     back with it; the older turn is superseded as a whole and kept in history. With
     sentences (the default) the same turn is two entries."""
@@ -115,8 +115,8 @@ def test_whole_turn_entries_show_the_sentence_that_names_the_new_state(make_memo
     new = {"id": "t2", "role": "user", "time_stamp": "2024-09-02T08:00:00",
            "content": "Commuting into Midtown from Hoboken, is the ferry reliable in winter? I miss walking to the "
                       "subway from Brooklyn, honestly. We moved here in July."}
-    turns = make_memory({"update": "online", "offline_unit": "turn"}, path="turns")
-    sentences = make_memory({"update": "online"}, path="sentences")
+    turns = make_memory({"update": "online", "offline_unit": "turn"}, path=tmp_path / "turns")
+    sentences = make_memory({"update": "online"}, path=tmp_path / "sentences")
     for m in (turns, sentences):
         m.add_memory([old], user_id="u", session_id="s1")
         m.add_memory([new], user_id="u", session_id="s2")
