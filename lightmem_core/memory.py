@@ -330,9 +330,12 @@ class LightMemory:
                     continue
                 self._journal.finish_change(change_id)
             elif all(r.actor == "extract" and r.event == "ADD" for r in records):
+                by_user: dict[str, list[str]] = {}
                 for r in records:
+                    by_user.setdefault(r.user_id, []).append(r.memory_id)
+                for user_id, ids in by_user.items():  # one delete per scope and store, not per entry
                     for store in self._stores.values():
-                        store.delete(Scope(user_id=r.user_id), [r.memory_id])
+                        store.delete(Scope(user_id=user_id), ids)
                 self._journal.abandon_change(change_id)
             elif self._legacy_change_applied(records):
                 self._journal.finish_change(change_id)

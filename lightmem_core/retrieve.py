@@ -355,8 +355,9 @@ def representatives(
         if not present:
             return (0, 0, 0, 0, own.get(rid, 0.0), position.get(rid, float(len(position))))
         ended = int(bool(_ENDED.search(text)))
-        named = int(wants_name and not names_in(_said(text, payloads.get(rid) or {})))
-        asks = int(asks_only(_said(text, payloads.get(rid) or {})))
+        said = _said(text, payloads.get(rid) or {})
+        named = int(wants_name and not names_in(said))
+        asks = int(asks_only(said))
         return (asks, ended, named, int(not _NOW.search(text)), own.get(rid, 0.0), position.get(rid, float(len(position))))
 
     out: list[Ranked] = []
@@ -439,15 +440,18 @@ def current_state_first(hits: list[Hit], attributes: Any,
     def says_now(text: str) -> bool:
         return bool(_NOW.search(text)) and not text.rstrip().endswith("?")
 
-    out: list[tuple[Hit, frozenset[str], bool]] = []
+    # per hit: what its turn is about, whether it says "now", its closeness (keyed by the
+    # id it came with: a hit moved ahead for an attribute may show another sentence)
+    out: list[tuple[Hit, frozenset[str], bool, Optional[float]]] = []
     for hit in hits:
         own = texts(hit)
         mine = frozenset().union(*(attributes(t) for t in own))  # once per hit, not once per pair
         now = any(says_now(t) for t in own)
+        mine_sim = sim.get(hit.entry.id)
         when = hit.entry.time_stamp or hit.entry.recorded_at
         at, shared = len(out), frozenset()
         if when is not None:
-            for i, (prev, theirs, prev_now) in enumerate(out):
+            for i, (prev, theirs, prev_now, their_sim) in enumerate(out):
                 then = prev.entry.time_stamp or prev.entry.recorded_at
                 if then is None or then >= when or prev.entry.speaker_id != hit.entry.speaker_id:
                     continue
@@ -457,7 +461,6 @@ def current_state_first(hits: list[Hit], attributes: Any,
                 if now and not prev_now and prev.score <= hit.score * _NOW_REACH:
                     at = i
                     break
-                mine_sim, their_sim = sim.get(hit.entry.id), sim.get(prev.entry.id)
                 if mine_sim is not None and their_sim is not None and mine_sim >= their_sim - _CLOSE:
                     at = i
                     break
@@ -466,8 +469,8 @@ def current_state_first(hits: list[Hit], attributes: Any,
             stating.sort(key=lambda pt: bool(_ENDED.search(pt[1])))  # stable: a current state first
             if stating:
                 hit = hit.model_copy(update={"entry": from_payload(stating[0][0])})
-        out.insert(at, (hit, mine, now))
-    return [h.model_copy(update={"rank": i + 1}) for i, (h, _, _) in enumerate(out)]
+        out.insert(at, (hit, mine, now, mine_sim))
+    return [h.model_copy(update={"rank": i + 1}) for i, (h, *_) in enumerate(out)]
 
 
 def to_hits(ranked: Sequence[Ranked], payloads: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[Hit]:

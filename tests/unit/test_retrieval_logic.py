@@ -108,12 +108,14 @@ def test_current_state_first_orders_same_attribute_newest_first() -> None:
     assert [h.rank for h in out] == [1, 2, 3, 4]
 
 
+def entry(text: str, when: str, src: str) -> MemoryEntry:
+    """A sentence the user said in turn ``src``."""
+    return MemoryEntry(memory=text, user_id="u", speaker_id="user", time_stamp=when, source_ids=[src])
+
+
 def test_a_turn_is_about_what_any_of_its_sentences_is_about() -> None:
     """Neither shown sentence names the attribute; their turns do. The newer turn goes
     first and shows the sentence that states it; the older keeps what it showed."""
-    def entry(text: str, when: str, src: str) -> MemoryEntry:
-        return MemoryEntry(memory=text, user_id="u", speaker_id="user", time_stamp=when, source_ids=[src])
-
     winters = entry("Minneapolis winters are something else.", "2023-12-03", "t1")
     duplex = entry("I live in a duplex near Lake Harriet.", "2023-12-03", "t1")
     heat = entry("The heat is already intense.", "2024-05-12", "t9")
@@ -191,3 +193,18 @@ def test_a_request_that_tells_nothing_about_the_asker_is_not_what_a_turn_shows()
     assert shown(request, state, present=True) == state.id
     assert asks_only("How should I present a case study?") and not asks_only("Any tips now that I live here?")
     assert not asks_only("Which beaches near Barcelona are quiet?") and not asks_only("I teach chemistry.")
+
+
+def test_a_hit_moved_for_an_attribute_keeps_its_closeness() -> None:
+    """The newer turn moved ahead for where the user lives shows its sentence that says
+    so, another entry; a still newer turn about as close to the question must still be
+    measured against it, not against nothing."""
+    seattle = entry("I live in Seattle.", "2024-01-01", "t1")
+    rain = entry("The rain is different here.", "2024-05-01", "t2")
+    moved = entry("We moved to Austin in April.", "2024-05-01", "t2")
+    latest = entry("Honestly the tacos are the best part.", "2024-09-01", "t3")
+    hits = [Hit(entry=e, score=s) for e, s in ((seattle, 1.0), (rain, 0.9), (latest, 0.8))]
+    turns = {rain.id: [to_payload(rain), to_payload(moved)]}
+    similarity = {seattle.id: 0.30, rain.id: 0.30, latest.id: 0.29}
+    out = current_state_first(hits, attributes, turns, similarity)
+    assert [h.entry.memory for h in out] == [latest.memory, moved.memory, seattle.memory]
