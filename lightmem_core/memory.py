@@ -26,7 +26,7 @@ from .prompts import Prompts
 from .update import Decision, LLMResolver, RuleResolver, attributes
 from .store.base import (Filter, HasIds, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, decode_points,
                          encode_points, open_store)
-from .types import AddResult, Hit, HistoryRecord, MemoryEntry, Message, Scope
+from .types import AddResult, Hit, HistoryRecord, MemoryEntry, Message, Scope, check_metadata
 
 log = logging.getLogger(__name__)
 
@@ -900,6 +900,10 @@ class LightMemory:
         old, collection = yield from self._locate_op(memory_id, scope)
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidInputError("metadata", f"expected a dict, got {type(metadata).__name__}")
+        try:
+            check_metadata(metadata)
+        except ValueError as exc:
+            raise InvalidInputError("metadata", str(exc)) from None
         data = old.model_dump()
         data.update(
             memory=memory,

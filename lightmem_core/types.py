@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime
@@ -28,6 +29,19 @@ def clean_text(value: str, *, what: str = "text") -> str:
     except UnicodeEncodeError as exc:
         raise ValueError(f"{what} is not valid UTF-8 (position {exc.start})") from None
     return _CONTROL.sub("", value)
+
+
+def check_metadata(value: Any) -> Any:
+    """Refuse metadata the store cannot hold: a lone surrogate anywhere in it (a key of a
+    nested dict as much as a value) passes pydantic and the journal's ASCII JSON, then
+    fails inside the engine at extraction, leaving the turn pending for ever."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"metadata holds text that is not valid UTF-8 ({exc.object[exc.start:exc.end]!r})") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata must be JSON-serialisable: {exc}") from None
+    return value
 
 
 def repair_text(value: str) -> str:
@@ -117,6 +131,11 @@ class Message(BaseModel):
     @classmethod
     def _ts(cls, v: Any) -> Any:
         return None if v is None else timeparse.parse_time(v)
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata(cls, v: Any) -> Any:
+        return check_metadata(v)
 
     @property
     def speaker(self) -> str:

@@ -207,6 +207,8 @@ def accepted_or_refused(target: Target, call: Callable[[], Any], fields: tuple[s
 @example(msgs=[{"role": "user", "content": "x" * (MAX_CHARS + 1)}], user="u", session=None, force=False)
 @example(msgs=[{"role": "user", "content": "fine", "metadata": {"n": 2**70, "f": float("nan")}}], user="u",
          session=None, force=False)
+@example(msgs=[{"role": "user", "content": "fine", "metadata": {"\ud800": {"\udcff": 1}}}], user="u", session=None,
+         force=False)
 def test_add_memory_accepts_or_names_the_field(target: Target, msgs: Any, user: Any, session: Any,
                                                force: bool) -> None:
     out = accepted_or_refused(target, lambda: target.memory.add_memory(msgs, user_id=user, session_id=session,
@@ -254,6 +256,7 @@ def test_get_all_and_delete_all_filters(target: Target, flt: Any, limit: Any, of
 @given(text=st.one_of(nasty_text, junk), metadata=st.one_of(st.none(), st.dictionaries(any_text, junk, max_size=3),
                                                             junk),
        memory_id=st.one_of(st.none(), any_text, junk))
+@example(text="0", metadata={"": {"\ud800": None}}, memory_id=None)
 def test_update_accepts_or_leaves_the_entry_alone(target: Target, text: Any, metadata: Any, memory_id: Any) -> None:
     entry = target.memory.get_all(user_id="u", limit=1)[0]
     mid = entry.id if memory_id is None else memory_id
