@@ -368,7 +368,8 @@ def search(
     hits = _state(ctx).open().retrieve(query, limit, _filters(filters), strategy=strategy, hierarchical=hierarchical,
                                        include_superseded=include_superseded, **_scope(user, agent, session))
     if as_json:
-        _emit_json([{**_entry(h.entry), "score": h.score, "retrievers": h.retrievers, "rank": h.rank} for h in hits])
+        _emit_json([{**_entry(h.entry), "window": h.window, "score": h.score, "retrievers": h.retrievers, "rank": h.rank}
+                    for h in hits])
     elif not hits:
         out.print("no memories found")
     else:

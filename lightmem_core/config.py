@@ -128,6 +128,9 @@ class RetrievalConfig(BaseModel):
     per_source_limit: int = Field(
         1, ge=0, description="At most this many hits drawn from the same source turn (0 = no cap), so one turn cannot crowd out the rest."
     )
+    window: int = Field(
+        2, ge=0, le=50, description="A hit cut from a longer turn also shows up to this many of the turn's sentences "
+        "on each side (Hit.window, what the adapters put in prompts); 0 shows the sentence alone.")
     hierarchical: bool = Field(
         False, description="Default for retrieve(hierarchical=...): rank session summaries first, then drill into their entries.")
     summary_limit: int = Field(3, ge=1, le=100, description="Summaries a hierarchical retrieval ranks and returns before the entries.")

@@ -106,6 +106,7 @@ class ExtractiveExtractor:
                 entities=textproc.entities(chunk),
                 keywords=textproc.keywords(chunk),
                 source_ids=[turn.id],
+                position=k if len(chunks) > 1 else None,  # a turn of one piece has no window to show
                 entry_type=EntryType.FACT,
                 user_id=turn.user_id,
                 agent_id=turn.agent_id,

@@ -133,7 +133,8 @@ def entry_dict(entry: MemoryEntry) -> dict[str, Any]:
 
 
 def hit_dict(hit: Hit) -> dict[str, Any]:
-    return {**entry_dict(hit.entry), "score": hit.score, "retrievers": hit.retrievers, "rank": hit.rank}
+    return {**entry_dict(hit.entry), "window": hit.window, "score": hit.score, "retrievers": hit.retrievers,
+            "rank": hit.rank}
 
 
 def _turn_dict(turn: Any) -> dict[str, Any]:

@@ -805,6 +805,11 @@ class LightMemory:
             similarity = {rec.id: max(cosine[i] for i in group if i in cosine)
                           for (rec, _, _), group in zip(ranked, groups) if any(i in cosine for i in group)}
             hits = _retrieve.current_state_first(hits, attributes, turns, similarity)
+        near = _retrieve.window_filter(hits, cfg.window)
+        if near is not None:  # one more read: the neighbours of hits cut from longer turns
+            pieces = yield call(store, "scroll", scope, near if include_superseded else near & Filter(must=(Match("_current", 1),)),
+                                limit=len(hits) * (4 * cfg.window + 2))
+            hits = _retrieve.with_windows(hits, pieces, cfg.window)
         return summaries + hits
 
     def _hits_op(self, store: MemoryStore, scope: Scope, strategy: str, dense: Any, sparse: Any, limit: int,

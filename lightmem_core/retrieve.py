@@ -473,6 +473,42 @@ def current_state_first(hits: list[Hit], attributes: Any,
     return [h.model_copy(update={"rank": i + 1}) for i, (h, *_) in enumerate(out)]
 
 
+def window_filter(hits: Sequence[Hit], width: int) -> Optional[Filter]:
+    """The pieces of the hits' turns within ``width`` of each hit, or None when no hit
+    was cut from a longer turn."""
+    near = tuple(
+        Filter(must=(Match("source_ids", h.entry.source_ids[0]),
+                     Range("position", gte=max(0, h.entry.position - width), lte=h.entry.position + width)))
+        for h in hits if width and h.entry.position is not None and h.entry.source_ids)
+    return Filter(should=near) if near else None
+
+
+def with_windows(hits: Sequence[Hit], pieces: Sequence[Record], width: int) -> list[Hit]:
+    """Each hit cut from a longer turn with its neighbours there, in turn order.
+
+    ``pieces`` come from the store (``window_filter``), so a neighbour deleted or
+    updated since shows as memory now holds it, never as the turn first said it. A
+    piece belongs to the turn it was cut from (its first source; merges append later ones).
+    """
+    by_turn: dict[str, dict[int, str]] = {}
+    for rec in pieces:
+        p = rec.payload
+        if p.get("position") is not None and p.get("source_ids"):
+            by_turn.setdefault(p["source_ids"][0], {})[int(p["position"])] = _said(str(p.get("memory") or ""), p)
+    out = []
+    for h in hits:
+        e = h.entry
+        turn = by_turn.get(e.source_ids[0]) if e.position is not None and e.source_ids else None
+        near = [k for k in sorted(turn or ()) if abs(k - e.position) <= width and k != e.position] if turn else []
+        if near:
+            own = _said(e.memory, {"speaker_name": e.speaker_name, "speaker_id": e.speaker_id})
+            parts = {**{k: turn[k] for k in near}, e.position: own}
+            prefix = e.memory[: len(e.memory) - len(own)]  # "Caroline: ", once for the whole window
+            h = h.model_copy(update={"window": prefix + " ".join(parts[k] for k in sorted(parts))})
+        out.append(h)
+    return out
+
+
 def to_hits(ranked: Sequence[Ranked], payloads: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[Hit]:
     """Hits from ranked records; ``payloads`` supplies full payloads when the search returned thin ones."""
     hits = []

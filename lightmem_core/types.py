@@ -167,6 +167,10 @@ class MemoryEntry(BaseModel):
     entities: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
     source_ids: list[str] = Field(default_factory=list)
+    position: Optional[int] = Field(
+        default=None, ge=0,
+        description="Which piece of its source turn this entry is (0 = first sentence), for entries cut from one turn; "
+        "a hit shows its neighbours in this order.")
     entry_type: EntryType = EntryType.FACT
     user_id: str
     agent_id: Optional[str] = None
@@ -220,9 +224,25 @@ class Hit(BaseModel):
     score: float
     retrievers: list[str] = Field(default_factory=list)
     rank: int = 0
+    window: Optional[str] = Field(
+        default=None,
+        description="The entry's sentence with the sentences around it in its turn, as memory still holds them "
+        "(deleted and, unless asked for, superseded ones left out); None when the entry is its turn.")
+
+    @property
+    def text(self) -> str:
+        """What a model reads for this hit: a sentence alone often names nothing ("I whisk up a
+        bowl every morning now"); its window says what ("... ceremonial matcha ...")."""
+        return self.window or self.entry.memory
+
+    def prompt_line(self) -> str:
+        """The entry's prompt line with its window in place of the bare sentence."""
+        if not self.window:
+            return self.entry.prompt_line()
+        return self.entry.model_copy(update={"memory": self.window}).prompt_line()
 
     def __str__(self) -> str:
-        return self.entry.prompt_line()
+        return self.prompt_line()
 
 
 class HistoryRecord(BaseModel):
@@ -258,9 +278,8 @@ class AddResult(BaseModel):
 
 def format_hits(hits: list[Hit] | list[MemoryEntry], *, header: Optional[str] = None) -> str:
     """Memories as prompt text, one per line, oldest first so the model reads a time line."""
-    entries = [h.entry if isinstance(h, Hit) else h for h in hits]
-    entries = sorted(entries, key=lambda e: (e.time_stamp or datetime.min))
-    lines = [e.prompt_line() for e in entries]
+    items = sorted(hits, key=lambda h: ((h.entry if isinstance(h, Hit) else h).time_stamp or datetime.min))
+    lines = [h.prompt_line() for h in items]
     if header:
         lines.insert(0, header)
     return "\n".join(lines)

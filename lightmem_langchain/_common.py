@@ -184,8 +184,9 @@ def hit_to_document(hit: Hit) -> Any:
     from langchain_core.documents import Document
 
     meta = entry_metadata(hit.entry)
-    meta.update(score=hit.score, rank=hit.rank, retrievers=list(hit.retrievers))
-    return Document(page_content=hit.entry.memory, metadata=meta, id=hit.entry.id)
+    meta.update(score=hit.score, rank=hit.rank, retrievers=list(hit.retrievers), memory=hit.entry.memory)
+    # the window, when there is one: the sentence alone often names nothing the model can use
+    return Document(page_content=hit.text, metadata=meta, id=hit.entry.id)
 
 
 def memory_section(hits: Sequence[Hit], *, header: str) -> str:

@@ -19,7 +19,7 @@ from langchain_core.tools import StructuredTool, ToolException
 from langgraph.prebuilt import ToolRuntime
 from pydantic import BaseModel, Field
 
-from lightmem_core import LightMemError, MemoryEntry, Scope
+from lightmem_core import Hit, LightMemError, MemoryEntry, Scope
 
 from ._common import MemoryOp, ScopePolicy, adrive, as_scope, drive, entry_metadata, mcall, retrieve_kwargs, scope_kwargs
 
@@ -51,6 +51,12 @@ class DeleteMemoryInput(BaseModel):
 
 def _line(entry: MemoryEntry) -> str:
     return f"[{entry.id}] {entry.prompt_line()}"
+
+
+def _hit_line(hit: Hit) -> str:
+    """The memory the id names, then the turn around it: the model updates the one and
+    understands by the other."""
+    return _line(hit.entry) + (f"\n    in context: {hit.window}" if hit.window else "")
 
 
 class _MemoryTools:
@@ -98,8 +104,8 @@ class _MemoryTools:
         hits = yield mcall("retrieve", query, k or self.k, **scope_kwargs(self.read_scope(runtime)), **opts)
         if not hits:
             return "No memories found.", []
-        return "\n".join(_line(h.entry) for h in hits), [
-            entry_metadata(h.entry) | {"memory": h.entry.memory, "score": h.score} for h in hits]
+        return "\n".join(_hit_line(h) for h in hits), [
+            entry_metadata(h.entry) | {"memory": h.entry.memory, "window": h.window, "score": h.score} for h in hits]
 
     def update(self, runtime: Optional[ToolRuntime], memory_id: str, content: str, reason: Optional[str] = None
                ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:

@@ -59,9 +59,10 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
     metadata = entry_metadata(hit.entry)
     metadata["retrievers"] = list(hit.retrievers)
     metadata["rank"] = hit.rank
+    metadata["memory"] = hit.entry.memory
     node = TextNode(
         id_=hit.entry.id,
-        text=hit.entry.memory,
+        text=hit.text,  # the sentence with its window, as LlamaIndex's sentence-window retrieval shows it
         metadata=metadata,
         excluded_llm_metadata_keys=[k for k in metadata if k not in LLM_METADATA_KEYS],
         excluded_embed_metadata_keys=list(metadata),

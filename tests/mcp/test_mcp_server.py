@@ -63,6 +63,7 @@ def test_every_tool(make_memory: Any) -> None:
             found = await call(c, "retrieve_memory", user_id="maya", query="What breed is Maya's dog?", limit=3)
             assert "corgi" in found["memories"][0]["memory"]
             assert found["memories"][0]["retrievers"] and "corgi" in found["formatted"]
+            assert found["memories"][0]["window"] is None  # a one-sentence turn has no neighbours to show
             later = await call(c, "retrieve_memory", user_id="maya", query="dog", strategy="context",
                                filters={"time_stamp": {"gte": "2025-04-01"}})
             assert later["memories"] and all(m["time_stamp"] >= "2025-04-01" for m in later["memories"])

@@ -106,3 +106,15 @@ def test_in_an_lcel_chain_with_per_request_user(seeded: LightMemory) -> None:
 
     other = chain.invoke("What breed is the dog?", config={"configurable": {"user_id": "omar"}})
     assert "poodle" in other and "corgi" not in other
+
+
+def test_a_sentence_hit_reaches_the_chain_with_its_window(make_memory) -> None:
+    """The retriever's page_content is what the model reads: the sentence with the turn around it."""
+    memory = make_memory()
+    memory.add_memory([{"role": "user", "time_stamp": "2025-06-18T08:05:00",
+                        "content": "Is ceremonial grade matcha worth the price? I whisk up a bowl every single "
+                                   "morning now and want to upgrade."}], user_id="maya")
+    docs = LightMemRetriever(memory=memory, user_id="maya", k=2).invoke("What does Maya whisk every morning?")
+    top = next(d for d in docs if "whisk" in d.metadata["memory"])
+    assert "matcha" not in top.metadata["memory"] and "matcha" in top.page_content
+    assert memory.get(top.id, user_id="maya").memory == top.metadata["memory"]

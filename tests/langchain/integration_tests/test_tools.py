@@ -79,6 +79,12 @@ def test_fixed_scope_schemas_and_direct_calls(memory: Any) -> None:
     entry = memory.get_all(user_id="maya", agent_id="coach")[0]
     assert entry.time_stamp.year == 2025 and entry.agent_id == "coach"
     assert "10 km" in tools["search_memory"].invoke({"query": "running"})
+    # a sentence of a longer turn: the id names the sentence, the context shows what it is about
+    tools["save_memory"].invoke({"content": "Is ceremonial grade matcha worth it? I whisk up a bowl every single "
+                                            "morning now and want to upgrade."})
+    found = tools["search_memory"].invoke({"query": "what does Maya whisk every morning"})
+    line, context = found.split("\n")[:2]
+    assert "whisk" in line and "matcha" not in line and context.strip().startswith("in context:") and "matcha" in context
     bad = tools["save_memory"].invoke({"type": "tool_call", "id": "2", "name": "save_memory", "args": {"content": ""}})
     assert bad.status == "error"
     with pytest.raises(ValueError):

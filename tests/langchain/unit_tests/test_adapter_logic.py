@@ -111,6 +111,8 @@ def test_memory_section_puts_summaries_first_and_entries_in_time_order() -> None
     assert lines[0] == "H" and lines[1] == "Summaries:" and "the month in short" in lines[2]
     assert lines[3] == "Memories:" and "earlier fact" in lines[4] and "later fact" in lines[5]
     assert memory_section(hits[:1], header="H").splitlines()[1].startswith("- 2025-03-02 10:00 Sun later fact")
+    windowed = hits[0].model_copy(update={"window": "Matcha, ceremonial grade. later fact"})
+    assert memory_section([windowed], header="H").splitlines()[1] == "- 2025-03-02 10:00 Sun Matcha, ceremonial grade. later fact"
 
 
 def test_importing_the_package_loads_no_framework() -> None:

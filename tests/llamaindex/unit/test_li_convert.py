@@ -158,6 +158,15 @@ def test_hit_to_node_keeps_ids_times_speaker_and_sources() -> None:
     assert nws.node.get_content(metadata_mode=MetadataMode.EMBED) == "Maya has a corgi."
 
 
+def test_a_hit_with_a_window_gives_the_window_as_node_text() -> None:
+    hit = _hit("user: I whisk up a bowl every morning.", "2025-06-18T08:05:00", 0).model_copy(
+        update={"window": "user: Is matcha worth it? I whisk up a bowl every morning."})
+    node = hit_to_node(hit).node
+    assert node.text == hit.window and node.metadata["memory"] == hit.entry.memory
+    assert "matcha" in node.get_content(metadata_mode=MetadataMode.LLM)
+    assert hit.entry.memory not in node.get_content(metadata_mode=MetadataMode.LLM).replace(hit.window, "")
+
+
 def test_memories_of_the_recent_chat_are_left_out_but_summaries_kept() -> None:
     chat = [ChatMessage(role="user", content="q", additional_kwargs={TURN_ID_KEY: "now-1"}),
             ChatMessage(role="assistant", content="a")]
