@@ -15,6 +15,13 @@ old value, the first mentions the current one), top-1 contains the current value
 and history kept (every entry that stopped being current is still readable, with a
 SUPERSEDE/MERGE/UPDATE/DELETE record naming its old text).
 
+A hit is read as the adapters put it in a prompt: ``Hit.text``, the sentence with its
+window of neighbours from the same turn (``retrieval.window``). ``current_first_sentence``
+scores the entry's own sentence alone, as before windows; ``first_shows_both`` counts
+cases whose first relevant hit names both values (an update turn such as "I left Acme
+for Globex" does), and ``first_from_update`` the stricter reading of current-first: the
+first relevant hit names the current value *and* comes from the update turn or a later one.
+
     python benchmarks/knowledge_updates.py [--threshold 0.35]
 """
 
@@ -49,8 +56,18 @@ def ingest(memory: LightMemory, case: dict) -> None:
 def score(memory: LightMemory, case: dict) -> dict[str, bool]:
     user, cur, old = case["user_id"], case["current"].lower(), case["old"].lower()
     hits = memory.retrieve(case["question"], limit=5, user_id=user)
-    relevant = [h for h in hits if cur in h.entry.memory.lower() or old in h.entry.memory.lower()]
-    first = relevant[0].entry.memory.lower() if relevant else ""
+
+    def first_relevant(texts: list[str]) -> int:
+        return next((i for i, t in enumerate(texts) if cur in t or old in t), -1)
+
+    shown = [h.text.lower() for h in hits]
+    at = first_relevant(shown)
+    first = shown[at] if at >= 0 else ""
+    at_sentence = first_relevant([h.entry.memory.lower() for h in hits])
+    first_sentence = hits[at_sentence].entry.memory.lower() if at_sentence >= 0 else ""
+    # the strict reading: the first relevant hit was said at or after the update turn
+    order = [t["id"] for t in case["turns"]]
+    said = [order.index(s) for s in (hits[at].entry.source_ids if at >= 0 else ()) if s in order]
     everything = memory.get_all(user_id=user, limit=10_000, include_superseded=True)
     kept = True
     for e in everything:
@@ -60,7 +77,10 @@ def score(memory: LightMemory, case: dict) -> dict[str, bool]:
     old_entries = [e for e in everything if case["old_turn"] in e.source_ids]
     return {
         "current_first": cur in first,
-        "top1_current": bool(hits) and cur in hits[0].entry.memory.lower(),
+        "current_first_sentence": cur in first_sentence,
+        "first_shows_both": cur in first and old in first,
+        "first_from_update": cur in first and bool(said) and max(said) >= order.index(case["current_turn"]),
+        "top1_current": bool(hits) and cur in hits[0].text.lower(),
         "history_kept": kept and bool(old_entries),
         "superseded_any": any(not e.is_current for e in everything),
     }
@@ -105,9 +125,10 @@ def main() -> None:
         rows["overall"] = {k: round(sum(r[k] for r in allr) / len(allr), 3) for k in allr[0]}
         report["modes"][mode] = {"scores": rows, "seconds": round(elapsed, 1), "current_first_failures": failures}
         print(f"\n{mode}  ({elapsed:.1f}s)")
-        print(f"{'category':<14}{'current first':>14}{'top-1 current':>15}{'history kept':>14}")
+        print(f"{'category':<14}{'current first':>14}{'(sentence alone)':>18}{'top-1 current':>15}{'history kept':>14}")
         for c, r in rows.items():
-            print(f"{c:<14}{r['current_first']:>14.3f}{r['top1_current']:>15.3f}{r['history_kept']:>14.3f}")
+            print(f"{c:<14}{r['current_first']:>14.3f}{r['current_first_sentence']:>18.3f}{r['top1_current']:>15.3f}"
+                  f"{r['history_kept']:>14.3f}")
         print("not current first:", ", ".join(failures) or "-")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

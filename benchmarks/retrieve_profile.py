@@ -6,6 +6,8 @@ Timed per call, single caller:
 
 * ``embed``: the packaged MiniLM on the query alone;
 * ``retrieve``: the full call with the default settings;
+* ``retrieve, no window``: ``retrieval.window=0`` (no read of the hits' neighbouring
+  sentences; every turn here has two);
 * ``retrieve, no speaker boost``: ``retrieval.speaker_weight=0`` (2 engine lists, not 4);
 * ``retrieve, model-free``: the same call with a zero-cost embedder (a seeded random
   vector), i.e. everything but the model: parsing, the engine batch, fusion, payloads.
@@ -74,6 +76,9 @@ def main() -> None:
         fill(real)
         rows["embed"] = timed(lambda i, q: real.embedder.embed([q]), questions)
         rows["retrieve"] = timed(lambda i, q: real.retrieve(q, user_id=f"u{i % 20}"), questions)
+        real.config.retrieval.window = 0
+        rows["retrieve, no window"] = timed(lambda i, q: real.retrieve(q, user_id=f"u{i % 20}"), questions)
+        real.config.retrieval.window = 2
         real.config.retrieval.speaker_weight = 0
         rows["retrieve, no speaker boost"] = timed(lambda i, q: real.retrieve(q, user_id=f"u{i % 20}"), questions)
         real.close()

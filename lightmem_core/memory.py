@@ -805,11 +805,11 @@ class LightMemory:
             similarity = {rec.id: max(cosine[i] for i in group if i in cosine)
                           for (rec, _, _), group in zip(ranked, groups) if any(i in cosine for i in group)}
             hits = _retrieve.current_state_first(hits, attributes, turns, similarity)
-        near = _retrieve.window_filter(hits, cfg.window)
-        if near is not None:  # one more read: the neighbours of hits cut from longer turns
-            pieces = yield call(store, "scroll", scope, near if include_superseded else near & Filter(must=(Match("_current", 1),)),
-                                limit=len(hits) * (4 * cfg.window + 2))
-            hits = _retrieve.with_windows(hits, pieces, cfg.window)
+        wanted = _retrieve.window_ids(hits, cfg.window)
+        missing = [i for ids in wanted.values() for i in ids if i not in payloads]
+        if missing:  # the neighbours of hits cut from longer turns: one lookup by id
+            payloads = {**payloads, **{r.id: r.payload for r in (yield call(store, "get", scope, missing))}}
+        hits = _retrieve.with_windows(hits, wanted, payloads, include_superseded=include_superseded)
         return summaries + hits
 
     def _hits_op(self, store: MemoryStore, scope: Scope, strategy: str, dense: Any, sparse: Any, limit: int,

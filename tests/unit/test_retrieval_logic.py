@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from lightmem_core.config import RetrievalConfig
+from lightmem_core.extract import entry_id
 from lightmem_core.indexing import to_payload
 from lightmem_core.lexical import SparseVec
 from lightmem_core.retrieve import (
-    asks_for_name, asks_only, current_state_first, fuse, parse_filters, plan, rank, representatives, sibling_ids, speaker_filter, without_roles,
+    asks_for_name, asks_only, current_state_first, fuse, parse_filters, plan, rank, representatives, sibling_ids, speaker_filter, window_ids, with_windows, without_roles,
 )
 from lightmem_core.store.base import Filter, Match, Range, Record
 from lightmem_core.types import Hit, MemoryEntry
@@ -208,3 +209,28 @@ def test_a_hit_moved_for_an_attribute_keeps_its_closeness() -> None:
     similarity = {seattle.id: 0.30, rain.id: 0.30, latest.id: 0.29}
     out = current_state_first(hits, attributes, turns, similarity)
     assert [h.entry.memory for h in out] == [latest.memory, moved.memory, seattle.memory]
+
+
+def piece(k: int, text: str, *, current: bool = True) -> MemoryEntry:
+    """Piece ``k`` of turn t1, named as the offline extractor names it."""
+    return MemoryEntry(id=entry_id("u", "t1", k), memory=f"user: {text}", user_id="u", speaker_id="user",
+                       source_ids=["t1"], position=k, superseded_by=None if current else "newer")
+
+
+def test_a_window_is_the_named_neighbours_in_turn_order() -> None:
+    pieces = [piece(0, "Is matcha worth it?"), piece(1, "I whisk a bowl daily."), piece(2, "Old grinder.", current=False),
+              piece(3, "Three away.")]
+    hit = Hit(entry=pieces[1], score=1.0)
+    wanted = window_ids([hit], 1)
+    assert wanted == {pieces[1].id: [pieces[0].id, pieces[1].id, pieces[2].id]}
+    payloads = {p.id: to_payload(p) for p in pieces}
+    [shown] = with_windows([hit], wanted, payloads)
+    assert shown.window == "user: Is matcha worth it? I whisk a bowl daily."  # superseded neighbour left out
+    [asked] = with_windows([hit], wanted, payloads, include_superseded=True)
+    assert asked.window == "user: Is matcha worth it? I whisk a bowl daily. Old grinder."
+    # deleted neighbours are simply absent; a lone piece has no window
+    assert with_windows([hit], wanted, {pieces[1].id: payloads[pieces[1].id]})[0].window is None
+    # an entry whose id is not its (user, turn, position) name, e.g. imported, gets none
+    assert window_ids([Hit(entry=pieces[1].model_copy(update={"id": "00000000-0000-0000-0000-000000000001"}),
+                           score=1.0)], 1) == {}
+    assert window_ids([hit], 0) == {}
