@@ -257,7 +257,8 @@ class LightMemStore(BaseStore):
         self._users.setdefault(scope.user_id)
         return scope
 
-    def _item(self, entry: MemoryEntry, score: Optional[float] = None, *, search: bool = False) -> Item:
+    def _item(self, entry: MemoryEntry, score: Optional[float] = None, *, search: bool = False,
+              window: Optional[str] = None) -> Item:
         meta = entry.metadata
         if KEY in meta:
             key, value = str(meta[KEY]), dict(meta.get(VALUE) or {})
@@ -266,6 +267,8 @@ class LightMemStore(BaseStore):
         else:
             key = entry.id
             value = {"memory": entry.memory, **entry_metadata(entry)}
+            if window:  # a search hit cut from a longer turn: the sentences around it (Hit.window)
+                value["window"] = window
             created = updated = entry.recorded_at
         namespace = self.mapping.from_scope(entry.scope)
         if search:
@@ -382,12 +385,12 @@ class LightMemStore(BaseStore):
             if op.query:
                 opts = retrieve_kwargs(strategy=self.strategy, hierarchical=self.hierarchical)
                 hits = yield mcall("retrieve", op.query, fetch, **where, **opts)
-                pairs = [(h.entry, h.score) for h in hits if h.entry.entry_type.value != "summary"]
+                pairs = [(h.entry, h.score, h.window) for h in hits if h.entry.entry_type.value != "summary"]
             else:
                 entries = yield mcall("get_all", **where, limit=fetch)
-                pairs = [(e, None) for e in entries]
-            for entry, score in pairs:
-                item = self._item(entry, score, search=True)
+                pairs = [(e, None, None) for e in entries]
+            for entry, score, window in pairs:
+                item = self._item(entry, score, search=True, window=window)
                 if item.namespace[: len(prefix)] != prefix:
                     continue
                 if op.filter and not all(_matches(item.value.get(k), c) for k, c in op.filter.items()):

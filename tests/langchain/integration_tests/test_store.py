@@ -115,6 +115,12 @@ def test_search_filters_pagination_and_foreign_memories(memory: Any) -> None:
     assert cello.namespace == ("users", "maya", "_", "s1")  # a memory saved outside the store shows up too
     assert cello.value["memory"] == "user: I started learning the cello in January." and cello.key == cello.value["id"]
     assert store.get(cello.namespace, cello.key).value["source_ids"]  # type: ignore[union-attr]
+    # a sentence of a longer turn comes back with the sentences around it; get returns the memory alone
+    memory.add_memory("Is a carbon fibre bow worth it for a beginner? I practise the scales every evening after "
+                      "work now.", user_id="maya", session_id="s2")
+    scales = next(i for i in store.search(ns, query="when does Maya practise", limit=3) if "scales" in i.value["memory"])
+    assert "bow" not in scales.value["memory"] and "carbon fibre bow" in scales.value["window"]
+    assert "window" not in store.get(scales.namespace, scales.key).value  # type: ignore[union-attr]
 
 
 def test_batch_mixes_operations_in_order(memory: Any) -> None:
