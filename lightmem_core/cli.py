@@ -337,15 +337,16 @@ def ingest(
 
 
 # --- reading ------------------------------------------------------------------------------
-def _print_entries(rows: list[tuple[str, MemoryEntry, str]]) -> None:
+def _print_entries(rows: list[tuple[str, MemoryEntry, str]], windows: Optional[list[Optional[str]]] = None) -> None:
     """One memory per block: time and text, then id and details on a line of their own,
-    so the id can be copied whole at any terminal width."""
+    so the id can be copied whole at any terminal width; a search hit's window below them."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(justify="right", no_wrap=True, style="bold")
     grid.add_column()
-    for label, e, details in rows:
+    for (label, e, details), window in zip(rows, windows or [None] * len(rows)):
         grid.add_row(label, f"[cyan]{_when(e) or '-'}[/cyan]  {escape(e.memory)}\n"
-                            f"[dim]{e.id}{'  ' + escape(details) if details else ''}[/dim]")
+                            f"[dim]{e.id}{'  ' + escape(details) if details else ''}[/dim]"
+                            + (f"\n[dim]in context:[/dim] {escape(window)}" if window else ""))
     out.print(grid)
 
 
@@ -373,7 +374,8 @@ def search(
     elif not hits:
         out.print("no memories found")
     else:
-        _print_entries([(str(h.rank), h.entry, f"{'+'.join(h.retrievers)}  score {h.score:.4f}") for h in hits])
+        _print_entries([(str(h.rank), h.entry, f"{'+'.join(h.retrievers)}  score {h.score:.4f}") for h in hits],
+                       [h.window for h in hits])
 
 
 @_command("list")

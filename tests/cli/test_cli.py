@@ -170,3 +170,16 @@ def test_bad_input_names_the_place_and_writes_nothing(cli: Cli, tmp_path: Path) 
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"kind": "header", "format": "lightmem-export", "version": 1}\n{"kind": "entry", "memory": ""}\n')
     assert "records[1]" in cli("import", str(broken), code=2).stderr
+
+
+def test_search_shows_a_sentence_with_its_window(cli: Cli, tmp_path: Path) -> None:
+    chat = tmp_path / "matcha.json"
+    chat.write_text(json.dumps([{"id": "m1", "role": "user", "time_stamp": "2025-06-18T08:05:00",
+                                 "content": "Is ceremonial grade matcha worth the price? I whisk up a bowl every "
+                                            "single morning now and want to upgrade."}]))
+    cli("ingest", str(chat), "--user", "zoe")
+    top = next(h for h in cli.json("search", "What does Zoe whisk every morning?", "--user", "zoe")
+               if "whisk" in h["memory"])
+    assert "matcha" not in top["memory"] and "matcha" in top["window"]
+    human = cli("search", "What does Zoe whisk every morning?", "--user", "zoe").stdout
+    assert "in context:" in human and "ceremonial grade matcha" in " ".join(human.split())
