@@ -76,9 +76,9 @@ def main() -> None:
         fill(real)
         rows["embed"] = timed(lambda i, q: real.embedder.embed([q]), questions)
         rows["retrieve"] = timed(lambda i, q: real.retrieve(q, user_id=f"u{i % 20}"), questions)
-        real.config.retrieval.window = 0
+        width, real.config.retrieval.window = real.config.retrieval.window, 0
         rows["retrieve, no window"] = timed(lambda i, q: real.retrieve(q, user_id=f"u{i % 20}"), questions)
-        real.config.retrieval.window = 2
+        real.config.retrieval.window = width
         real.config.retrieval.speaker_weight = 0
         rows["retrieve, no speaker boost"] = timed(lambda i, q: real.retrieve(q, user_id=f"u{i % 20}"), questions)
         real.close()

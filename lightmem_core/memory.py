@@ -808,7 +808,7 @@ class LightMemory:
         wanted = _retrieve.window_ids(hits, cfg.window)
         missing = [i for ids in wanted.values() for i in ids if i not in payloads]
         if missing:  # the neighbours of hits cut from longer turns: one lookup by id
-            payloads = {**payloads, **{r.id: r.payload for r in (yield call(store, "get", scope, missing))}}
+            payloads.update((r.id, r.payload) for r in (yield call(store, "get", scope, missing)))
         hits = _retrieve.with_windows(hits, wanted, payloads, include_superseded=include_superseded)
         return summaries + hits
 

@@ -507,7 +507,7 @@ def with_windows(hits: Sequence[Hit], wanted: Mapping[str, Sequence[str]], paylo
             p = payloads.get(i)
             if i == e.id:
                 said.append(own)
-            elif p is not None and (include_superseded or p.get("_current", 1)) and (p.get("source_ids") or [None])[0] == e.source_ids[0]:
+            elif p is not None and (include_superseded or p.get("_current", 1)):  # the id names its turn
                 said.append(_said(str(p.get("memory") or ""), p))
         if len(said) > 1:  # "Caroline: " once for the whole window
             h = h.model_copy(update={"window": e.memory[: len(e.memory) - len(own)] + " ".join(said)})

@@ -75,7 +75,8 @@ def test_a_superseded_neighbour_shows_only_when_asked_for(make_memory) -> None:
 
 
 def test_windows_never_reach_another_user(make_memory) -> None:
-    """Turn ids come from the caller, so two users can share one; the window read is scoped."""
+    """Turn ids come from the caller, so two users can share one; a piece's id names its
+    user as well as its turn and position, and the lookup is scoped besides."""
     m = make_memory()
     m.add_memory([MATCHA], user_id="u", session_id="s1")
     m.add_memory([{**MATCHA, "content": "My bank PIN is written on a note. I whisk up a bowl every single morning "
