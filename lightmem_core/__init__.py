@@ -19,7 +19,8 @@ from .errors import (
 )
 from .llm import LLM, BaseLLM, Completion, OpenAICompatibleLLM, Usage, estimate_tokens
 from .memory import LightMemory
-from .types import AddResult, EntryType, Hit, HistoryRecord, MemoryEntry, Message, Scope, format_hits
+from .types import (AddResult, EntryPage, EntryType, Hit, HistoryRecord, MemoryEntry, Message, Scope, SkippedTurn,
+                    format_hits)
 
 __all__ = [
     "LLM",
@@ -36,6 +37,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "EmbeddingError",
+    "EntryPage",
     "EntryType",
     "Hit",
     "HistoryRecord",
@@ -48,6 +50,7 @@ __all__ = [
     "Message",
     "NotFoundError",
     "Scope",
+    "SkippedTurn",
     "StageNotAvailableError",
     "StoreError",
     "StoreLockedError",

@@ -20,7 +20,7 @@ import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional, TypeVar
@@ -34,7 +34,7 @@ from rich.table import Table
 from .configfile import ENV_CONFIG_FILE, ENV_STORE_PATH, load_config
 from .errors import InvalidInputError, LightMemError
 from . import mcp as _mcp, timeparse
-from .types import MemoryEntry, Message
+from .types import MemoryEntry, Message, is_blank
 
 if TYPE_CHECKING:
     from .memory import LightMemory
@@ -167,27 +167,36 @@ def _when(entry: MemoryEntry) -> str:
 class InputFormat(str, Enum):
     auto = "auto"
     locomo = "locomo"
+    longmemeval = "longmemeval"
     messages = "messages"
 
 
 @dataclass
 class _Conversation:
-    """A file's turns, grouped by session, with the user the file names (if any)."""
+    """A file's turns, grouped by session, with the user the file names (if any), and
+    where the file had turns with nothing in them (skipped, as ``add_memory`` skips them)."""
 
     sessions: list[tuple[Optional[str], list[Message]]]
     user_id: Optional[str] = None
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def turns(self) -> int:
         return sum(len(m) for _, m in self.sessions)
 
 
-def _validated(raw: list[Any], where: Callable[[int], str]) -> list[tuple[Optional[str], Message]]:
-    """Every turn checked before anything is written; errors name the turn in the file."""
+def _validated(raw: list[Any], where: Callable[[int], str],
+               skipped: Optional[list[str]] = None) -> list[tuple[Optional[str], Message]]:
+    """Every turn checked before anything is written; errors name the turn in the file.
+    Turns with empty content are left out and their places noted in ``skipped``."""
     out = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
             raise InvalidInputError(where(i), f"expected an object, got {type(m).__name__}")
+        if is_blank(m.get("content")):
+            if skipped is not None:
+                skipped.append(where(i))
+                continue
         m = dict(m)
         session = m.pop("session_id", None)
         try:
@@ -214,6 +223,7 @@ def _grouped(turns: list[tuple[Optional[str], Message]]) -> list[tuple[Optional[
 def _locomo(data: dict[str, Any], name: str) -> _Conversation:
     """LoCoMo: ``session_N`` turn lists with ``session_N_date_time``; every speaker is a user."""
     sessions = []
+    skipped: list[str] = []
     n = 1
     while f"session_{n}" in data:
         date = data.get(f"session_{n}_date_time")
@@ -225,27 +235,61 @@ def _locomo(data: dict[str, Any], name: str) -> _Conversation:
             speaker = str(t.get("speaker", "unknown"))
             raw.append({"id": t.get("dia_id"), "role": "user", "speaker_id": speaker.lower(), "speaker_name": speaker,
                         "content": text, "time_stamp": date})
-        turns = _validated(raw, lambda i, n=n: f"session_{n}[{i}]")
+        turns = _validated(raw, lambda i, n=n: f"session_{n}[{i}]", skipped)
         sessions.append((f"session_{n}", [m for _, m in turns]))
         n += 1
     if not sessions:
         raise InvalidInputError("file", "a LoCoMo file needs session_1, session_2, ...")
-    return _Conversation(sessions, user_id=name)
+    return _Conversation(sessions, user_id=name, skipped=skipped)
 
 
-def load_conversation(path: Path, fmt: InputFormat = InputFormat.auto) -> _Conversation:
-    """Read a conversation file.
+def _longmemeval(data: Any) -> list[_Conversation]:
+    """LongMemEval: a list of questions, each with its own haystack of sessions; each
+    haystack is one conversation, in its own scope (user id = the question id).
+
+    Turns have no ids in the format: a turn is named ``<session id>:<position>``, so
+    re-ingesting a file skips what is stored. ``has_answer`` is kept in the turn's
+    metadata (evaluation reads it off the memories).
+    """
+    if not isinstance(data, list):
+        raise InvalidInputError("file", "a LongMemEval file is a JSON list of questions")
+    out = []
+    for q, item in enumerate(data):
+        where = f"[{q}]"
+        if not isinstance(item, dict) or not isinstance(item.get("haystack_sessions"), list):
+            raise InvalidInputError(f"{where}.haystack_sessions", "expected a list of sessions")
+        ids, dates = item.get("haystack_session_ids") or [], item.get("haystack_dates") or []
+        if len(ids) != len(item["haystack_sessions"]) or len(dates) != len(ids):
+            raise InvalidInputError(f"{where}.haystack_session_ids", "needs one id and one date per session")
+        skipped: list[str] = []
+        sessions = []
+        for s, (sid, date, turns) in enumerate(zip(ids, dates, item["haystack_sessions"])):
+            if not isinstance(turns, list):
+                raise InvalidInputError(f"{where}.haystack_sessions[{s}]", "expected a list of turns")
+            raw = [{"id": f"{sid}:{n}", "role": t.get("role"), "content": t.get("content"), "time_stamp": date,
+                    **({"metadata": {"has_answer": True}} if t.get("has_answer") else {})}
+                   if isinstance(t, dict) else t for n, t in enumerate(turns)]
+            turns_ok = _validated(raw, lambda i, s=s: f"{where}.haystack_sessions[{s}][{i}]", skipped)
+            sessions.append((str(sid), [m for _, m in turns_ok]))
+        out.append(_Conversation(sessions, user_id=str(item.get("question_id") or f"question-{q}"), skipped=skipped))
+    return out
+
+
+def load_conversations(path: Path, fmt: InputFormat = InputFormat.auto) -> list[_Conversation]:
+    """Read a conversation file: one conversation, or one per question (LongMemEval).
 
     Accepted: LoCoMo (one conversation per file; the user id defaults to the file name,
-    so two conversations never share turn ids); a JSON list of messages
-    ``[{role, content, time_stamp, ...}]``; a JSON object ``{"messages": [...]}`` or
-    ``{"sessions": [{"session_id", "messages"}]}`` (optionally with ``user_id``); JSONL
-    with one message per line. A message may carry ``session_id``.
+    so two conversations never share turn ids); LongMemEval (a list of questions, each
+    haystack in its own scope); a JSON list of messages ``[{role, content, time_stamp,
+    ...}]``; a JSON object ``{"messages": [...]}`` or ``{"sessions": [{"session_id",
+    "messages"}]}`` (optionally with ``user_id``); JSONL with one message per line. A
+    message may carry ``session_id``. Turns with empty content are skipped and counted.
     """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidInputError("file", f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    skipped: list[str] = []
     if path.suffix.lower() == ".jsonl":
         raw = []
         for n, line in enumerate(text.splitlines(), start=1):
@@ -255,38 +299,43 @@ def load_conversation(path: Path, fmt: InputFormat = InputFormat.auto) -> _Conve
                 except json.JSONDecodeError as exc:
                     raise InvalidInputError(f"line {n}", f"not valid JSON: {exc.msg}") from None
         lines = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-        return _Conversation(_grouped(_validated(raw, lambda i: f"line {lines[i]}")))
+        return [_Conversation(_grouped(_validated(raw, lambda i: f"line {lines[i]}", skipped)), skipped=skipped)]
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInputError("file", f"not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    if fmt == InputFormat.longmemeval or (fmt == InputFormat.auto and isinstance(data, list) and data
+                                          and isinstance(data[0], dict) and "haystack_sessions" in data[0]):
+        return _longmemeval(data)
     if fmt == InputFormat.locomo or (fmt == InputFormat.auto and isinstance(data, dict) and "session_1" in data):
         if not isinstance(data, dict):
             raise InvalidInputError("file", "a LoCoMo file is a JSON object")
-        return _locomo(data, path.stem)
+        return [_locomo(data, path.stem)]
     if isinstance(data, list):
-        return _Conversation(_grouped(_validated(data, lambda i: f"messages[{i}]")))
+        return [_Conversation(_grouped(_validated(data, lambda i: f"messages[{i}]", skipped)), skipped=skipped)]
     if isinstance(data, dict) and isinstance(data.get("sessions"), list):
         sessions = []
         for s, sess in enumerate(data["sessions"]):
             if not isinstance(sess, dict) or not isinstance(sess.get("messages"), list):
                 raise InvalidInputError(f"sessions[{s}]", "expected {\"session_id\": ..., \"messages\": [...]}")
-            turns = _validated(sess["messages"], lambda i, s=s: f"sessions[{s}].messages[{i}]")
+            turns = _validated(sess["messages"], lambda i, s=s: f"sessions[{s}].messages[{i}]", skipped)
             sid = sess.get("session_id")
             sessions.append((None if sid is None else str(sid), [m for _, m in turns]))
-        return _Conversation(sessions, user_id=data.get("user_id"))
+        return [_Conversation(sessions, user_id=data.get("user_id"), skipped=skipped)]
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
-        turns = _validated(data["messages"], lambda i: f"messages[{i}]")
+        turns = _validated(data["messages"], lambda i: f"messages[{i}]", skipped)
         sid = data.get("session_id")
         groups = _grouped([(s if s is not None else sid, m) for s, m in turns])
-        return _Conversation(groups, user_id=data.get("user_id"))
-    raise InvalidInputError("file", "expected LoCoMo, a list of messages, {\"messages\": [...]} or {\"sessions\": [...]}")
+        return [_Conversation(groups, user_id=data.get("user_id"), skipped=skipped)]
+    raise InvalidInputError("file", "expected LoCoMo, LongMemEval, a list of messages, {\"messages\": [...]} or "
+                            "{\"sessions\": [...]}")
 
 
 @_command()
 def ingest(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Conversation file: LoCoMo JSON, message list JSON, or JSONL.")],
+    file: Annotated[Path, typer.Argument(help="Conversation file: LoCoMo JSON, LongMemEval JSON, message list JSON, "
+                                               "or JSONL.")],
     user: UserOpt = None,
     agent: AgentOpt = None,
     session: SessionOpt = None,
@@ -294,43 +343,56 @@ def ingest(
     batch: Annotated[int, typer.Option(help="Turns per add_memory call.", min=1, max=10_000)] = 32,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a conversation file to the memory, with a progress bar."""
+    """Add a conversation file to the memory, with a progress bar.
+
+    A LongMemEval file holds one haystack per question: each goes into its own scope
+    (user id = the question id, prefixed with --user when given). Turns with empty
+    content are skipped and counted."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    conv = load_conversation(file, fmt)
+    convs = load_conversations(file, fmt)
     memory = _state(ctx).open()
-    user_id = user or conv.user_id
     totals: Counter[str] = Counter()
     errors: list[str] = []
+    skipped: list[str] = []
+    users: list[str] = []
     t0 = time.perf_counter()
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True, disable=as_json) as progress:
-        task = progress.add_task(f"ingesting {file.name}", total=conv.turns)
-        for sid, messages in conv.sessions:
-            for start in range(0, len(messages), batch):
-                chunk = messages[start : start + batch]
-                r = memory.add_memory(chunk, user_id=user_id, agent_id=agent, session_id=session or sid)
-                totals.update(turns=len(r.turn_ids), duplicates=len(r.duplicate_turn_ids), entries=len(r.added))
+        task = progress.add_task(f"ingesting {file.name}", total=sum(c.turns for c in convs))
+        for conv in convs:
+            user_id = (f"{user}-{conv.user_id}" if user and len(convs) > 1 else user or conv.user_id)
+            users.append(user_id or memory.config.default_user_id)
+            skipped += conv.skipped
+            for sid, messages in conv.sessions:
+                for start in range(0, len(messages), batch):
+                    chunk = messages[start : start + batch]
+                    if not chunk:
+                        continue
+                    r = memory.add_memory(chunk, user_id=user_id, agent_id=agent, session_id=session or sid)
+                    totals.update(turns=len(r.turn_ids), duplicates=len(r.duplicate_turn_ids), entries=len(r.added))
+                    skipped += [f"{sid}: {s.id or s.index}" for s in r.skipped]
+                    if r.error:
+                        errors.append(r.error)
+                    progress.advance(task, len(chunk))
+            if memory.llm is not None:  # buffered turns wait for more; a file is a complete conversation
+                progress.update(task, description="extracting the rest")
+                r = memory.flush(user_id=user_id, agent_id=agent)
+                totals.update(entries=len(r.added))
                 if r.error:
                     errors.append(r.error)
-                progress.advance(task, len(chunk))
-        if memory.llm is not None:  # buffered turns wait for more; a file is a complete conversation
-            progress.update(task, description="extracting the rest")
-            r = memory.flush(user_id=user_id, agent_id=agent)
-            totals.update(entries=len(r.added))
-            if r.error:
-                errors.append(r.error)
-    scope_user = user_id or memory.config.default_user_id
-    pending = len(memory.pending(user_id=scope_user, agent_id=agent))
-    result = {"file": str(file), "user_id": scope_user, "turns": totals["turns"], "duplicates": totals["duplicates"],
-              "entries": totals["entries"], "pending_turns": pending, "errors": errors,
-              "seconds": round(time.perf_counter() - t0, 2), "llm": memory.get_token_statistics()}
+    pending = sum(len(memory.pending(user_id=u, agent_id=agent)) for u in users)
+    result = {"file": str(file), "user_id": users[0] if len(users) == 1 else None, "users": users,
+              "turns": totals["turns"], "duplicates": totals["duplicates"], "skipped": len(skipped),
+              "skipped_turns": skipped[:100], "entries": totals["entries"], "pending_turns": pending,
+              "errors": errors, "seconds": round(time.perf_counter() - t0, 2), "llm": memory.get_token_statistics()}
     if as_json:
         _emit_json(result)
         return
-    out.print(f"{result['turns']} turns ingested into {result['entries']} entries for user "
-              f"[bold]{escape(scope_user)}[/bold] in {result['seconds']}s"
+    who = f"user [bold]{escape(users[0])}[/bold]" if len(users) == 1 else f"{len(users)} users (one per question)"
+    out.print(f"{result['turns']} turns ingested into {result['entries']} entries for {who} in {result['seconds']}s"
               + (f"; {result['duplicates']} turns were already stored" if result["duplicates"] else "")
+              + (f"; {len(skipped)} empty turns skipped" if skipped else "")
               + (f"; {pending} turns pending" if pending else ""))
     for e in errors:
         err.print(f"[yellow]warning:[/yellow] {escape(e)}")
@@ -386,17 +448,29 @@ def list_(
     session: SessionOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000)] = 50,
     offset: Annotated[int, typer.Option(min=0)] = 0,
+    after: Annotated[Optional[str], typer.Option(
+        "--after", help="Continue after this cursor (printed under the previous page): each memory exactly once.")] = None,
     filters: FilterOpt = None,
     summaries: Annotated[bool, typer.Option("--summaries", help="List the summaries instead of the entries.")] = False,
     include_superseded: Annotated[bool, typer.Option("--include-superseded")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The scope's memories in time order."""
+    """The scope's memories in time order (ties by id); the next page's cursor goes to stderr."""
     flt = _filters(filters) or {}
     if summaries:
         flt["entry_type"] = "summary"
-    entries = _state(ctx).open().get_all(filters=flt or None, limit=limit, offset=offset,
-                                         include_superseded=include_superseded, **_scope(user, agent, session))
+    memory = _state(ctx).open()
+    where = _scope(user, agent, session)
+    if offset:
+        entries = memory.get_all(filters=flt or None, limit=limit, offset=offset, after=after,
+                                 include_superseded=include_superseded, **where)
+        next_cursor = None
+    else:
+        page = memory.get_page(filters=flt or None, limit=limit, after=after, include_superseded=include_superseded,
+                               **where)
+        entries, next_cursor = page.entries, page.next_cursor
+    if next_cursor:  # stderr, so stdout stays the listing (a JSON list with --json)
+        err.print(f"next page: --after {next_cursor}", soft_wrap=True)
     if as_json:
         _emit_json([_entry(e) for e in entries])
         return

@@ -50,6 +50,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Protocol, Sequence, runtime_checkable
 
+from ._quiet import quiet_model_load
 from .config import CompressorConfig
 from .errors import ConfigError, InvalidInputError, StageNotAvailableError
 from .llm import cl100k_encoding, cl100k_ready
@@ -576,8 +577,9 @@ class EntropyCompressor:
         src = _offline_model_source(path, self.options["allow_download"])
         kw = {"local_files_only": not self.options["allow_download"], "trust_remote_code": self.options["trust_remote_code"]}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(src, **kw)
-            self.model = AutoModelForCausalLM.from_pretrained(src, **kw).to(self.config.device).eval()
+            with quiet_model_load():
+                self.tokenizer = AutoTokenizer.from_pretrained(src, **kw)
+                self.model = AutoModelForCausalLM.from_pretrained(src, **kw).to(self.config.device).eval()
         except Exception as exc:  # noqa: BLE001 - every loader error becomes one clear error
             raise _load_failed(path, exc) from exc
         self.model = _maybe_quantize(self.model, self.config.device, bool(self.options["quantize"]))
@@ -838,8 +840,9 @@ class LLMLingua2Compressor:
 
         kw = {"local_files_only": not self.options["allow_download"], "trust_remote_code": self.options["trust_remote_code"]}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(src, **kw)
-            self.model = AutoModelForTokenClassification.from_pretrained(src, **kw).to(self.config.device).eval()
+            with quiet_model_load():
+                self.tokenizer = AutoTokenizer.from_pretrained(src, **kw)
+                self.model = AutoModelForTokenClassification.from_pretrained(src, **kw).to(self.config.device).eval()
         except Exception as exc:  # noqa: BLE001
             raise _load_failed(self.model_path, exc) from exc
         _require_fast(self.tokenizer, self.model_path)
@@ -869,13 +872,14 @@ class LLMLingua2Compressor:
         states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
         model_config = {"local_files_only": not self.options["allow_download"], "trust_remote_code": self.options["trust_remote_code"]}
         try:
-            self._pc = PromptCompressor(
-                model_name=src,
-                use_llmlingua2=True,
-                device_map=self.config.device,
-                model_config=model_config,
-                llmlingua2_config=self._llmlingua2_config(),
-            )
+            with quiet_model_load():
+                self._pc = PromptCompressor(
+                    model_name=src,
+                    use_llmlingua2=True,
+                    device_map=self.config.device,
+                    model_config=model_config,
+                    llmlingua2_config=self._llmlingua2_config(),
+                )
         except Exception as exc:  # noqa: BLE001
             raise _load_failed(self.model_path, exc) from exc
         finally:  # llmlingua re-seeds every global RNG (seed_everything(42)); undo that

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -58,7 +59,12 @@ def embedding_matrix(rows: Any, n: int, dims: Optional[int] = None, *, normalize
 
 
 def bf16_supported() -> bool:
-    """Whether this CPU runs bf16 natively (emulated bf16 is slower than fp32)."""
+    """Whether this CPU says it runs bf16 natively (emulated bf16 is slower than fp32).
+
+    What a CPU reports is not proof: on some VMs it reports AMX that does not work.
+    ``SentenceTransformerEmbedder`` therefore also checks the bf16 vectors against fp32
+    ones (``Bf16Check``) before it uses them.
+    """
     try:
         import torch
 
@@ -77,11 +83,38 @@ def _quantize(model: Any) -> Any:
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
+@dataclass(frozen=True)
+class Bf16Check:
+    """The rule bf16 weights must pass before their vectors are used.
+
+    The probes are embedded in fp32 and in bf16; every pair must agree to
+    ``min_cosine``. On a CPU whose bf16 units compute wrong results (or an emulation
+    that does), the check fails: ``auto`` then keeps fp32 and an explicit ``bf16``
+    (or a store written in bf16) is refused with the measured cosine.
+    """
+
+    min_cosine: float = 0.998
+    probes: tuple[str, ...] = (
+        "hi",
+        "Where does Maya work these days?",
+        "We booked flights to Lisbon for June 14, and Tom is bringing the kids.",
+        "My sister Jana adopted a grey cat called Miso; she says he sleeps on the piano all afternoon.",
+    )
+
+
+BF16_CHECK = Bf16Check()
 _TRACE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 class SentenceTransformerEmbedder:
-    """sentence-transformers model, loaded on first use and shared by all threads."""
+    """sentence-transformers model, loaded on first use and shared by all threads.
+
+    One text and a batch of texts go through the same forward pass, batched only with
+    texts of the same token length: padding changes the rounding of reduced-precision
+    arithmetic, and a stored vector (made in a batch) must be the vector a query of the
+    same words gets.
+    """
 
     def __init__(self, config: EmbedderConfig | None = None, *, model: Any = None) -> None:
         self.config = config or EmbedderConfig()
@@ -89,33 +122,99 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
         self._dims: Optional[int] = self.config.dims
         self._traced: Any = None  # None: not tried yet; False: eager
+        self._pinned: Optional[str] = None
+        self._precision: Optional[str] = _model_precision(model) if model is not None else None
+
+    # --- precision -----------------------------------------------------------------
+    @property
+    def precision(self) -> str:
+        """What the vectors are computed in: ``fp32``, ``bf16`` or ``int8`` (loads the model)."""
+        self.model  # noqa: B018 - resolving the precision is part of loading
+        assert self._precision is not None
+        return self._precision
+
+    def pin_precision(self, precision: str) -> None:
+        """Compute in ``precision``, the one a store's vectors were written in.
+
+        ``auto`` follows the pin; an explicit ``embedder.precision`` that differs, or a
+        model already loaded in another precision, is refused: vectors of two
+        precisions in one store are close but not the same.
+        """
+        if precision not in PRECISIONS:
+            raise ConfigError("embedder.precision", f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+        wanted = "int8" if self.config.quantize else self.config.precision
+        if wanted != "auto" and wanted != precision:
+            raise ConfigError("embedder.precision", f"this store's vectors were made in {precision}, the embedder is "
+                              f"set to {wanted}; set embedder.precision={precision!r} (or 'auto') or use a new store")
+        if self._precision is not None and self._precision != precision:
+            raise ConfigError("embedder.precision", f"this store's vectors were made in {precision}, but this "
+                              f"embedder already computes {self._precision}; use an embedder with precision "
+                              f"{precision!r} or 'auto' that has not embedded yet, or a new store")
+        self._pinned = precision
+
+    def _wanted_precision(self) -> tuple[str, bool]:
+        """The precision to load and whether it was asked for (else chosen by the CPU)."""
+        if self.config.quantize:
+            return "int8", True
+        if self._pinned is not None:
+            return self._pinned, True
+        if self.config.precision != "auto":
+            return self.config.precision, True
+        native = self.config.device == "cpu" and bf16_supported()
+        return ("bf16" if native else "fp32"), False
 
     @property
     def model(self) -> Any:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    from sentence_transformers import SentenceTransformer
-
-                    path = self.config.model or packaged_minilm_path()
-                    log.info("loading sentence-transformers model from %s", path)
-                    try:
-                        model = SentenceTransformer(path, device=self.config.device)
-                    except OSError as exc:
-                        raise ConfigError("embedder.model", f"cannot load {path!r} offline: {exc}") from None
-                    if self.config.quantize:
-                        model = _quantize(model)
-                    elif self._use_bf16():
-                        import torch
-
-                        model = model.to(torch.bfloat16)
-                    self._model = model
+                    self._model = self._load()
         return self._model
 
-    def _use_bf16(self) -> bool:
-        if self.config.precision == "fp32":
-            return False
-        return self.config.precision == "bf16" or (self.config.device == "cpu" and bf16_supported())
+    def _load(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        from ._quiet import quiet_model_load
+
+        path = self.config.model or packaged_minilm_path()
+        log.info("loading sentence-transformers model from %s", path)
+        try:
+            with quiet_model_load():
+                model = SentenceTransformer(path, device=self.config.device)
+        except OSError as exc:
+            raise ConfigError("embedder.model", f"cannot load {path!r} offline: {exc}") from None
+        model.eval()
+        precision, asked = self._wanted_precision()
+        if precision == "int8":
+            model = _quantize(model)
+        elif precision == "bf16":
+            import torch
+
+            reference = self._probe(model)
+            model.to(torch.bfloat16)
+            worst = float(np.min(np.sum(reference * self._probe(model), axis=1)))
+            if worst < BF16_CHECK.min_cosine:
+                reason = (f"bf16 vectors on this CPU differ from fp32 (cosine {worst:.4f} < "
+                          f"{BF16_CHECK.min_cosine})")
+                if asked:
+                    raise ConfigError("embedder.precision", f"{reason}; use precision 'fp32' (a store written in "
+                                      "bf16 must then be exported and imported into a new one)")
+                log.warning("%s; using fp32", reason)
+                model.to(torch.float32)  # lossy round trip: load the weights again
+                with quiet_model_load():
+                    model = SentenceTransformer(path, device=self.config.device).eval()
+                precision = "fp32"
+        self._precision = precision
+        return model
+
+    def _probe(self, model: Any) -> np.ndarray:
+        import torch
+
+        def features(text: str) -> dict[str, Any]:
+            return {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in model.preprocess([text]).items()}
+
+        with torch.inference_mode():
+            return np.concatenate([self._forward(features(t), None, model).cpu().numpy() for t in BF16_CHECK.probes])
 
     @property
     def dims(self) -> int:
@@ -124,57 +223,49 @@ class SentenceTransformerEmbedder:
             self._dims = int(get())
         return self._dims
 
+    # --- embedding ---------------------------------------------------------------------
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
-        if len(texts) == 1 and self.config.device == "cpu":
-            fast = self._embed_one(texts[0])
-            if fast is not None:
-                return embedding_matrix(fast, 1, self.dims)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.config.batch_size,
-            normalize_embeddings=self.config.normalize,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return embedding_matrix(vectors, len(texts), self.dims)
-
-
-    def _embed_one(self, text: str) -> Optional[np.ndarray]:
-        """A query is one short text on the latency path: run the modules directly.
-
-        ``encode()`` switches the model to eval mode and sets up batching on every call:
-        about 1 ms of an 8 ms query here; the vector is the same. The transformer itself
-        runs as a frozen trace when one could be built (``trace_queries``).
-        """
         model = self.model
         preprocess = getattr(model, "preprocess", None) or getattr(model, "tokenize", None)
-        if preprocess is None:
-            return None
+        if preprocess is None:  # not a module list we can run ourselves
+            vectors = model.encode(texts, batch_size=self.config.batch_size, convert_to_numpy=True,
+                                   normalize_embeddings=self.config.normalize, show_progress_bar=False)
+            return embedding_matrix(vectors, len(texts), self.dims)
         import torch
 
-        with self._lock:  # the eval() switch and the trace, once; the forward itself is thread-safe
-            if model.training:
-                model.eval()
-            if self._traced is None:
+        with self._lock:  # the trace, once; the forward itself is thread-safe
+            if self._traced is None and self.config.device == "cpu":
                 self._traced = self._trace(preprocess) if self.config.trace_queries else False
-        with torch.inference_mode():
-            features = preprocess([text])
-            vec = self._forward(features, self._traced or None)
-        return vec.cpu().numpy()
+        def features(batch: list[str]) -> dict[str, Any]:
+            return {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in preprocess(batch).items()}
 
-    def _forward(self, features: dict[str, Any], traced: Any) -> Any:
-        """The model's modules on one tokenised batch, the first (transformer) one traced if given."""
+        with torch.inference_mode():
+            if len(texts) == 1:
+                # A query: one short text on the latency path, through the frozen trace.
+                vectors = self._forward(features(texts), self._traced or None).cpu().numpy()
+            else:
+                vectors = np.zeros((len(texts), self.dims), dtype=np.float32)
+                for rows in _same_length_batches(preprocess, texts, self.config.batch_size):
+                    vectors[rows] = self._forward(features([texts[i] for i in rows]), None).cpu().numpy()
+        return embedding_matrix(vectors, len(texts), self.dims)
+
+    def _forward(self, features: dict[str, Any], traced: Any, model: Any = None) -> Any:
+        """The model's modules on one tokenised batch, the first (transformer) one traced if given.
+
+        Pooling may run in bf16; the vector is normalised in fp32 either way, so a
+        reduced-precision norm never leaks into cosine scores."""
         import torch
 
+        model = self.model if model is None else model
         if traced is None:
-            out = self.model(features)
+            out = model(features)
         else:
             out = dict(features)
             out["token_embeddings"] = traced(*(features[k] for k in _TRACE_INPUTS if k in features))
-            for module in list(self.model)[1:]:
+            for module in list(model)[1:]:
                 out = module(out)
         vec = out["sentence_embedding"].float()
         if self.config.normalize:
@@ -185,14 +276,16 @@ class SentenceTransformerEmbedder:
         """A frozen TorchScript trace of the transformer, or ``False``.
 
         Eager PyTorch dispatches every op of a short query from Python; the frozen graph
-        does not, and computes the same numbers (``benchmarks/store_scale.py``: query
-        embedding 7.6 -> 5.6-5.9 ms p50 here). The trace is only kept if it
-        gives the eager vectors on probes of other lengths than the one it was traced
-        on, so a model whose code branches on shapes falls back to eager.
+        does not, and computes the same numbers (figures in ``benchmarks/README.md``).
+        The trace is only kept if it gives the eager vectors on probes of other lengths
+        than the one it was traced on, so a model whose code branches on shapes falls
+        back to eager.
         """
         import warnings
 
         import torch
+
+        from ._quiet import quiet_model_load
 
         first = self.model[0]
         transformer = getattr(first, "auto_model", None)
@@ -211,7 +304,7 @@ class SentenceTransformerEmbedder:
         probes = ["what did we talk about last week", "a", "How long has Maya worked at the bakery near the "
                   "station, and did she say anything about moving to Lisbon with Tom next spring?"]
         try:
-            with torch.inference_mode(), warnings.catch_warnings():
+            with torch.inference_mode(), warnings.catch_warnings(), quiet_model_load():
                 warnings.simplefilter("ignore")
                 sample = preprocess(probes[:1])
                 keys = [k for k in _TRACE_INPUTS if k in sample]
@@ -228,6 +321,35 @@ class SentenceTransformerEmbedder:
             log.info("cannot trace the query path (%s); using eager", exc)
             return False
         return traced
+
+
+def _model_precision(model: Any) -> str:
+    """The precision a model handed in already computes in."""
+    try:
+        import torch
+
+        dtype = next(model.parameters()).dtype
+    except Exception:  # noqa: BLE001 - a model without parameters (quantized) or not a torch module
+        return "int8"
+    return "bf16" if dtype == torch.bfloat16 else "int8" if dtype == torch.qint8 else "fp32"
+
+
+def _same_length_batches(preprocess: Any, texts: Sequence[str], size: int) -> Iterator[list[int]]:
+    """Row indices of ``texts`` in batches of at most ``size`` texts of one token length.
+
+    Texts of one length need no padding, so each vector is exactly the one the text
+    gets alone (what a query gets). Lengths are read from the tokenizer's attention
+    mask, in chunks so a large ingest never pads thousands of texts to the longest.
+    """
+    chunk = max(size, 256)
+    for start in range(0, len(texts), chunk):
+        mask = preprocess(list(texts[start : start + chunk]))["attention_mask"]
+        groups: dict[int, list[int]] = {}
+        for i, n in enumerate(mask.sum(dim=1).tolist()):
+            groups.setdefault(int(n), []).append(start + i)
+        for rows in groups.values():
+            for at in range(0, len(rows), size):
+                yield rows[at : at + size]
 
 
 class OpenAIEmbedder:

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS history (
     actor TEXT NOT NULL,
     created_at TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',
+    source_ids TEXT NOT NULL DEFAULT '[]',
     UNIQUE (memory_id, version, event)
 );
 CREATE INDEX IF NOT EXISTS history_memory ON history (memory_id, user_id);
@@ -83,6 +84,10 @@ CREATE TABLE IF NOT EXISTS change_ops (
     ops TEXT NOT NULL
 );
 """
+
+
+# (table, column, declaration) of columns newer than the first schema, added on open.
+_ADDED_COLUMNS = (("history", "source_ids", "TEXT NOT NULL DEFAULT '[]'"),)
 
 
 class TurnRow(Message):
@@ -132,9 +137,17 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open journal {path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Columns added since a journal was created (SQLite adds them in place, with their default)."""
+        for table, column, decl in _ADDED_COLUMNS:
+            have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     # --- plumbing ------------------------------------------------------------------
     def _tx(self, fn: Any) -> Any:
@@ -302,12 +315,13 @@ class Journal:
             for r in records:
                 db.execute(
                     "INSERT OR REPLACE INTO history (change_id, memory_id, user_id, agent_id, session_id, event, version,"
-                    " old_memory, new_memory, reason, actor, created_at, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,"
-                    " COALESCE((SELECT state FROM history WHERE memory_id = ? AND version = ? AND event = ?"
+                    " old_memory, new_memory, reason, actor, created_at, source_ids, state) VALUES (?,?,?,?,?,?,?,?,?,?,"
+                    "?,?,?, COALESCE((SELECT state FROM history WHERE memory_id = ? AND version = ? AND event = ?"
                     " AND state = 'committed'), 'pending'))",
                     (
                         change_id, r.memory_id, r.user_id, r.agent_id, r.session_id, r.event, r.version, r.old_memory,
-                        r.new_memory, r.reason, r.actor, r.created_at.isoformat(), r.memory_id, r.version, r.event,
+                        r.new_memory, r.reason, r.actor, r.created_at.isoformat(), json.dumps(r.source_ids),
+                        r.memory_id, r.version, r.event,
                     ),
                 )
             if ops is not None:
@@ -352,6 +366,7 @@ class Journal:
             memory_id=row["memory_id"], event=row["event"], version=row["version"], old_memory=row["old_memory"],
             new_memory=row["new_memory"], reason=row["reason"], actor=row["actor"], created_at=row["created_at"],
             user_id=row["user_id"], agent_id=row["agent_id"], session_id=row["session_id"],
+            source_ids=json.loads(row["source_ids"] or "[]"),
         )
 
     def history(self, scope: Scope, memory_id: str) -> list[HistoryRecord]:
@@ -430,9 +445,10 @@ class Journal:
         """Store history records verbatim, as committed."""
         return self._insert_new(
             "INSERT OR IGNORE INTO history (change_id, memory_id, user_id, agent_id, session_id, event, version,"
-            " old_memory, new_memory, reason, actor, created_at, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?, 'committed')",
+            " old_memory, new_memory, reason, actor, created_at, source_ids, state)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, 'committed')",
             [("import", r.memory_id, r.user_id, r.agent_id, r.session_id, r.event, r.version, r.old_memory,
-              r.new_memory, r.reason, r.actor, r.created_at.isoformat()) for r in records])
+              r.new_memory, r.reason, r.actor, r.created_at.isoformat(), json.dumps(r.source_ids)) for r in records])
 
     def stats(self) -> dict[str, Any]:
         rows = self._rows("SELECT status, stage, COUNT(*) AS n FROM turns GROUP BY status, stage")

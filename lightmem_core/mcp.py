@@ -208,17 +208,27 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
     async def list_memories(
         user_id: UserId,
         limit: Annotated[int, Field(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Field(ge=0)] = 0,
+        offset: Annotated[int, Field(ge=0, description="Skip this many (shallow pages; use cursor for deep ones).")] = 0,
         filters: Filters = None,
         include_superseded: Annotated[bool, Field(description="Also list memories a newer one replaced.")] = False,
         agent_id: AgentId = None,
         session_id: SessionId = None,
+        cursor: Annotated[Optional[str], Field(
+            description="next_cursor of the previous page: every memory is listed exactly once, even while "
+            "memories are added or deleted between pages.")] = None,
     ) -> dict[str, Any]:
-        """The scope's memories in time order, a page at a time."""
-        entries = await memory.aget_all(filters=filters, limit=limit, offset=offset,
-                                        include_superseded=include_superseded, **scope(user_id, agent_id, session_id))
-        return {"memories": [entry_dict(e) for e in entries], "offset": offset,
-                "next_offset": offset + len(entries) if len(entries) == limit else None}
+        """The scope's memories in time order (ties by id), a page at a time."""
+        where = scope(user_id, agent_id, session_id)
+        if offset and cursor is None:  # an offset page (kept for older clients); the cursor is the way on
+            entries = await memory.aget_all(filters=filters, limit=limit + 1, offset=offset,
+                                            include_superseded=include_superseded, **where)
+            return {"memories": [entry_dict(e) for e in entries[:limit]], "offset": offset,
+                    "next_offset": offset + limit if len(entries) > limit else None, "next_cursor": None}
+        page = await memory.aget_page(filters=filters, limit=limit, after=cursor,
+                                      include_superseded=include_superseded, **where)
+        return {"memories": [entry_dict(e) for e in page.entries], "offset": 0 if cursor is None else None,
+                "next_offset": limit if cursor is None and page.next_cursor else None,
+                "next_cursor": page.next_cursor}
 
     @server.tool
     @_mapped

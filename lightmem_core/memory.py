@@ -24,9 +24,10 @@ from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
 from .prompts import Prompts
 from .update import Decision, LLMResolver, RuleResolver, attributes
-from .store.base import (Filter, HasIds, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, decode_points,
+from .store.base import (Cursor, Filter, HasIds, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, decode_points,
                          encode_points, open_store)
-from .types import AddResult, Hit, HistoryRecord, MemoryEntry, Message, Scope, check_metadata
+from .types import (AddResult, EntryPage, Hit, HistoryRecord, MemoryEntry, Message, Scope, SkippedTurn, check_metadata,
+                    is_blank)
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +145,16 @@ class _Changes:
             return None
         return self.entries[entry.id][0] if entry.id in self.entries else entry
 
-    def add(self, before: MemoryEntry, after: MemoryEntry, event: str, new_text: str, reason: str, *,
+    def add(self, before: MemoryEntry, after: MemoryEntry, event: str, new: MemoryEntry, reason: str, *,
             reembed: bool) -> None:
+        """Record that ``new`` (the newer statement) changed ``before`` into ``after``."""
         self.expect.setdefault(before.id, before.version)
         prior = self.entries.get(before.id, (after, False))[1]
         self.entries[before.id] = (after, reembed or prior)
         self.history.append(HistoryRecord(
             memory_id=after.id, event=event, version=after.version, old_memory=before.memory,  # type: ignore[arg-type]
-            new_memory=after.memory if event != "SUPERSEDE" else new_text, reason=reason, actor="update",
-            **after.scope.as_payload()))
+            new_memory=after.memory if event != "SUPERSEDE" else new.memory, reason=reason, actor="update",
+            source_ids=list(new.source_ids), **after.scope.as_payload()))
 
     def points_op(self, memory: "LightMemory", scope: Scope) -> Op[list[tuple[MemoryEntry, PointIn]]]:
         """Points for the edited entries: new vectors where the text changed, stored ones otherwise."""
@@ -227,8 +229,8 @@ class LightMemory:
         self._offline_resolver = LLMResolver(self.llm, self.prompts) if self.llm is not None else RuleResolver()
         self._bm25 = Bm25Encoder(k1=config.retrieval.bm25_k1, b=config.retrieval.bm25_b)
         self._journal = Journal(self._journal_path())
-        self._check_embedder_identity()
         try:
+            self._check_embedder_identity()
             dims = self._dims()
             self._store = open_store(config.store, StoreSpec("entries", dims, indexing.ENTRY_INDEXES))
             try:
@@ -268,24 +270,37 @@ class LightMemory:
         e = self.config.embedder
         return f"{e.provider}:{e.model or 'packaged-all-MiniLM-L6-v2'}" + (":int8" if e.quantize else "")
 
+    def embedder_identity(self) -> dict[str, Optional[str]]:
+        """The model and precision this store's vectors were written with (what it checks on open)."""
+        return {"embedder": self._journal.get_meta("embedder"), "precision": self._journal.get_meta("precision")}
+
     def _check_embedder_identity(self) -> None:
+        """Vectors are only comparable with vectors of the same model, computed in the same
+        precision: the store keeps both, and an embedder that computes in a precision it
+        may choose (``auto``) is made to follow what wrote the store."""
         stored = self._journal.get_meta("embedder")
-        if stored is None:
-            return
-        if stored != self._embedder_name():
+        if stored is not None and stored != self._embedder_name():
             raise InvalidInputError(
                 "embedder.model",
                 f"this store was built with {stored!r}; vectors of {self._embedder_name()!r} are not comparable. "
                 "Use the same embedder or a new store path.",
             )
+        precision = self._journal.get_meta("precision")
+        pin = getattr(self.embedder, "pin_precision", None)
+        if precision is not None and pin is not None:
+            pin(precision)
 
     def _dims(self) -> int:
         stored = self._journal.get_meta("dims")
         if stored is not None and self.config.embedder.dims in (None, int(stored)):
-            return int(stored)
-        dims = self.config.embedder.dims or self.embedder.dims
-        self._journal.set_meta("dims", str(dims))
-        self._journal.set_meta("embedder", self._embedder_name())
+            dims = int(stored)
+        else:
+            dims = self.config.embedder.dims or self.embedder.dims
+            self._journal.set_meta("dims", str(dims))
+            self._journal.set_meta("embedder", self._embedder_name())
+        if self._journal.get_meta("precision") is None and hasattr(self.embedder, "precision"):
+            # a new store, or one written before precisions were recorded: what computes its vectors from now on
+            self._journal.set_meta("precision", str(self.embedder.precision))
         return dims
 
     def stage_status(self) -> dict[str, str]:
@@ -293,7 +308,8 @@ class LightMemory:
         c = self.config
         llm = "offline extractive (no LLM)" if self.llm is None else f"LLM ({type(self.llm).__name__})"
         status = {
-            "embedder": f"enabled ({self._embedder_name()})",
+            "embedder": f"enabled ({self._embedder_name()}" + (
+                f", {precision}" if (precision := self._journal.get_meta("precision")) else "") + ")",
             "store": f"enabled ({c.store.provider})",
             "extraction": f"enabled: {llm}, mode {c.extraction_mode}" + (
                 "" if self.llm is not None or c.extraction_mode == "flat" else " (event mode needs an LLM; flat facts used)"),
@@ -343,7 +359,7 @@ class LightMemory:
                 self._journal.abandon_change(change_id)
         if self.llm is None and self.segmenter is None:
             for scope in self._journal.pending_scopes():
-                run_sync(self._pipeline_op(scope, force_segment=True, force_extract=True))
+                run_sync(self._pipeline_op(scope, AddResult(), force_segment=True, force_extract=True))
 
     def _legacy_change_applied(self, records: Sequence[HistoryRecord]) -> bool:
         for r in records:
@@ -361,7 +377,8 @@ class LightMemory:
         except ValidationError as exc:
             raise _validation_error(exc, "scope") from None
 
-    def _messages(self, messages: MessagesIn) -> list[Message]:
+    def _messages(self, messages: MessagesIn) -> tuple[list[Message], list[SkippedTurn]]:
+        """The call's messages validated, and those skipped for having nothing to remember."""
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         elif isinstance(messages, (Mapping, Message)):
@@ -369,10 +386,16 @@ class LightMemory:
         if not isinstance(messages, Sequence) or not messages:
             raise InvalidInputError("messages", "expected a non-empty list of messages")
         out: list[Message] = []
+        skipped: list[SkippedTurn] = []
         seen: set[str] = set()
         for i, m in enumerate(messages):
             if isinstance(m, Message):
                 msg = m
+            elif isinstance(m, Mapping) and is_blank(m.get("content")):
+                ident = m.get("id")
+                skipped.append(SkippedTurn(index=i, id=ident if isinstance(ident, str) else None,
+                                           reason="content is empty"))
+                continue
             elif isinstance(m, Mapping):
                 try:
                     msg = Message.model_validate(dict(m))
@@ -388,7 +411,12 @@ class LightMemory:
                 raise InvalidInputError(f"messages[{i}].id", f"duplicate id {msg.id!r} in this call")
             seen.add(msg.id)
             out.append(msg)
-        return out
+        if not out:
+            field = "messages" if len(messages) > 1 else "messages[0].content"
+            raise InvalidInputError(field, "every message is empty; nothing to remember")
+        if skipped:
+            log.info("skipped %d empty message(s)", len(skipped))
+        return out, skipped
 
     @staticmethod
     def _query(query: Any) -> str:
@@ -485,8 +513,10 @@ class LightMemory:
             batches.append(current)
         return batches
 
-    def _extract_op(self, scope: Scope, turns: list[TurnRow],
-                    extractor: Optional[Extractor] = None) -> Op[list[MemoryEntry]]:
+    def _extract_op(self, scope: Scope, turns: list[TurnRow], out: AddResult,
+                    extractor: Optional[Extractor] = None) -> Op[None]:
+        """Extract, embed, resolve and store one batch; what was stored goes into ``out``
+        (new entries in ``added``, existing entries the batch merged into in ``merged``)."""
         previous = yield call(self._journal, "turn_before", turns[0].scope, turns[0].seq)
         batch = ExtractionBatch(turns=turns, previous=previous, use_roles=_ROLES[self.config.messages_use],
                                 index_context=self.config.index_context)
@@ -505,13 +535,15 @@ class LightMemory:
                     kept.append((entry, point))
         history = [
             HistoryRecord(memory_id=e.id, event="ADD", version=e.version, new_memory=e.memory, actor="extract",
-                          reason=f"from turns {', '.join(e.source_ids)}", **e.scope.as_payload())
+                          reason=f"from turns {', '.join(e.source_ids)}", source_ids=list(e.source_ids),
+                          **e.scope.as_payload())
             for e, _ in kept
         ]
         upserts = kept + (yield from changes.points_op(self, wide))
         yield call(self._writer, "apply", wide, upserts=upserts, history=history + changes.history,
                    done_turns=[(t.user_id, t.id) for t in turns], expect_versions=changes.expect or None)
-        return [e for e, _ in kept]
+        out.added += [e for e, _ in kept]
+        out.merged = list(dict.fromkeys([*out.merged, *(h.memory_id for h in changes.history if h.event == "MERGE")]))
 
     def _neighbours_op(self, scope: Scope, vectors: Sequence[Any], before: Optional[Sequence[Optional[float]]],
                        top_k: int) -> Op[list[list[tuple[MemoryEntry, float]]]]:
@@ -550,20 +582,20 @@ class LightMemory:
                     "version": target.version + 1,
                     "metadata": {**target.metadata, "merged": [*target.metadata.get("merged", []), new.memory][-20:]},
                 })
-                changes.add(target, upd, "MERGE", new.memory, d.reason, reembed=False)
+                changes.add(target, upd, "MERGE", new, d.reason, reembed=False)
                 merged = True
             elif d.action == "supersede":
                 upd = target.model_copy(update={
                     "valid_to": new.time_stamp or timeparse.utcnow(), "superseded_by": successor,
                     "version": target.version + 1,
                 })
-                changes.add(target, upd, "SUPERSEDE", new.memory, d.reason, reembed=False)
+                changes.add(target, upd, "SUPERSEDE", new, d.reason, reembed=False)
             elif d.action == "update" and d.memory:
                 upd = target.model_copy(update={"memory": d.memory, "version": target.version + 1, "context": None,
                                                 "entities": textproc.entities(d.memory),
                                                 "keywords": textproc.keywords(d.memory),
                                                 "source_ids": list(dict.fromkeys([*target.source_ids, *new.source_ids]))})
-                changes.add(target, upd, "UPDATE", d.memory, d.reason, reembed=True)
+                changes.add(target, upd, "UPDATE", new, d.reason, reembed=True)
         return merged
         yield  # an operation, for symmetry with the resolvers
 
@@ -571,12 +603,12 @@ class LightMemory:
         queued = 0
         for user in user_ids:
             scope = Scope(user_id=user)
-            offset = 0
+            after: Optional[str] = None
             while True:
-                page = yield from self._get_all_op(scope, None, 500, offset, False)
+                listing = yield from self._page_op(scope, None, 500, 0, False, after)
+                page, after = listing.entries, listing.next_cursor
                 if not page:
                     break
-                offset += len(page)
                 vecs = yield call(self._store, "vectors", scope, [e.id for e in page])
                 missing = [e for e in page if e.id not in vecs]
                 if missing:  # a backend without stored-vector reads: embed again
@@ -591,6 +623,8 @@ class LightMemory:
                         items.append((entry.id, entry.scope, keep))
                 yield call(self._journal, "queue_put", items)
                 queued += len(items)
+                if after is None:
+                    break
         return queued
 
     def _offline_entry_op(self, entry_id: str, scope: Scope, cands: list[tuple[str, float]],
@@ -619,7 +653,7 @@ class LightMemory:
                 upd = older.model_copy(update={
                     "source_ids": list(dict.fromkeys([*older.source_ids, *entry.source_ids])),
                     "version": older.version + 1})
-                changes.add(older, upd, "MERGE", entry.memory, d.reason, reembed=False)
+                changes.add(older, upd, "MERGE", entry, d.reason, reembed=False)
                 gone = HistoryRecord(memory_id=entry.id, event="DELETE", version=entry.version + 1,
                                      old_memory=entry.memory, reason=f"merged into {older.id}: {d.reason}",
                                      actor="update", **entry.scope.as_payload())
@@ -636,74 +670,73 @@ class LightMemory:
         yield call(self._journal, "queue_done", entry_id)
         return len(changes.history)
 
-    def _pipeline_op(self, scope: Scope, *, force_segment: bool, force_extract: bool) -> Op[tuple[list[MemoryEntry], Optional[str]]]:
+    def _pipeline_op(self, scope: Scope, out: AddResult, *, force_segment: bool, force_extract: bool) -> Op[Optional[str]]:
         """Sensory buffer -> compression -> topic segmentation -> short-term buffer -> extraction.
 
         Every step reads its input from the journal, so a restart resumes where the last
         run stopped. An LLM or embedding-endpoint failure leaves the batch's turns pending
         (see ``pending()``) and is reported, not raised: the turns are safe, and the next
-        call retries.
+        call retries. What was stored goes into ``out``; the error, if any, is returned.
         """
         sensory = yield call(self._journal, "buffer", scope, "sensory")
         yield from self._compress_op(scope, sensory)
         yield from self._segment_op(scope, sensory, force_segment or force_extract or self.llm is None
                                     and self.segmenter is None)
-        added: list[MemoryEntry] = []
         conflict: Optional[Exception] = None
         for _ in range(_CONFLICT_RETRIES):
             short = yield call(self._journal, "buffer", scope, "short")
             if not short:
-                return added, None
+                return None
             if self.llm is not None and not force_extract and self._tokens(short) < self.config.extract_tokens:
-                return added, None
+                return None
             try:
                 for batch in self._batches(short):
                     try:
-                        added += yield from self._extract_op(scope, batch)
+                        yield from self._extract_op(scope, batch, out)
                     except (LLMError, EmbeddingError) as exc:
                         log.warning("extraction failed, %d turns stay pending: %s", len(batch), exc)
                         yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
-                        return added, str(exc)
-                return added, None
+                        return str(exc)
+                return None
             except (ConflictError, NotFoundError) as exc:
                 # A concurrent call on this buffer stored some of these turns first, or
                 # changed (or deleted) an entry this batch merges into: read the buffer again.
                 conflict = exc
         log.warning("extraction gave way to concurrent calls %d times; turns stay pending: %s", _CONFLICT_RETRIES,
                     conflict)
-        return added, f"concurrent changes, retry later: {conflict}"
+        return f"concurrent changes, retry later: {conflict}"
 
     def _add_op(self, messages: MessagesIn, scope: Scope, force_segment: bool, force_extract: bool,
                 infer: bool = True) -> Op[AddResult]:
         if not isinstance(infer, bool):
             raise InvalidInputError("infer", f"expected true or false, got {infer!r}")
-        msgs = self._messages(messages)
+        msgs, skipped = self._messages(messages)
         now = timeparse.utcnow()
         new_ids, dup_ids = yield call(self._journal, "accept_turns", scope, msgs, now)
         if dup_ids:
             log.info("skipped %d turn(s) already journaled for user %s", len(dup_ids), scope.user_id)
+        out = AddResult(turn_ids=new_ids, duplicate_turn_ids=dup_ids, skipped=skipped)
         if not infer:
             # Stored as given, bypassing the buffers; the turns are journaled first all the same.
             turns = yield call(self._journal, "get_turns", scope, new_ids)
-            added: list[MemoryEntry] = []
             if turns:
-                added = yield from self._extract_op(scope, turns, VerbatimExtractor())
-            pending = yield call(self._journal, "buffer_size", scope)
-            return AddResult(turn_ids=new_ids, duplicate_turn_ids=dup_ids, added=added, pending_turns=pending)
-        added, error = yield from self._pipeline_op(scope, force_segment=force_segment, force_extract=force_extract)
-        pending = yield call(self._journal, "buffer_size", scope)
-        return AddResult(turn_ids=new_ids, duplicate_turn_ids=dup_ids, added=added, pending_turns=pending, error=error)
+                yield from self._extract_op(scope, turns, out, VerbatimExtractor())
+        else:
+            out.error = yield from self._pipeline_op(scope, out, force_segment=force_segment,
+                                                     force_extract=force_extract)
+        out.pending_turns = yield call(self._journal, "buffer_size", scope)
+        return out
 
     def _flush_op(self, scopes: Sequence[Scope]) -> Op[AddResult]:
-        added: list[MemoryEntry] = []
+        out = AddResult()
         errors = []
         for scope in scopes:
-            got, error = yield from self._pipeline_op(scope, force_segment=True, force_extract=True)
-            added += got
+            error = yield from self._pipeline_op(scope, out, force_segment=True, force_extract=True)
             if error:
                 errors.append(error)
-        return AddResult(added=added, error="; ".join(errors) or None,
-                         pending_turns=sum(self._journal.buffer_size(s) for s in scopes))
+        out.error = "; ".join(errors) or None
+        out.pending_turns = sum(self._journal.buffer_size(s) for s in scopes)
+        return out
 
     def _retrieve_op(
         self,
@@ -838,14 +871,7 @@ class LightMemory:
         bounds = {k: v for k, v in (("gte", since), ("lte", until)) if v is not None}
         if bounds:
             flt["time_stamp"] = bounds
-        entries: list[MemoryEntry] = []
-        offset = 0
-        while True:
-            page = yield from self._get_all_op(scope, flt or None, 1000, offset, False)
-            entries += page
-            if len(page) < 1000:
-                break
-            offset += 1000
+        entries = yield from self._every_entry_op(scope, flt or None, False)
         out: list[MemoryEntry] = []
         for key, group in group_entries(entries, window).items():
             if self.llm is not None:
@@ -887,17 +913,39 @@ class LightMemory:
         entry, _ = yield from self._locate_op(memory_id, scope)
         return entry
 
-    def _get_all_op(
-        self, scope: Scope, filters: Optional[Mapping[str, Any]], limit: Any, offset: Any, include_superseded: bool
-    ) -> Op[list[MemoryEntry]]:
+    def _page_op(self, scope: Scope, filters: Optional[Mapping[str, Any]], limit: Any, offset: Any,
+                 include_superseded: bool, after: Any = None) -> Op[EntryPage]:
+        """One page of the scope's entries in (time stamp, id) order, and where the next starts."""
         limit = self._limit(limit, maximum=10_000)
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidInputError("offset", f"expected a non-negative integer, got {offset!r}")
+        cursor = Cursor.decode(after) if after is not None else None
         flt = _retrieve.parse_filters(filters)
         if not include_superseded:
             flt = Filter(must=(Match("_current", 1),)) & flt
-        records = yield call(self._store_for(filters), "scroll", scope, flt, limit=offset + limit, order_by="_ts")
-        return [indexing.from_payload(r.payload) for r in records[offset:]]
+        # one more than asked: whether a next page exists, without another round trip
+        records = yield call(self._store_for(filters), "page", scope, flt, limit=limit + 1, after=cursor, offset=offset)
+        more = len(records) > limit
+        records = records[:limit]
+        return EntryPage(entries=[indexing.from_payload(r.payload) for r in records],
+                         next_cursor=Cursor.of(records[-1]).encode() if more else None)
+
+    def _get_all_op(self, scope: Scope, filters: Optional[Mapping[str, Any]], limit: Any, offset: Any,
+                    include_superseded: bool, after: Any = None) -> Op[list[MemoryEntry]]:
+        page = yield from self._page_op(scope, filters, limit, offset, include_superseded, after)
+        return page.entries
+
+    def _every_entry_op(self, scope: Scope, filters: Optional[Mapping[str, Any]],
+                        include_superseded: bool) -> Op[list[MemoryEntry]]:
+        """All of the scope's entries, read page by page with cursors."""
+        out: list[MemoryEntry] = []
+        after: Optional[str] = None
+        while True:
+            page = yield from self._page_op(scope, filters, 1000, 0, include_superseded, after)
+            out += page.entries
+            if page.next_cursor is None:
+                return out
+            after = page.next_cursor
 
     def _update_op(
         self, memory_id: str, memory: Any, scope: Scope, metadata: Optional[Mapping[str, Any]], reason: Optional[str]
@@ -1042,16 +1090,35 @@ class LightMemory:
 
     def get_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                 session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None, limit: int = 100,
-                offset: int = 0, include_superseded: bool = False) -> list[MemoryEntry]:
-        """Entries of the scope in time order, ``limit`` at a time from ``offset``."""
+                offset: int = 0, include_superseded: bool = False, after: Optional[str] = None) -> list[MemoryEntry]:
+        """Entries of the scope in time order (ties by id), ``limit`` at a time from ``offset``
+        or after a cursor (``get_page(...).next_cursor``): deep pages should use the cursor."""
         return run_sync(self._get_all_op(self._scope(user_id, agent_id, session_id), filters, limit, offset,
-                                         include_superseded))
+                                         include_superseded, after))
 
     async def aget_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                        session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
-                       limit: int = 100, offset: int = 0, include_superseded: bool = False) -> list[MemoryEntry]:
+                       limit: int = 100, offset: int = 0, include_superseded: bool = False,
+                       after: Optional[str] = None) -> list[MemoryEntry]:
         return await run_async(self._get_all_op(self._scope(user_id, agent_id, session_id), filters, limit, offset,
-                                                include_superseded))
+                                                include_superseded, after))
+
+    def get_page(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                 session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None, limit: int = 100,
+                 after: Optional[str] = None, include_superseded: bool = False) -> EntryPage:
+        """One page of entries in (time stamp, id) order and the cursor of the next one.
+
+        Every entry that exists from the first page to the last is returned exactly once,
+        whatever is added or deleted in between; each page costs the same however deep."""
+        return run_sync(self._page_op(self._scope(user_id, agent_id, session_id), filters, limit, 0,
+                                      include_superseded, after))
+
+    async def aget_page(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                        session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
+                        limit: int = 100, after: Optional[str] = None,
+                        include_superseded: bool = False) -> EntryPage:
+        return await run_async(self._page_op(self._scope(user_id, agent_id, session_id), filters, limit, 0,
+                                             include_superseded, after))
 
     def update(self, memory_id: str, memory: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                session_id: Optional[str] = None, metadata: Optional[Mapping[str, Any]] = None,
@@ -1109,12 +1176,15 @@ class LightMemory:
             for turn in self._journal.export_turns(user):
                 yield {"kind": "turn", **turn.model_dump(mode="json", exclude={"seq"})}
             for name, store in self._stores.items():
-                count = store.count(scope)
-                # Ties in time come back in engine order; sorting by id makes exports comparable.
-                records = sorted(store.scroll(scope, limit=count, order_by="_ts") if count else [],
-                                 key=lambda r: (r.payload.get("_ts") or 0.0, r.id))
-                for r in records:
-                    yield {"kind": "entry", "collection": name, **indexing.from_payload(r.payload).model_dump(mode="json")}
+                cursor: Optional[Cursor] = None
+                while True:  # in (time, id) order, so two exports of one memory are the same file
+                    records = store.page(scope, limit=1000, after=cursor)
+                    for r in records:
+                        yield {"kind": "entry", "collection": name,
+                               **indexing.from_payload(r.payload).model_dump(mode="json")}
+                    if len(records) < 1000:
+                        break
+                    cursor = Cursor.of(records[-1])
             for record in self._journal.export_history(user):
                 yield {"kind": "history", **record.model_dump(mode="json")}
 

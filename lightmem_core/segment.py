@@ -86,6 +86,7 @@ from typing import Any, Iterator, Mapping, Optional, Protocol, Sequence, runtime
 
 import numpy as np
 
+from ._quiet import quiet_model_load
 from .config import MINILM_ALIASES, SegmenterConfig
 from .embed import bf16_supported
 from .errors import ConfigError, InvalidInputError, StageNotAvailableError
@@ -651,9 +652,10 @@ class AttentionSegmenter:
                     log.info("loading segmenter encoder from %s", path)
                     try:
                         # local only: a segmenter never downloads weights
-                        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-                        model = AutoModel.from_pretrained(path, attn_implementation="eager",
-                                                          local_files_only=True).eval()
+                        with quiet_model_load():
+                            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+                            model = AutoModel.from_pretrained(path, attn_implementation="eager",
+                                                              local_files_only=True).eval()
                     except (OSError, ValueError) as exc:
                         raise ConfigError("segmenter.model_path", f"cannot load {path!r} offline: {exc}") from None
                     self._tokenizer = tok

@@ -51,6 +51,16 @@ def repair_text(value: str) -> str:
     return _CONTROL.sub("", value.encode("utf-8", "replace").decode("utf-8"))
 
 
+def is_blank(content: Any) -> bool:
+    """Whether a turn's content says nothing: empty, whitespace or control characters only.
+
+    Real chat exports and agent logs carry such turns (an assistant turn that only
+    called a tool, a message that failed to send). They are skipped and reported, not
+    refused, so one of them never stops a whole batch or a bulk import.
+    """
+    return isinstance(content, str) and not _CONTROL.sub("", content).strip()
+
+
 def _check_id(value: Optional[str], what: str) -> Optional[str]:
     if value is None:
         return None
@@ -255,10 +265,30 @@ class HistoryRecord(BaseModel):
     new_memory: Optional[str] = None
     reason: Optional[str] = None
     actor: str = "system"
+    source_ids: list[str] = Field(
+        default_factory=list,
+        description="The turns this change brought into the entry (ADD: the turns it was made from; MERGE, UPDATE, "
+        "SUPERSEDE: the turns of the newer statement), so a deleted entry still says which turns it held.")
     created_at: datetime = Field(default_factory=timeparse.utcnow)
     user_id: str
     agent_id: Optional[str] = None
     session_id: Optional[str] = None
+
+
+class EntryPage(BaseModel):
+    """One page of a listing (``get_page``) and where the next one starts."""
+
+    entries: list[MemoryEntry] = Field(default_factory=list)
+    next_cursor: Optional[str] = Field(
+        None, description="Pass as ``after=`` for the next page; None when this page is the last.")
+
+
+class SkippedTurn(BaseModel):
+    """A message of an ``add_memory`` call that was not journaled, and why."""
+
+    index: int = Field(description="Its position in the call's messages.")
+    id: Optional[str] = Field(None, description="Its id, if it had one.")
+    reason: str
 
 
 class AddResult(BaseModel):
@@ -266,8 +296,13 @@ class AddResult(BaseModel):
 
     turn_ids: list[str] = Field(default_factory=list)
     duplicate_turn_ids: list[str] = Field(default_factory=list)
+    skipped: list[SkippedTurn] = Field(
+        default_factory=list, description="Messages with nothing to remember (empty or whitespace-only content), "
+        "left out of the journal; the call fails only when every message is such.")
     added: list[MemoryEntry] = Field(default_factory=list)
-    merged: list[str] = Field(default_factory=list)
+    merged: list[str] = Field(
+        default_factory=list, description="Existing entries that absorbed a near duplicate from these turns (online "
+        "update): the turns are cited there, not by a new entry.")
     pending_turns: int = Field(0, description="Turns of this scope still buffered or waiting for a retry.")
     error: Optional[str] = Field(None, description="Why extraction did not run (e.g. the LLM failed); the turns are safe.")
 

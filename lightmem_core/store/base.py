@@ -11,6 +11,8 @@ another scope is refused.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -146,6 +148,45 @@ class VectorQuery:
 
 
 IndexKind = Literal["keyword", "float", "integer", "bool"]
+ORDER_KEY = "_ts"  # the payload key listings are ordered by (then the point id)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a listing stopped: the (time stamp, id) of the last point it returned.
+
+    Listings are ordered by time stamp, then id: a total order, so a page never repeats
+    or skips a point even when thousands share one time stamp (every turn of a session
+    can carry the session's date). The next page starts strictly after this pair,
+    whatever was inserted or deleted in between.
+    """
+
+    ts: float
+    id: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.ts, self.id], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: Any, field_name: str = "after") -> "Cursor":
+        if not isinstance(token, str) or not token:
+            raise InvalidInputError(field_name, "expected a cursor string (a page's next_cursor)")
+        try:
+            ts, pid = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not isinstance(pid, str):
+                raise ValueError
+        except (ValueError, TypeError):
+            raise InvalidInputError(field_name, "not a cursor this memory issued (use a page's next_cursor)") from None
+        return cls(float(ts), pid)
+
+    @classmethod
+    def of(cls, record: "Record") -> "Cursor":
+        return cls(float(record.payload.get(ORDER_KEY) or 0.0), record.id)
+
+
+def _order(record: "Record") -> tuple[float, str]:
+    return float(record.payload.get(ORDER_KEY) or 0.0), record.id
 
 
 @dataclass
@@ -170,7 +211,10 @@ class MemoryStore(ABC):
     def _search(self, queries: list[VectorQuery], idf_corpus: Filter) -> list[list[Record]]: ...
 
     @abstractmethod
-    def _scroll(self, flt: Filter, limit: int, order_by: Optional[str], descending: bool) -> list[Record]: ...
+    def _scroll(self, flt: Filter, limit: int, order_by: Optional[str], descending: bool,
+                start: Optional[str] = None) -> list[Record]:
+        """Up to ``limit`` points of ``flt``: by the payload key ``order_by``, or (None) by
+        ascending id from ``start`` (inclusive), as both engines scroll."""
 
     @abstractmethod
     def _count(self, flt: Filter) -> int: ...
@@ -249,6 +293,38 @@ class MemoryStore(ABC):
     ) -> list[Record]:
         return self._scroll(scope_filter(scope) & flt, limit, order_by, descending)
 
+    def page(self, scope: Scope, flt: Optional[Filter] = None, *, limit: int, after: Optional[Cursor] = None,
+             offset: int = 0) -> list[Record]:
+        """Points of the scope in (time stamp, id) order: ``limit`` of them, after the
+        cursor (or skipping ``offset``).
+
+        Engines order by one payload key and break ties arbitrarily, so a plain ordered
+        scroll cut at ``limit`` may end inside a group of equal time stamps with any of
+        its members. Here the group a cut falls in is read whole and sorted by id, and
+        a cursor resumes strictly after its (time stamp, id): every point is returned
+        exactly once across pages.
+        """
+        base = scope_filter(scope) & flt
+        want = offset + limit
+        out: list[Record] = []
+        rest = base
+        if after is not None:  # the rest of the cursor's own time stamp, by id
+            out = [r for r in self._at(base, after.ts, want + 1, start=after.id) if r.id != after.id][:want]
+            rest = base & Filter(must=(Range(ORDER_KEY, gt=after.ts),))
+        if len(out) < want:
+            need = want - len(out)
+            records = sorted(self._scroll(rest, need, ORDER_KEY, False), key=_order)
+            if len(records) == need:  # the cut may fall inside a group of equal time stamps: its lowest ids
+                last = _order(records[-1])[0]
+                head = [r for r in records if _order(r)[0] != last]
+                records = head + self._at(rest, last, need - len(head))
+            out += records
+        return out[offset:want]
+
+    def _at(self, flt: Filter, ts: float, limit: int, start: Optional[str] = None) -> list[Record]:
+        """Points of ``flt`` at exactly one time stamp, by id from ``start``."""
+        return self._scroll(flt & Filter(must=(Range(ORDER_KEY, gte=ts, lte=ts),)), limit, None, False, start)
+
     def count(self, scope: Scope, flt: Optional[Filter] = None) -> int:
         return self._count(scope_filter(scope) & flt)
 
@@ -280,14 +356,10 @@ class MemoryStore(ABC):
             validate_sparse(q.vector, "query.vector")  # type: ignore[arg-type]
         if q.limit <= 0:
             raise InvalidInputError("limit", "must be positive")
-        return VectorQuery(
-            using=q.using,
-            vector=q.vector,
-            limit=q.limit,
-            filter=sf & q.filter,
-            prefetch=self._scope_query(q.prefetch, sf) if q.prefetch else None,
-            score_threshold=q.score_threshold,
-        )
+        # Only the filter changes: every other field of the request (the payload keys to
+        # return among them) reaches the engine as the caller wrote it.
+        return dataclasses.replace(q, filter=sf & q.filter,
+                                   prefetch=self._scope_query(q.prefetch, sf) if q.prefetch else None)
 
     def __enter__(self) -> "MemoryStore":
         return self

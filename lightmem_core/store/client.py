@@ -284,7 +284,8 @@ class QdrantClientStore(MemoryStore):
         results = _call("query_batch", lambda: self._client.query_batch_points(self.collection, requests=requests))
         return [[Record(str(p.id), dict(p.payload or {}), float(p.score)) for p in res.points] for res in results]
 
-    def _scroll(self, flt: Filter, limit: int, order_by: Optional[str], descending: bool) -> list[Record]:
+    def _scroll(self, flt: Filter, limit: int, order_by: Optional[str], descending: bool,
+                start: Optional[str] = None) -> list[Record]:
         models = self._models
         order = None
         if order_by:
@@ -296,7 +297,8 @@ class QdrantClientStore(MemoryStore):
             records, _ = _call(
                 "scroll",
                 lambda: self._client.scroll(
-                    self.collection, scroll_filter=qf, limit=limit, order_by=order, with_payload=True
+                    self.collection, scroll_filter=qf, limit=limit, order_by=order, with_payload=True,
+                    offset=start if order is None else None,
                 ),
             )
         return [Record(str(r.id), dict(r.payload or {})) for r in records]

@@ -69,6 +69,22 @@ def cli(embedder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     return Cli(embedder, tmp_path / "store")
 
 
+# LongMemEval's shape: questions, each with its own haystack; an empty assistant turn as real
+# exports have; has_answer on the evidence turn.
+LONGMEMEVAL = [
+    {"question_id": "q1", "question": "What is my cat's name?", "question_date": "2023/06/06 (Tue) 08:19",
+     "haystack_session_ids": ["s-a", "s-b"], "haystack_dates": ["2023/04/25 (Tue) 04:07", "2023/05/02 (Tue) 10:00"],
+     "haystack_sessions": [
+         [{"role": "user", "content": "Can you recommend a travel backpack?"}, {"role": "assistant", "content": ""}],
+         [{"role": "user", "content": "My cat Juniper knocked over my coffee again.", "has_answer": True},
+          {"role": "assistant", "content": "Cats love knocking things over!"}]]},
+    {"question_id": "q2", "question": "Where did I go hiking?", "question_date": "2023/06/07 (Wed) 09:00",
+     "haystack_session_ids": ["s-c"], "haystack_dates": ["2023/05/20 (Sat) 18:30"],
+     "haystack_sessions": [[{"role": "user", "content": "I hiked Mount Tam last weekend."},
+                            {"role": "assistant", "content": "   "}]]},
+]
+
+
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     locomo = tmp_path / "conv-99.json"
@@ -77,7 +93,23 @@ def files(tmp_path: Path) -> dict[str, Path]:
     plain.write_text(json.dumps(PLAIN))
     lines = tmp_path / "chat.jsonl"
     lines.write_text("\n".join(json.dumps({**m, "id": m["id"] + "-l"}) for m in PLAIN) + "\n")
-    return {"locomo": locomo, "plain": plain, "jsonl": lines}
+    longmemeval = tmp_path / "longmemeval_tiny.json"
+    longmemeval.write_text(json.dumps(LONGMEMEVAL))
+    return {"locomo": locomo, "plain": plain, "jsonl": lines, "longmemeval": longmemeval}
+
+
+def test_ingest_longmemeval_puts_each_haystack_in_its_own_scope(cli: Cli, files: dict[str, Path]) -> None:
+    got = cli.json("ingest", str(files["longmemeval"]), "--format", "longmemeval")
+    assert got["users"] == ["q1", "q2"] and got["turns"] == 4 and got["skipped"] == 2 and got["errors"] == []
+    assert got["skipped_turns"] == ["[0].haystack_sessions[0][1]", "[1].haystack_sessions[0][1]"]
+    (hit,) = [h for h in cli.json("search", "my cat and the coffee", "--user", "q1") if "Juniper" in h["memory"]]
+    assert hit["source_ids"] == ["s-b:0"] and hit["metadata"]["has_answer"] is True and hit["session_id"] == "s-b"
+    assert all("Juniper" not in h["memory"] for h in cli.json("search", "cat name", "--user", "q2"))
+    # auto-detected, and a second run stores nothing twice
+    again = cli.json("ingest", str(files["longmemeval"]))
+    assert again["turns"] == 0 and again["duplicates"] == 4
+    human = cli("ingest", str(files["longmemeval"])).stdout
+    assert "2 users (one per question)" in human and "2 empty turns skipped" in human
 
 
 def test_ingest_search_show_fix(cli: Cli, files: dict[str, Path]) -> None:

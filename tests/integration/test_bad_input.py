@@ -93,3 +93,24 @@ def test_bad_config_names_the_field(config, field) -> None:
     with pytest.raises(ConfigError) as err:
         LightMemory.from_config(config)
     assert err.value.field == field
+
+
+def test_empty_turns_are_skipped_and_reported(make_memory) -> None:
+    """Real logs (LongMemEval_S among them) carry assistant turns with empty content; one
+    of them made the whole batch fail (``messages[8].content: content is empty``)."""
+    m = make_memory()
+    r = m.add_memory([{"id": "a", "role": "user", "content": "I adopted a beagle named Pickle."},
+                      {"id": "b", "role": "assistant", "content": ""},
+                      {"role": "assistant", "content": "  \n\t "},
+                      {"id": "d", "role": "user", "content": "\x00\x01"},
+                      {"id": "e", "role": "user", "content": "Pickle is two years old."}], user_id="u")
+    assert r.turn_ids == ["a", "e"]
+    assert [(s.index, s.id, s.reason) for s in r.skipped] == [(1, "b", "content is empty"), (2, None, "content is empty"),
+                                                              (3, "d", "content is empty")]
+    assert {t.id for t in m.source_turns(m.get_all(user_id="u")[0].id, user_id="u")} <= {"a", "e"}
+    assert len(m.get_all(user_id="u")) == 2
+    # a batch of nothing but empty turns is still an error, and writes nothing
+    with pytest.raises(InvalidInputError) as err:
+        m.add_memory([{"role": "user", "content": ""}, {"role": "assistant", "content": " "}], user_id="u")
+    assert err.value.field == "messages"
+    assert len(m.get_all(user_id="u")) == 2 and m.pending(user_id="u") == []

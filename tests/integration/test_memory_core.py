@@ -197,24 +197,6 @@ def test_quantized_embedder_stays_close_to_fp32(embedder) -> None:
     assert a.shape == b.shape and all(0.9 < float(x @ y) < 0.9999 for x, y in zip(a, b))
 
 
-def test_precision_setting_picks_the_weights_and_keeps_vectors_comparable() -> None:
-    import torch
-
-    from lightmem_core.config import EmbedderConfig
-    from lightmem_core.embed import SentenceTransformerEmbedder
-
-    fp32 = SentenceTransformerEmbedder(EmbedderConfig(precision="fp32"))
-    bf16 = SentenceTransformerEmbedder(EmbedderConfig(precision="bf16"))
-    texts = ["Where does Maya work now?", "My dog Biscuit is a corgi.", "We booked flights to Lisbon for June 14."]
-    a, b = fp32.embed(texts), bf16.embed(texts)
-    assert next(fp32.model.parameters()).dtype == torch.float32
-    assert next(bf16.model.parameters()).dtype == torch.bfloat16
-    assert b.dtype == a.dtype == "float32"
-    # close enough to share one store: every text is still nearest to its own fp32 vector
-    assert all(float(x @ y) > 0.99 for x, y in zip(a, b))
-    assert ((b @ a.T).argmax(axis=1) == [0, 1, 2]).all()
-
-
 def test_a_turn_shows_the_sentence_that_answers(make_memory) -> None:
     # Both sentences of the last user turn share the turn's context in their vectors and
     # BM25 text, and only one hit per turn is shown. Asked about the present, it must be
@@ -239,24 +221,3 @@ def test_a_turn_shows_the_sentence_that_answers(make_memory) -> None:
     hits = m.retrieve("Where does the user live now?", limit=5, user_id="u")
     shown = next(h for h in hits if h.entry.source_ids == ["t9"])
     assert "Manchester" in shown.entry.memory
-
-
-def test_a_query_runs_through_the_frozen_trace_and_gets_the_batch_vector(embedder) -> None:
-    """The single-text path (every retrieve) uses a frozen TorchScript trace of the
-    transformer; it must give the vectors the stored entries were made with, at any
-    length, and ``trace_queries=False`` must keep the eager path."""
-    import numpy as np
-    import torch
-
-    from lightmem_core.config import EmbedderConfig
-    from lightmem_core.embed import SentenceTransformerEmbedder
-
-    texts = ["hi", "Where does Maya work these days?", "Émile moved to Lyon last spring 😀", "word " * 300]
-    eager = SentenceTransformerEmbedder(EmbedderConfig(trace_queries=False), model=embedder.model)
-    for text in texts:
-        one = embedder.embed([text])[0]
-        in_batch = embedder.embed([text, "another text to pad the batch"])[0]
-        assert np.abs(one - eager.embed([text])[0]).max() == 0.0
-        assert float(one @ in_batch) > 0.9999
-    assert isinstance(embedder._traced, torch.jit.ScriptModule)
-    assert eager._traced is False

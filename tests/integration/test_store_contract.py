@@ -271,6 +271,25 @@ def test_search_dense_and_sparse_in_one_call(shared: MemoryStore, bm25: Bm25Enco
     assert shared.search(ALICE, []) == []
 
 
+def test_search_returns_only_the_payload_keys_asked_for(shared: MemoryStore, bm25: Bm25Encoder) -> None:
+    """Regression: the scope wrapper rebuilt each query field by field and dropped
+    ``payload``, so every candidate's whole payload was read (and a later lookup by id
+    read the kept ones again). The selection must reach the engine: what comes back has
+    only the keys asked for, on dense, sparse and prefetched requests alike."""
+    keys = ("kind", "user_id")
+    queries = [VectorQuery("dense", vec(0), limit=3, payload=keys),
+               VectorQuery("sparse", bm25.query("garden"), limit=3, payload=keys),
+               VectorQuery("dense", vec(0), limit=2, payload=("kind",),
+                           prefetch=VectorQuery("sparse", bm25.query("garden car"), limit=5))]
+    lists = shared.search(ALICE, queries)
+    assert all(lists)
+    for hits, q in zip(lists, queries):
+        assert all(set(h.payload) == set(q.payload or ()) for h in hits)
+    assert_scoped(lists[0] + lists[1], ALICE)
+    (full,) = shared.search(ALICE, [VectorQuery("dense", vec(0), limit=1)])
+    assert {"text", "kind", "user_id"} <= set(full[0].payload)
+
+
 def test_prefetch_reranks_only_the_prefetched_candidates(shared: MemoryStore, bm25: Bm25Encoder) -> None:
     # The dense query is closest to the car points, but only "garden" points may be
     # candidates: the car points must not appear, and the garden points come back in

@@ -54,6 +54,23 @@ def test_online_merges_near_duplicates(make_memory) -> None:
     assert r.added == []
     (entry,) = m.get_all(user_id="u")
     assert entry.source_ids == ["o2", "d1"] and [h.event for h in m.history(entry.id, user_id="u")] == ["ADD", "MERGE"]
+    assert r.merged == [entry.id]  # the turn is cited there, and the caller is told where
+
+
+def test_a_merged_turn_stays_traceable_after_its_entry_is_deleted(make_memory) -> None:
+    """Regression (the online concurrency run, 1 in 2 fresh clones): a turn merged into an
+    entry that was later deleted was cited by nothing any more. History said what text
+    the merge brought, not which turn. Each record now names the turns it brought in."""
+    m = make_memory({"update": "online"})
+    m.add_memory([OTHER], user_id="u")
+    m.add_memory([{"id": "d1", "role": "user", "content": "My favourite band is Radiohead!"}], user_id="u")
+    (entry,) = m.get_all(user_id="u")
+    m.delete(entry.id, user_id="u", reason="user asked")
+    history = m.history(entry.id, user_id="u")
+    assert [(h.event, h.source_ids) for h in history] == [("ADD", ["o2"]), ("MERGE", ["d1"]), ("DELETE", [])]
+    # and it survives an export / import round trip
+    records = list(m.export_records(user_id="u"))
+    assert [r["source_ids"] for r in records if r["kind"] == "history"] == [["o2"], ["d1"], []]
 
 
 def test_offline_queue_update_and_resume(make_memory) -> None:

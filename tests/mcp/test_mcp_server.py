@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from fastmcp import Client  # noqa: E402
 
 from lightmem_core.errors import ConfigError  # noqa: E402
 from lightmem_core.mcp import create_server, serve  # noqa: E402
+from tests._net import free_port, wait_for_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = {"add_memory", "retrieve_memory", "list_memories", "get_memory", "update_memory", "delete_memory",
@@ -219,31 +218,16 @@ def test_stdio_transport(stored: tuple[Path, str]) -> None:
     run(scenario())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def http_server(stored: tuple[Path, str]) -> Any:
     path, memory_id = stored
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "lightmem_core.mcp", "--transport", "http", "--port", str(port)],
         env=_env(LIGHTMEM_MCP_TOKEN="s3cret-token", LIGHTMEM_CONFIG_JSON=json.dumps({"store": {"path": str(path)}})),
         cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError(f"server did not start: {proc.communicate()[1][-2000:]}")
-            time.sleep(0.1)
+    wait_for_port(port, proc)
     yield f"http://127.0.0.1:{port}/mcp", memory_id
     proc.terminate()
     try:

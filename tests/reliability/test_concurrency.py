@@ -227,8 +227,9 @@ def check_against_history(memory: LightMemory, log: Log) -> Counter:
                         f"{mid}: acknowledged update v{v} not in history"
         assert set(stored) == expected_live, f"{user}: store and history disagree"
         cited = {s for e in stored.values() for s in e.source_ids}
+        # a deleted entry's turns: every turn its history says it took in (its own, and merged ones)
         deleted_sources = {s for mid in log.ids(user) if mid not in stored
-                           for s in memory.history(mid, user_id=user)[0].reason.removeprefix("from turns ").split(", ")}
+                           for h in memory.history(mid, user_id=user) for s in h.source_ids}
         assert log.turns.get(user, set()) <= cited | deleted_sources
         assert memory.pending(user_id=user) == []
     return seen
@@ -253,6 +254,18 @@ def test_eight_threads_mixed_operations(make_memory, update_mode: str) -> None:
 def test_fifty_asyncio_tasks_mixed_operations(make_memory) -> None:
     memory = make_memory({"update": "online"})
     log = run_tasks(memory, seconds=5)
+    check_against_history(memory, log)
+    assert_busy(log, 5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("update_mode", ["offline", "online"])
+@pytest.mark.parametrize("seed", range(1, 51))
+def test_eight_threads_fifty_runs(make_memory, update_mode: str, seed: int) -> None:
+    """The mixed-operations run again and again (50 seeds per mode): a race that shows
+    once in many runs (as the merged-then-deleted turn did) shows here."""
+    memory = make_memory({"update": update_mode})
+    log = run_threads(memory, seconds=5, seed=seed)
     check_against_history(memory, log)
     assert_busy(log, 5)
 
