@@ -12,6 +12,7 @@ import os
 import threading
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
+import numpy as np
 from pydantic import ValidationError
 
 from . import indexing, retrieve as _retrieve, textproc, timeparse
@@ -160,19 +161,10 @@ class _Changes:
         """Points for the edited entries: new vectors where the text changed, stored ones otherwise."""
         if not self.entries:
             return []
-        same = [e for e, re in self.entries.values() if not re]
         changed = [e for e, re in self.entries.values() if re]
-        stored = (yield call(memory._store, "vectors", scope, [e.id for e in same])) if same else {}
-        # the payload is rebuilt from the entry: carry over what was derived from the vector
-        norms = {r.id: r.payload.get("_dn") for r in (yield call(memory._store, "get", scope, list(stored)))} if stored else {}
-        out = []
-        fresh = yield from memory._vectors(changed + [e for e in same if e.id not in stored])
-        out += list(zip(changed + [e for e in same if e.id not in stored], fresh))
-        for e in same:
-            if e.id in stored:
-                sparse = indexing.sparse_vector(memory._bm25, e) if memory.config.index_strategy != "embedding" else None
-                out.append((e, indexing.to_point(e, stored[e.id], sparse, norms.get(e.id))))
-        return out
+        fresh = yield from memory._vectors(changed)
+        kept = yield from memory._kept_points_op(scope, [e for e, re in self.entries.values() if not re], memory._store)
+        return list(zip(changed, fresh)) + kept
 
 
 class LightMemory:
@@ -465,6 +457,24 @@ class LightMemory:
             for e, (d, n) in zip(entries, dense)
         ]
 
+    def _kept_points_op(self, scope: Scope, entries: Sequence[MemoryEntry],
+                        store: MemoryStore) -> Op[list[tuple[MemoryEntry, PointIn]]]:
+        """Points for entries whose text did not change: their stored dense vectors (no model
+        pass), re-embedded only where a backend cannot return them."""
+        if not entries:
+            return []
+        stored = yield call(store, "vectors", scope, [e.id for e in entries])
+        # the payload is rebuilt from the entry: carry over what was derived from the vector
+        norms = {r.id: r.payload.get("_dn") for r in (yield call(store, "get", scope, list(stored)))} if stored else {}
+        missing = [e for e in entries if e.id not in stored]
+        out = list(zip(missing, (yield from self._vectors(missing))))
+        sparse_on = self.config.index_strategy != "embedding"
+        for e in entries:
+            if e.id in stored:
+                sparse = indexing.sparse_vector(self._bm25, e) if sparse_on else None
+                out.append((e, indexing.to_point(e, stored[e.id], sparse, norms.get(e.id))))
+        return out
+
     def _tokens(self, turns: Sequence[TurnRow]) -> int:
         from .llm import estimate_tokens
 
@@ -525,7 +535,8 @@ class LightMemory:
         wide = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
         changes = _Changes()
         kept = list(zip(entries, points))
-        if self.config.update == "online" and entries:
+        # online rules fold and supersede what extraction said; a verbatim entry is kept as it was given
+        if self.config.update == "online" and entries and not isinstance(extractor, VerbatimExtractor):
             candidates = yield from self._neighbours_op(wide, [p.dense for p in points], None, top_k=5)
             kept = []
             for (entry, point), cands in zip(zip(entries, points), candidates):
@@ -843,7 +854,23 @@ class LightMemory:
         if missing:  # the neighbours of hits cut from longer turns: one lookup by id
             payloads.update((r.id, r.payload) for r in (yield call(store, "get", scope, missing)))
         hits = _retrieve.with_windows(hits, wanted, payloads, include_superseded=include_superseded)
+        if dense is not None:
+            hits = yield from self._similarities_op(store, scope, dense, hits, labelled)
         return summaries + hits
+
+    def _similarities_op(self, store: MemoryStore, scope: Scope, dense: Any, hits: list[Hit],
+                         labelled: Sequence[tuple[str, list[Any]]]) -> Op[list[Hit]]:
+        """Each hit's cosine to the query (``Hit.similarity``): a score that means the same in
+        every query, unlike the fused rank score. Read off the vector list where the hit
+        is in it, else from its stored vector."""
+        cosine = {r.id: float(r.score or 0.0) for name, recs in labelled if name == "embedding" for r in recs}
+        missing = [h.entry.id for h in hits if h.entry.id not in cosine]
+        if missing:
+            stored = yield call(store, "vectors", scope, missing)
+            q = np.asarray(dense, dtype=np.float32)
+            cosine.update({i: float(np.dot(q, np.asarray(v, dtype=np.float32))) for i, v in stored.items()})
+        return [h.model_copy(update={"similarity": round(cosine[h.entry.id], 6)}) if h.entry.id in cosine else h
+                for h in hits]
 
     def _hits_op(self, store: MemoryStore, scope: Scope, strategy: str, dense: Any, sparse: Any, limit: int,
                  flt: Optional[Filter], prefix: str = "") -> Op[list[Hit]]:
@@ -947,33 +974,41 @@ class LightMemory:
                 return out
             after = page.next_cursor
 
-    def _update_op(
-        self, memory_id: str, memory: Any, scope: Scope, metadata: Optional[Mapping[str, Any]], reason: Optional[str]
-    ) -> Op[MemoryEntry]:
-        old, collection = yield from self._locate_op(memory_id, scope)
+    def _update_op(self, memory_id: str, memory: Any, scope: Scope, metadata: Optional[Mapping[str, Any]],
+                   reason: Optional[str], expected_version: Any = None, actor: Optional[str] = None) -> Op[MemoryEntry]:
+        if expected_version is not None and (isinstance(expected_version, bool)
+                                             or not isinstance(expected_version, int) or expected_version < 1):
+            raise InvalidInputError("expected_version", f"expected a positive integer, got {expected_version!r}")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidInputError("metadata", f"expected a dict, got {type(metadata).__name__}")
         try:
             check_metadata(metadata)
         except ValueError as exc:
             raise InvalidInputError("metadata", str(exc)) from None
+        if memory is None and metadata is None:
+            raise InvalidInputError("update.memory", "give the new text, new metadata, or both")
+        old, collection = yield from self._locate_op(memory_id, scope)
+        if expected_version is not None and old.version != expected_version:
+            raise ConflictError(f"memory {old.id!r} is at version {old.version}, not {expected_version}: "
+                                "someone changed it first")
+        same_text = memory is None or memory == old.memory
         data = old.model_dump()
-        data.update(
-            memory=memory,
-            version=old.version + 1,
-            context=None,
-            metadata={**old.metadata, **(metadata or {})},
-        )
+        data.update(version=old.version + 1, metadata={**old.metadata, **(metadata or {})})
+        if not same_text:
+            data.update(memory=memory, context=None)
         try:
             new = MemoryEntry.model_validate(data)
         except ValidationError as exc:
             raise _validation_error(exc, "update") from None
-        new.entities = textproc.entities(new.memory)
-        new.keywords = textproc.keywords(new.memory)
-        points = yield from self._vectors([new])
+        if same_text:  # a metadata change: the stored vectors still hold
+            (_, point), = yield from self._kept_points_op(scope, [new], self._stores[collection])
+        else:
+            new.entities = textproc.entities(new.memory)
+            new.keywords = textproc.keywords(new.memory)
+            (point,) = yield from self._vectors([new])
         record = HistoryRecord(memory_id=new.id, event="UPDATE", version=new.version, old_memory=old.memory,
-                               new_memory=new.memory, reason=reason, actor="api", **new.scope.as_payload())
-        yield call(self._writer, "apply", scope, upserts=[(new, points[0])], history=[record],
+                               new_memory=new.memory, reason=reason, actor=actor or "api", **new.scope.as_payload())
+        yield call(self._writer, "apply", scope, upserts=[(new, point)], history=[record],
                    expect_versions={old.id: old.version}, collection=collection)
         return new
 
@@ -1120,17 +1155,24 @@ class LightMemory:
         return await run_async(self._page_op(self._scope(user_id, agent_id, session_id), filters, limit, 0,
                                              include_superseded, after))
 
-    def update(self, memory_id: str, memory: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-               session_id: Optional[str] = None, metadata: Optional[Mapping[str, Any]] = None,
-               reason: Optional[str] = None) -> MemoryEntry:
-        """Replace an entry's text (re-embedded), keeping the old text in its history."""
-        return run_sync(self._update_op(memory_id, memory, self._scope(user_id, agent_id, session_id), metadata, reason))
+    def update(self, memory_id: str, memory: Optional[str] = None, *, user_id: Optional[str] = None,
+               agent_id: Optional[str] = None, session_id: Optional[str] = None,
+               metadata: Optional[Mapping[str, Any]] = None, reason: Optional[str] = None,
+               expected_version: Optional[int] = None, actor: Optional[str] = None) -> MemoryEntry:
+        """Replace an entry's text (re-embedded) and/or merge into its metadata, keeping the
+        old text in its history. ``memory=None`` changes the metadata only (no model pass).
+        With ``expected_version`` the change is refused with ``ConflictError`` when someone
+        else changed the entry first; without it the last writer wins and the earlier text
+        stays in history. ``actor`` says who made the change (history's ``actor``)."""
+        return run_sync(self._update_op(memory_id, memory, self._scope(user_id, agent_id, session_id), metadata, reason,
+                                        expected_version, actor))
 
-    async def aupdate(self, memory_id: str, memory: str, *, user_id: Optional[str] = None,
+    async def aupdate(self, memory_id: str, memory: Optional[str] = None, *, user_id: Optional[str] = None,
                       agent_id: Optional[str] = None, session_id: Optional[str] = None,
-                      metadata: Optional[Mapping[str, Any]] = None, reason: Optional[str] = None) -> MemoryEntry:
+                      metadata: Optional[Mapping[str, Any]] = None, reason: Optional[str] = None,
+                      expected_version: Optional[int] = None, actor: Optional[str] = None) -> MemoryEntry:
         return await run_async(self._update_op(memory_id, memory, self._scope(user_id, agent_id, session_id), metadata,
-                                               reason))
+                                               reason, expected_version, actor))
 
     def delete(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                session_id: Optional[str] = None, reason: Optional[str] = None) -> None:

@@ -34,6 +34,7 @@ _NUMBER_FIELDS = {"topic_id", "version"}
 _RANGE_OPS = {"gt", "gte", "lt", "lte"}
 _ALL_OPS = _RANGE_OPS | {"eq", "ne", "in", "nin"}
 FILTER_FIELDS = sorted([*_TIME_FIELDS, *_KEYWORD_FIELDS, *_NUMBER_FIELDS, "metadata"])
+LOGICAL = ("AND", "OR", "NOT")  # mem0's spelling: lists of filter dicts combined
 
 
 def _scalar(value: Any, field: str) -> Any:
@@ -48,6 +49,10 @@ def _scalar(value: Any, field: str) -> Any:
 
 
 def _convert(value: Any, field: str, kind: str) -> Any:
+    if kind == "metadata":  # a metadata value: text or a number
+        if isinstance(value, float):
+            return value
+        return _scalar(value, field)
     if kind == "time":
         try:
             return timeparse.to_epoch(timeparse.parse_time(value))
@@ -72,14 +77,15 @@ def _field_conditions(key: str, spec: Any, field: str, kind: str) -> tuple[list[
             if op not in _ALL_OPS:
                 raise InvalidInputError(path, f"unknown operator; expected one of {sorted(_ALL_OPS)}")
             if op in _RANGE_OPS:
-                if kind == "keyword":
-                    raise InvalidInputError(path, "range operators need a time or number field")
+                if kind == "keyword" or (kind == "metadata" and (isinstance(value, bool)
+                                                                 or not isinstance(value, (int, float)))):
+                    raise InvalidInputError(path, "range operators need a time or number field (or a number)")
                 must.append(Range(key, **{op: float(_convert(value, path, kind))}))
             elif op in ("in", "nin"):
                 if not isinstance(value, (list, tuple)) or not value:
                     raise InvalidInputError(path, "expected a non-empty list")
                 vals = tuple(_convert(v, f"{path}[{i}]", kind) for i, v in enumerate(value))
-                if kind == "time":
+                if kind == "time" or any(isinstance(v, float) for v in vals):
                     conds: list[Condition] = [Range(key, gte=v, lte=v) for v in vals]
                     (must if op == "in" else must_not).append(Filter(should=tuple(conds)))
                 else:
@@ -87,7 +93,8 @@ def _field_conditions(key: str, spec: Any, field: str, kind: str) -> tuple[list[
             else:
                 target = must if op == "eq" else must_not
                 v = _convert(value, path, kind)
-                target.append(Range(key, gte=v, lte=v) if kind == "time" else Match(key, v))
+                # equal times and fractional numbers as a one-point range; text and integers as a match
+                target.append(Range(key, gte=v, lte=v) if kind == "time" or isinstance(v, float) else Match(key, v))
     elif isinstance(spec, (list, tuple)):
         if not spec:
             raise InvalidInputError(field, "expected a non-empty list")
@@ -113,12 +120,25 @@ def parse_filters(filters: Optional[Mapping[str, Any]], *, field: str = "filters
             if not isinstance(spec, Mapping) or not spec:
                 raise InvalidInputError(path, "expected a non-empty dict of metadata keys")
             for mk, mv in spec.items():
-                m, n = _field_conditions(f"metadata.{mk}", mv, f"{path}.{mk}", "keyword")
+                m, n = _field_conditions(f"metadata.{mk}", mv, f"{path}.{mk}", "metadata")
                 must += m
                 must_not += n
             continue
+        if name in LOGICAL:
+            parts = [spec] if name == "NOT" and isinstance(spec, Mapping) else spec
+            if not isinstance(parts, (list, tuple)) or not parts:
+                raise InvalidInputError(path, "expected a non-empty list of filter dicts")
+            subs = [parse_filters(p, field=f"{path}[{i}]") for i, p in enumerate(parts)]
+            subs = [f for f in subs if f is not None]
+            if name == "AND":
+                must += subs
+            elif name == "OR":
+                must.append(Filter(should=tuple(subs)))
+            else:  # none of them may hold
+                must_not += subs
+            continue
         if name.startswith("metadata."):
-            key, kind = name, "keyword"
+            key, kind = name, "metadata"
         elif name in _TIME_FIELDS:
             key, kind = _TIME_FIELDS[name], "time"
         elif name in _KEYWORD_FIELDS:
@@ -128,7 +148,8 @@ def parse_filters(filters: Optional[Mapping[str, Any]], *, field: str = "filters
         elif name == "user_id":
             raise InvalidInputError(path, "the user is chosen by the user_id argument, not by a filter")
         else:
-            raise InvalidInputError(path, f"unknown filter field; expected one of {FILTER_FIELDS} or 'metadata.<key>'")
+            raise InvalidInputError(path, f"unknown filter field; expected one of {FILTER_FIELDS}, 'metadata.<key>' "
+                                    f"or {list(LOGICAL)}")
         m, n = _field_conditions(key, spec, path, kind)
         must += m
         must_not += n

@@ -234,6 +234,9 @@ class Hit(BaseModel):
     score: float
     retrievers: list[str] = Field(default_factory=list)
     rank: int = 0
+    similarity: Optional[float] = Field(
+        default=None, description="Cosine between the query and the entry's vector: comparable across queries "
+        "(``score`` is a rank-fusion value that orders one result list). None for keyword-only retrieval.")
     window: Optional[str] = Field(
         default=None,
         description="The entry's sentence with the sentences around it in its turn, as memory still holds them "

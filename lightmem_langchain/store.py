@@ -1,57 +1,52 @@
-"""``LightMemStore``: LightMem as a LangGraph ``BaseStore`` (long-term memory of graphs
-and ``create_agent(..., store=...)``).
+"""``LightMemStore``: LightMem as a LangGraph ``BaseStore`` (long-term memory of graphs,
+``create_agent(..., store=...)`` and LangMem-style tools).
 
-Namespaces map onto scopes
---------------------------
-With the default ``NamespaceMapping(prefix=("memories",))``::
+A drop-in for LangGraph's own stores: any namespace, any depth, any labels; ``put`` /
+``get`` / ``search`` (with and without a query, with filters) / ``delete`` /
+``list_namespaces`` / ``batch`` / ``abatch`` behave as ``InMemoryStore`` does, with
+the differences listed in ``docs/langchain.md``. Underneath, every item is a LightMem
+memory with provenance and history, and every namespace lives in a scope, so one
+user's items are kept apart by the storage layer, not by a filter written here.
 
-    ("memories", user_id)                         user scope
-    ("memories", user_id, agent_id)               agent scope
-    ("memories", user_id, agent_id, session_id)   session scope ("_" as agent_id = no agent)
+Namespaces and scopes
+---------------------
+``NamespaceMapping(prefix=("memories",))`` (the default): a namespace under the prefix
+names its user in the next label, ``("memories", user_id, ...)``, as LangMem writes
+them; its items live in that user's scope (the middleware, tools and retriever see the
+same memories), deeper labels kept exactly. Any other namespace, ``("users", uid,
+"memories")`` or ``(org, team, "prefs")``, is a scope of its own. Set ``prefix=("users",)``
+to map the label after ``users`` to the user instead.
 
-A namespace outside the mapping raises ``InvalidNamespaceError``. Reads follow the
-core's scope rules: searching ``("memories", "maya")`` finds Maya's memories in every
-agent and session below it, which is also what a namespace *prefix* means in
-LangGraph. The scope filter is applied by the storage layer, so one user's namespace
-can never return another user's memories.
-
-Items are memories
-------------------
-The store is a view over the user's LightMem memories, not a side table:
-
-* ``put(ns, key, value)`` stores the value's text (``value["content"]``, ``"text"``,
-  ``"memory"`` or ``"data"``; the fields named by ``index=[...]``; else the JSON) as
-  one memory entry through ``add_memory(..., infer=False)`` (verbatim: no LLM call), with the key and the value kept in the
-  entry's metadata (``lg_key``, ``lg_value``). A key has one stable memory id: a
-  second ``put`` updates that entry in place (version + 1, the old text in its
-  history) instead of adding a copy. ``put(ns, key, None)`` / ``delete`` deletes it
-  (history keeps a DELETE record). ``extract=True`` sends the value through the
-  memory's extraction instead (LLM facts, several entries under one key).
-* Memories that did not come through ``put`` (saved by the middleware, the tools or
-  ``add_memory``) appear too, keyed by their memory id, with the value
-  ``{"memory": text, "time_stamp": ..., "speaker": ..., "source_ids": [...], ...}``.
-* ``search(ns_prefix, query=...)`` is LightMem retrieval (``strategy``,
-  ``hierarchical`` as configured) in the prefix's scope; ``filter`` compares value
-  fields (``{"kind": "pref"}``, ``{"score": {"$gte": 3}}``); without a query, items
-  come in time order.
-* ``list_namespaces`` reads the namespaces of a user's memories; a prefix that does not
-  name a user covers every user the memory holds (``LightMemory.users()``).
-
-TTLs are not supported (``supports_ttl = False``); memories are long-term by design.
+How an item is kept
+-------------------
+``put(ns, key, value)`` journals the text to index (the fields of ``index``, else the
+value's ``content`` / ``text`` / ``memory`` / ``data``, else its JSON) and stores it
+verbatim (``add_memory(..., infer=False)``: no LLM call, no merging into other
+memories), one memory per indexed text, with the namespace, key, value, times and TTL in
+the memory's metadata. A second ``put`` updates the same memories in place (version + 1,
+the old text in their history); ``put(ns, key, None)`` deletes them (history keeps the
+DELETE). Filters, key look-ups and namespace prefixes are conditions of the store
+query, so a filtered read sees every match, however many items there are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
+import threading
+import time
 import uuid
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import Any, Iterable, Literal, Optional, Sequence
+from urllib.parse import quote, unquote
 
 from langgraph.store.base import (
     BaseStore,
     GetOp,
+    IndexConfig,
     InvalidNamespaceError,
     Item,
     ListNamespacesOp,
@@ -61,6 +56,9 @@ from langgraph.store.base import (
     Result,
     SearchItem,
     SearchOp,
+    TTLConfig,
+    get_text_at_path,
+    tokenize_path,
 )
 from pydantic import BaseModel, ConfigDict
 
@@ -70,68 +68,103 @@ from ._common import MemoryOp, adrive, drive, entry_metadata, mcall, retrieve_kw
 
 log = logging.getLogger("lightmem_langchain.store")
 
-KEY = "lg_key"
-VALUE = "lg_value"
-CREATED = "lg_created_at"
-UPDATED = "lg_updated_at"
+# metadata keys of a store item's memories
+KEY, VALUE, PATH, PREFIXES, FIELD = "lg_key", "lg_value", "lg_path", "lg_prefixes", "lg_field"
+CREATED, UPDATED, EXPIRES, TTL, NOINDEX = "lg_created_at", "lg_updated_at", "lg_expires", "lg_ttl", "lg_noindex"
 _TEXT_FIELDS = ("content", "text", "memory", "data")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_FILTER_KEY = re.compile(r"^[\w\-]+(\.[\w\-]+)*$")  # a value key, or a dotted path into nested values
 _TURN_NS = uuid.UUID("0b6a3f0e-6a8c-4c53-9a57-7d7f1f0a5c21")
-_PAGE = 1000
+_PAGE = 500
+_MAX_HITS = 1000  # what one retrieve returns at most
+_NS_SCOPE, _NS_HASHED = "ns:", "ns#"
+MAX_SCOPE_ID = 256
+
+
+def _path(namespace: Sequence[str]) -> str:
+    """A namespace as one string; LangGraph labels never hold a period, so this is exact."""
+    return ".".join(namespace)
 
 
 class NamespaceMapping(BaseModel):
-    """``prefix + (user_id[, agent_id[, session_id]])`` <-> ``Scope``.
+    """Which scope a namespace lives in (see the module docstring).
 
-    ``missing`` is the label written for an unset agent when a session follows it.
-    Subclass and override ``to_scope`` / ``from_scope`` for another layout.
+    ``prefix``: the fixed labels before the user label. A namespace that starts with
+    them and goes on lives in the scope of the user its next label names; any other
+    namespace is a scope of its own (its user id encodes the namespace, so two
+    namespaces never share storage by accident).
     """
 
     model_config = ConfigDict(frozen=True)
 
     prefix: tuple[str, ...] = ("memories",)
-    missing: str = "_"
 
-    def to_scope(self, namespace: Sequence[str]) -> Scope:
-        namespace = tuple(namespace)
+    def _user_label(self, namespace: tuple[str, ...]) -> Optional[str]:
+        """The label naming the user, if the namespace has one that can be a user id (a
+        label with a line break, say, cannot: its namespaces are then scopes of their own)."""
         n = len(self.prefix)
-        rest = namespace[n:]
-        if namespace[:n] != self.prefix or not 1 <= len(rest) <= 3:
-            raise InvalidNamespaceError(
-                f"namespace {namespace} is not {self.prefix + ('<user_id>', '[agent_id]', '[session_id]')}")
-        user, agent, session = (*rest, None, None)[:3]
-        try:
-            return Scope(user_id=user, agent_id=None if agent == self.missing else agent, session_id=session)
-        except ValueError as exc:
-            raise InvalidNamespaceError(f"namespace {namespace}: {exc}") from None
+        if len(namespace) > n and namespace[:n] == self.prefix:
+            user = namespace[n]
+            if not user.startswith((_NS_SCOPE, _NS_HASHED)) and _valid_user(user):
+                return user
+        return None
 
-    def from_scope(self, scope: Scope) -> tuple[str, ...]:
-        out = [*self.prefix, scope.user_id]
-        if scope.agent_id is not None or scope.session_id is not None:
-            out.append(scope.agent_id or self.missing)
-        if scope.session_id is not None:
-            out.append(scope.session_id)
-        return tuple(out)
+    def user_of(self, namespace: Sequence[str]) -> str:
+        ns = tuple(namespace)
+        user = self._user_label(ns)
+        if user is not None:
+            return user
+        encoded = _NS_SCOPE + ".".join(quote(label, safe="") for label in ns)
+        if len(encoded) > MAX_SCOPE_ID:
+            return _NS_HASHED + hashlib.sha256(_path(ns).encode()).hexdigest()
+        return encoded
 
-    def user_in(self, prefix: Sequence[str]) -> Optional[str]:
-        """The user a namespace prefix names, or None when it stops above the user level.
-        Raises when the prefix is not under this mapping at all."""
-        prefix = tuple(prefix)
-        n = len(self.prefix)
-        if len(prefix) <= n:
-            if prefix != self.prefix[: len(prefix)]:
-                raise InvalidNamespaceError(f"namespace {prefix} is not under {self.prefix}")
+    def scope(self, namespace: Sequence[str]) -> Scope:
+        return Scope(user_id=self.user_of(namespace))
+
+    def home(self, user: str) -> Optional[tuple[str, ...]]:
+        """The namespace a scope's memories that did not come through the store show in."""
+        if user.startswith(_NS_SCOPE):
+            body = user[len(_NS_SCOPE):]
+            return tuple(unquote(p) for p in body.split(".")) if body else ()
+        if user.startswith(_NS_HASHED):
             return None
-        return self.to_scope(prefix).user_id
+        return (*self.prefix, user)
+
+    def covering(self, prefix: Sequence[str], users: Iterable[str]) -> list[tuple[str, bool]]:
+        """The scopes a namespace prefix reaches, each with whether its items must also be
+        matched on the prefix (a scope may hold namespaces outside it)."""
+        p = tuple(prefix)
+        n = len(self.prefix)
+        user = self._user_label(p)
+        if user is not None:
+            return [(user, len(p) > n + 1)]
+        out = []
+        for user in users:
+            home = self.home(user)
+            if home is None:
+                out.append((user, bool(p)))
+            elif user.startswith(_NS_SCOPE):
+                if home[: len(p)] == p:
+                    out.append((user, False))
+            elif p == self.prefix[: len(p)]:
+                out.append((user, False))
+        return out
 
 
-def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat()
+def _valid_user(user: str) -> bool:
+    try:
+        Scope(user_id=user)
+    except ValueError:
+        return False
+    return user == user.strip()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _time(value: Any, fallback: datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value)
@@ -140,82 +173,121 @@ def _time(value: Any, fallback: datetime) -> datetime:
     return fallback
 
 
-def _path(value: Any, path: str) -> list[Any]:
-    """Values at a dotted path; ``[*]`` or a list on the way fans out."""
-    current = [value]
-    for part in path.replace("[*]", "").split("."):
-        nxt: list[Any] = []
-        for v in current:
-            if isinstance(v, list):
-                v = [x.get(part) for x in v if isinstance(x, dict)]
-                nxt += [x for x in v if x is not None]
-            elif isinstance(v, dict) and part in v:
-                nxt.append(v[part])
-        current = nxt
-    return [x for v in current for x in (v if isinstance(v, list) else [v])]
+# --- LangGraph value filters -------------------------------------------------------------------
+def _at(value: Any, key: str) -> Any:
+    """The value a filter key names: a key, or a dotted path into nested dicts (as LangGraph's
+    SQL stores read ``user.access-level``)."""
+    if isinstance(value, dict) and key in value:
+        return value[key]
+    for part in key.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
 
 
-def _matches(value: Any, condition: Any) -> bool:
-    """LangGraph's value filter: equality (nested dicts compared field by field), or ``$eq``,
-    ``$ne``, ``$gt``, ``$gte``, ``$lt``, ``$lte``."""
-    if isinstance(condition, dict) and any(k.startswith("$") for k in condition):
-        return all(_operator(value, op, arg) for op, arg in condition.items())
+def _check_keys(flt: Optional[dict[str, Any]]) -> None:
+    for key in flt or {}:
+        if not isinstance(key, str) or not _FILTER_KEY.match(key):
+            raise ValueError(f"Invalid filter key {key!r}: use letters, digits, '_', '-', and '.' between parts")
+
+
+def _compare(value: Any, condition: Any) -> bool:
+    """LangGraph's value filter, as its reference stores apply it: equality (nested dicts
+    field by field, lists element by element) or ``$eq``/``$ne``/``$gt``/``$gte``/``$lt``/``$lte``."""
     if isinstance(condition, dict):
-        return isinstance(value, dict) and all(_matches(value.get(k), c) for k, c in condition.items())
-    return value == condition
+        if any(k.startswith("$") for k in condition):
+            return all(_operator(value, op, arg) for op, arg in condition.items())
+        return isinstance(value, dict) and all(_compare(value.get(k), c) for k, c in condition.items())
+    if isinstance(condition, (list, tuple)):
+        return (isinstance(value, (list, tuple)) and len(value) == len(condition)
+                and all(_compare(v, c) for v, c in zip(value, condition)))
+    return bool(value == condition)
 
 
 def _operator(value: Any, op: str, arg: Any) -> bool:
     if op == "$eq":
-        return value == arg
+        return bool(value == arg)
     if op == "$ne":
-        return value != arg
+        return bool(value != arg)
     if op not in ("$gt", "$gte", "$lt", "$lte"):
         raise ValueError(f"unsupported filter operator {op!r}")
-    if value is None:
-        return False
     try:
-        a, b = (float(value), float(arg)) if not isinstance(value, str) else (value, str(arg))
+        a, b = float(value), float(arg)
     except (TypeError, ValueError):
         return False
     return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[op]
 
 
-def _ns_matches(namespace: tuple[str, ...], condition: MatchCondition) -> bool:
-    path = tuple(condition.path)
-    if len(namespace) < len(path):
-        return False
-    part = namespace[: len(path)] if condition.match_type == "prefix" else namespace[len(namespace) - len(path):]
-    return all(p == "*" or p == n for p, n in zip(path, part))
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _pushed(flt: Optional[dict[str, Any]], base: str = f"metadata.{VALUE}") -> dict[str, Any]:
+    """The part of a value filter the engine can evaluate, as core filters that match a
+    superset of what the filter matches (the exact test runs on what comes back).
+
+    Text equality is a match, numeric equality and ranges are ranges (so 3 matches 3.0
+    as in Python); ``$ne``, lists and booleans are left to the exact test, since the
+    engine reads them differently through arrays.
+    """
+    out: dict[str, Any] = {}
+    for key, cond in (flt or {}).items():
+        if not isinstance(key, str) or not _FILTER_KEY.match(key):
+            continue
+        path = f"{base}.{key}"
+        if isinstance(cond, dict) and any(k.startswith("$") for k in cond):
+            ops = {}
+            for op, arg in cond.items():
+                if op == "$eq" and isinstance(arg, str):
+                    out.setdefault(path, {})["eq"] = arg
+                elif op in ("$eq", "$gt", "$gte", "$lt", "$lte") and _number(arg):
+                    if op == "$eq":
+                        ops.update(gte=float(arg), lte=float(arg))
+                    else:
+                        ops[op[1:]] = float(arg)
+            if ops:
+                out.setdefault(path, {}).update(ops)
+        elif isinstance(cond, dict):
+            out.update(_pushed(cond, path))
+        elif isinstance(cond, str):
+            out[path] = cond
+        elif _number(cond):
+            out[path] = {"gte": float(cond), "lte": float(cond)}
+    return out
 
 
 class LightMemStore(BaseStore):
     """A LangGraph store whose items are LightMem memories (see the module docstring).
 
     Args:
-        memory: a ``LightMemory``.
-        mapping: namespace <-> scope layout.
-        extract: send put values through the memory's extraction (LLM facts) instead
-            of storing the value's text as one entry.
+        memory: a ``LightMemory`` (or a ``RemoteMemory``: the same API over HTTP).
+        mapping: namespace -> scope layout.
+        index: LangGraph's index config: ``fields`` to embed (default: the value's text
+            field), ``dims`` checked against the memory's embedder. The embedding model
+            is the memory's; ``LightMemStore.from_path(..., index=...)`` builds a memory
+            around ``index["embed"]``.
+        ttl: LangGraph's TTL config: ``default_ttl`` (minutes), ``refresh_on_read``,
+            ``sweep_interval_minutes`` (``start_ttl_sweeper`` runs the sweeper).
+        extract: send put values through the memory's extraction (LLM facts, several
+            memories under one key) instead of storing the value's text.
         strategy / hierarchical: retrieval options of ``search(query=...)``.
-        index: default value fields to index, like LangGraph's ``index={"fields": [...]}``.
-        users: users ``list_namespaces`` (and prefix searches above the user level)
-            cover, in addition to those seen by this store.
-        role: the role a put value is journaled with (``messages_use`` decides whether
-            that role becomes memory; ``user`` always does by default).
+        users: more users that prefix searches above the user level cover.
+        role: the role a put value is journaled with.
     """
 
-    supports_ttl: bool = False
+    supports_ttl: bool = True
 
     def __init__(
         self,
         memory: Any,
         *,
         mapping: Optional[NamespaceMapping] = None,
+        index: Optional[IndexConfig] = None,
+        ttl: Optional[TTLConfig] = None,
         extract: bool = False,
         strategy: Optional[str] = None,
         hierarchical: Optional[bool] = None,
-        index: Optional[Sequence[str]] = None,
         users: Iterable[str] = (),
         role: Literal["user", "assistant"] = "user",
     ) -> None:
@@ -224,9 +296,56 @@ class LightMemStore(BaseStore):
         self.extract = extract
         self.strategy = strategy
         self.hierarchical = hierarchical
-        self.index_fields = list(index) if index else None
         self.role = role
+        self.ttl_config = ttl
+        self.index_config: Optional[dict[str, Any]] = None
+        self._fields: Optional[list[tuple[str, list[str]]]] = None
+        if index is not None:
+            config = dict(index)
+            fields = list(config.get("fields") or config.get("text_fields") or ["$"])  # SQLite's name for it
+            dims = config.get("dims")
+            have = getattr(getattr(memory, "embedder", None), "dims", None)
+            if dims is not None and have is not None and int(dims) != int(have):
+                raise ValueError(f"index['dims'] is {dims}, but the memory's embedder gives {have} dimensions")
+            config["fields"] = fields
+            config["__tokenized_fields"] = [(f, tokenize_path(f) if f != "$" else f) for f in fields]
+            self.index_config = config
+            self._fields = config["__tokenized_fields"]
+        self.embeddings = (index or {}).get("embed")
         self._users: dict[str, None] = dict.fromkeys(users)
+        self._owned = False
+        self._sweeper: Optional[tuple[threading.Event, Future]] = None
+
+    @classmethod
+    def from_path(cls, path: str, *, index: Optional[IndexConfig] = None, config: Optional[dict[str, Any]] = None,
+                  **kwargs: Any) -> "LightMemStore":
+        """A store on its own embedded memory at ``path``; ``index["embed"]`` (LangChain
+        embeddings, a function or a provider string) becomes the memory's embedder.
+        The store owns the memory: ``close()`` (or ``with``) closes it."""
+        from lightmem_core import LightMemory
+
+        components: dict[str, Any] = {}
+        if index is not None and index.get("embed") is not None:
+            from langgraph.store.base import ensure_embeddings
+
+            from .models import LangChainEmbedder
+
+            components["embedder"] = LangChainEmbedder(ensure_embeddings(index["embed"]), dims=index.get("dims"))
+        memory = LightMemory({"store": {"path": path}, **(config or {})}, **components)
+        store = cls(memory, index=index, **kwargs)
+        store._owned = True
+        return store
+
+    def close(self) -> None:
+        self.stop_ttl_sweeper()
+        if self._owned:
+            self.memory.close()
+
+    def __enter__(self) -> "LightMemStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     # --- BaseStore -------------------------------------------------------------------------
     def batch(self, ops: Iterable[Op]) -> list[Result]:
@@ -236,26 +355,42 @@ class LightMemStore(BaseStore):
         return await adrive(self.memory, self._batch_op(list(ops)))
 
     def _batch_op(self, ops: list[Op]) -> MemoryOp[list[Result]]:
-        results: list[Result] = []
+        """As LangGraph's stores do it: every read sees the store as it was before the
+        batch, then the writes apply, the last write of a key winning."""
+        from langgraph.store.base import validate_op_namespace
+
         for op in ops:
-            if isinstance(op, GetOp):
-                results.append((yield from self._get_op(op)))
-            elif isinstance(op, PutOp):
-                yield from self._put_op(op)
-                results.append(None)
-            elif isinstance(op, SearchOp):
-                results.append((yield from self._search_op(op)))
-            elif isinstance(op, ListNamespacesOp):
-                results.append((yield from self._list_op(op)))
-            else:
+            if not isinstance(op, (GetOp, PutOp, SearchOp, ListNamespacesOp)):
                 raise ValueError(f"unknown store operation {type(op).__name__}")
+            validate_op_namespace(op)
+        results: list[Result] = [None] * len(ops)
+        puts: dict[tuple[tuple[str, ...], str], PutOp] = {}
+        for i, op in enumerate(ops):
+            if isinstance(op, GetOp):
+                results[i] = yield from self._get_op(op)
+            elif isinstance(op, SearchOp):
+                results[i] = yield from self._search_op(op)
+            elif isinstance(op, ListNamespacesOp):
+                results[i] = yield from self._list_op(op)
+            elif isinstance(op, PutOp):
+                puts.pop((tuple(op.namespace), str(op.key)), None)
+                puts[(tuple(op.namespace), str(op.key))] = op
+        for op in puts.values():
+            yield from self._put_op(op)
         return results
 
     # --- items -----------------------------------------------------------------------------
     def _scope(self, namespace: Sequence[str]) -> Scope:
-        scope = self.mapping.to_scope(namespace)
+        scope = self.mapping.scope(namespace)
         self._users.setdefault(scope.user_id)
         return scope
+
+    def _namespace(self, entry: MemoryEntry) -> tuple[str, ...]:
+        path = entry.metadata.get(PATH)
+        if isinstance(path, str):
+            return tuple(path.split(".")) if path else ()
+        home = self.mapping.home(entry.user_id)
+        return home if home is not None else (entry.user_id,)
 
     def _item(self, entry: MemoryEntry, score: Optional[float] = None, *, search: bool = False,
               window: Optional[str] = None) -> Item:
@@ -264,55 +399,80 @@ class LightMemStore(BaseStore):
             key, value = str(meta[KEY]), dict(meta.get(VALUE) or {})
             created = _time(meta.get(CREATED), entry.recorded_at)
             updated = _time(meta.get(UPDATED), entry.recorded_at)
-        else:
+        else:  # a memory that did not come through the store (middleware, tools, add_memory): keyed by its id
             key = entry.id
             value = {"memory": entry.memory, **entry_metadata(entry)}
-            if window:  # a search hit cut from a longer turn: the sentences around it (Hit.window)
+            if window:
                 value["window"] = window
             created = updated = entry.recorded_at
-        namespace = self.mapping.from_scope(entry.scope)
+        namespace = self._namespace(entry)
         if search:
             return SearchItem(namespace, key, value, created, updated, score=score)
         return Item(value=value, key=key, namespace=namespace, created_at=created, updated_at=updated)
 
+    @staticmethod
+    def _expired(entry: MemoryEntry, now: float) -> bool:
+        expires = entry.metadata.get(EXPIRES)
+        return _number(expires) and float(expires) <= now
+
+    @staticmethod
+    def _live(now: float) -> dict[str, Any]:
+        """Not expired: no expiry time, or one still ahead."""
+        return {"NOT": [{f"metadata.{EXPIRES}": {"lte": now}}]}
+
     def _entries_op(self, namespace: tuple[str, ...], scope: Scope, key: str) -> MemoryOp[list[MemoryEntry]]:
-        """The entries behind ``key`` in exactly this namespace, oldest first."""
-        found = yield mcall("get_all", **scope_kwargs(scope), filters={"metadata": {KEY: key}}, limit=100)
-        found = [e for e in found if self.mapping.from_scope(e.scope) == namespace]
-        if found or not _UUID.match(key):
-            return found
-        try:  # a memory that did not come through put: its key is its id
-            entry = yield mcall("get", key, **scope_kwargs(scope))
+        """The memories behind ``key`` in exactly this namespace: one look-up by key and path."""
+        where = scope_kwargs(scope)
+        found = yield mcall("get_all", **where, filters={"metadata": {KEY: key, PATH: _path(namespace)}},
+                            limit=1000)
+        if found or not _UUID.match(key) or self.mapping.home(scope.user_id) != namespace:
+            return list(found)
+        try:  # a memory that did not come through the store: its key is its id
+            entry = yield mcall("get", key, **where)
         except NotFoundError:
             return []
-        if KEY in entry.metadata or self.mapping.from_scope(entry.scope) != namespace:
-            return []
-        return [entry]
+        return [] if KEY in entry.metadata else [entry]
 
     def _get_op(self, op: GetOp) -> MemoryOp[Optional[Item]]:
         namespace = tuple(op.namespace)
-        entries = yield from self._entries_op(namespace, self._scope(namespace), str(op.key))
-        return self._item(entries[0]) if entries else None
+        scope = self._scope(namespace)
+        entries = yield from self._entries_op(namespace, scope, str(op.key))
+        if not entries:
+            return None
+        now = time.time()
+        if self._expired(entries[0], now):
+            yield from self._expire_op(entries, scope)
+            return None
+        if op.refresh_ttl:
+            yield from self._refresh_op(entries, scope, now)
+        return self._item(entries[0])
 
-    def _text(self, value: dict[str, Any], index: Any) -> str:
-        fields = index if isinstance(index, list) else self.index_fields
-        if fields:
-            parts = [str(v) for f in fields for v in _path(value, f) if v is not None and str(v).strip()]
-            if parts:
-                return "\n".join(parts)
-        for name in _TEXT_FIELDS:
-            if isinstance(value.get(name), str) and value[name].strip():
-                return value[name]
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    # --- writes ------------------------------------------------------------------------------
+    def _texts(self, value: dict[str, Any], index: Any) -> list[tuple[Optional[str], str]]:
+        """(field, text) pairs to embed: one memory each, so an item is found by its best field."""
+        if index is False:
+            return []
+        fields = [(f, tokenize_path(f) if f != "$" else f) for f in index] if isinstance(index, list) else self._fields
+        if not fields:
+            for name in _TEXT_FIELDS:
+                if isinstance(value.get(name), str) and value[name].strip():
+                    return [(None, value[name])]
+            return [(None, json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))]
+        out = []
+        for path, tokens in fields:
+            texts = [t for t in get_text_at_path(value, tokens) if t.strip()]
+            out += [(path if len(texts) == 1 else f"{path}.{i}", t) for i, t in enumerate(texts)]
+        return out
 
-    def _turn_id(self, namespace: tuple[str, ...], key: str) -> str:
-        return "lgstore-" + uuid.uuid5(_TURN_NS, "\x1f".join([*namespace, key])).hex
+    def _turn_id(self, namespace: tuple[str, ...], key: str, field: Optional[str]) -> str:
+        return "lgstore-" + uuid.uuid5(_TURN_NS, "\x1f".join([*namespace, key, field or ""])).hex
 
     def _put_op(self, op: PutOp) -> MemoryOp[None]:
         namespace, key = tuple(op.namespace), str(op.key)
         scope = self._scope(namespace)
         where = scope_kwargs(scope)
         existing = yield from self._entries_op(namespace, scope, key)
+        reason = f"LangGraph store: put {key!r}"
         if op.value is None:
             for entry in existing:
                 yield mcall("delete", entry.id, **where, reason=f"LangGraph store: delete {key!r}")
@@ -320,110 +480,270 @@ class LightMemStore(BaseStore):
         if not isinstance(op.value, dict):
             raise ValueError(f"store values must be dicts, got {type(op.value).__name__}")
         value = json.loads(json.dumps(op.value, default=str))  # what a read returns is what JSON keeps
-        text = self._text(value, op.index)
-        now = _utcnow()
-        created = next((e.metadata[CREATED] for e in existing if CREATED in e.metadata), now)
-        meta = {KEY: key, VALUE: value, CREATED: created, UPDATED: now}
-        reason = f"LangGraph store: put {key!r}"
-        if existing and not self.extract:
-            yield from self._settle_op(existing, text, meta, where, reason)
+        texts = self._texts(value, op.index)
+        unindexed = not texts
+        if unindexed:  # kept and listed, never ranked by a query (LangGraph's index=False)
+            texts = [(None, json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))]
+        now = _now()
+        ttl = op.ttl if _number(op.ttl) else None
+        meta: dict[str, Any] = {
+            KEY: key, VALUE: value, PATH: _path(namespace),
+            PREFIXES: [_path(namespace[:i]) for i in range(1, len(namespace) + 1)],
+            CREATED: next((e.metadata[CREATED] for e in existing if CREATED in e.metadata), now.isoformat()),
+            UPDATED: now.isoformat(), NOINDEX: int(unindexed), TTL: ttl,
+            EXPIRES: now.timestamp() + ttl * 60 if ttl is not None else None,
+        }
+        if self.extract:
+            yield from self._put_extracted_op(namespace, key, texts, meta, existing, where, reason)
             return
+        by_field = {e.metadata.get(FIELD): e for e in existing}
+        for field, text in texts:
+            entry = by_field.pop(field, None)
+            if entry is None:
+                continue
+            same = (entry.memory == text.strip() and ttl is None and
+                    {k: entry.metadata.get(k) for k in (VALUE, NOINDEX, TTL)} == {VALUE: value, NOINDEX: int(unindexed),
+                                                                               TTL: None})
+            if not same:
+                yield mcall("update", entry.id, None if entry.memory == text.strip() else text, **where,
+                            metadata={**meta, FIELD: field}, reason=reason)
+        for entry in by_field.values():  # fields the new value no longer has
+            yield mcall("delete", entry.id, **where, reason=reason)
+        have = {e.metadata.get(FIELD) for e in existing}
+        new = [(f, t) for f, t in texts if f not in have]
+        if new:
+            yield from self._add_op(namespace, key, new, meta, where)
+
+    def _add_op(self, namespace: tuple[str, ...], key: str, texts: list[tuple[Optional[str], str]],
+                meta: dict[str, Any], where: dict[str, Any]) -> MemoryOp[list[MemoryEntry]]:
+        turns = [{"id": self._turn_id(namespace, key, f), "role": self.role, "content": t,
+                  "metadata": {**meta, FIELD: f}} for f, t in texts]
+        result = yield mcall("add_memory", turns, infer=False, **where)
+        again = [t for t in turns if t["id"] in result.duplicate_turn_ids]
+        added = list(result.added)
+        if again:  # the key was deleted and is put again: the old turns stay in the journal as they were
+            for t in again:
+                t["id"] = f"{t['id']}-{uuid.uuid4().hex[:12]}"
+            added += (yield mcall("add_memory", again, infer=False, **where)).added
+        return added
+
+    def _put_extracted_op(self, namespace: tuple[str, ...], key: str, texts: list[tuple[Optional[str], str]],
+                          meta: dict[str, Any], existing: list[MemoryEntry], where: dict[str, Any],
+                          reason: str) -> MemoryOp[None]:
+        """``extract=True``: the value goes through the memory's extraction (LLM facts), and
+        every fact made from it is tagged with the key."""
         for entry in existing:
             yield mcall("delete", entry.id, **where, reason=reason)
-        turn_id = self._turn_id(namespace, key)
-        turn = {"role": self.role, "content": text, "metadata": {KEY: key}}
-        # verbatim unless asked to extract: no LLM call, no buffering, one entry
-        how = {"force_extract": True} if self.extract else {"infer": False}
-        result = yield mcall("add_memory", [{**turn, "id": turn_id}], **how, **where)
-        if turn_id in result.duplicate_turn_ids:  # the key was deleted and is put again
-            turn_id = f"{turn_id}-{uuid.uuid4().hex[:12]}"
-            result = yield mcall("add_memory", [{**turn, "id": turn_id}], **how, **where)
+        turn_id = f"{self._turn_id(namespace, key, None)}-{uuid.uuid4().hex[:12]}"
+        text = "\n".join(t for _, t in texts)
+        result = yield mcall("add_memory", [{"id": turn_id, "role": self.role, "content": text}], force_extract=True,
+                             **where)
         if result.error:
             raise LLMError(f"put {key!r}: extraction failed, the value is journaled and pending: {result.error}")
         mine = [e for e in result.added if turn_id in e.source_ids]
         if not mine:
-            raise LightMemError(f"put {key!r}: no memory entry was created (merged into an existing memory by "
-                                f"online update, or filtered out by messages_use)")
-        if self.extract:
-            for entry in mine:
-                yield mcall("update", entry.id, entry.memory, **where, metadata=meta, reason=reason)
-        else:
-            yield from self._settle_op(mine, text, meta, where, reason)
+            raise LightMemError(f"put {key!r}: extraction made no memory of the value (merged into an existing one "
+                                "by online update, or filtered out by messages_use)")
+        for entry in mine:
+            yield mcall("update", entry.id, None, **where, metadata={**meta, FIELD: None}, reason=reason)
 
-    def _settle_op(self, entries: list[MemoryEntry], text: str, meta: dict[str, Any], where: dict[str, Any],
-                   reason: str) -> MemoryOp[None]:
-        """One entry per key, holding exactly the value's text: the first is updated, the rest go."""
-        first, rest = entries[0], entries[1:]
-        same = first.memory == text and {k: first.metadata.get(k) for k in (KEY, VALUE)} == {KEY: meta[KEY],
-                                                                                           VALUE: meta[VALUE]}
-        if not same:
-            yield mcall("update", first.id, text, **where, metadata=meta, reason=reason)
-        for entry in rest:
-            yield mcall("delete", entry.id, **where, reason=reason)
+    # --- TTL ---------------------------------------------------------------------------------------
+    def _expire_op(self, entries: Sequence[MemoryEntry], scope: Scope) -> MemoryOp[None]:
+        for entry in entries:
+            try:
+                yield mcall("delete", entry.id, **scope_kwargs(scope),
+                            reason=f"expired: TTL of {entry.metadata.get(TTL)} minutes")
+            except NotFoundError:  # swept by another reader meanwhile
+                pass
 
-    # --- search and listing ------------------------------------------------------------------
-    def _users_for(self, prefix: tuple[str, ...]) -> list[Scope]:
-        """Scopes a namespace prefix covers; [] when it is outside the mapping."""
+    def _refresh_op(self, entries: Sequence[MemoryEntry], scope: Scope, now: float) -> MemoryOp[None]:
+        """Push an item's expiry to now + its TTL. Written only when that moves it by more
+        than 1 % of the TTL, so a read-heavy item does not rewrite itself on every read."""
+        for entry in entries:
+            ttl = entry.metadata.get(TTL)
+            if not _number(ttl):
+                continue
+            due = now + float(ttl) * 60
+            if due - float(entry.metadata.get(EXPIRES) or 0.0) > 0.01 * float(ttl) * 60:
+                try:
+                    yield mcall("update", entry.id, None, **scope_kwargs(scope), metadata={EXPIRES: due},
+                                reason="TTL refreshed on read")
+                except NotFoundError:
+                    pass
+
+    def sweep_ttl(self) -> int:
+        """Delete every expired item (history keeps each as a DELETE with the TTL as its
+        reason); returns how many items went."""
+        return drive(self.memory, self._sweep_op())
+
+    async def asweep_ttl(self) -> int:
+        return await adrive(self.memory, self._sweep_op())
+
+    def _sweep_op(self) -> MemoryOp[int]:
+        swept: set[tuple[tuple[str, ...], str]] = set()
+        now = time.time()
+        for user in self._all_users():
+            while True:
+                expired = yield mcall("get_all", user_id=user, filters={f"metadata.{EXPIRES}": {"lte": now}},
+                                      limit=_PAGE)
+                if not expired:
+                    break
+                yield from self._expire_op(expired, Scope(user_id=user))
+                swept.update((self._namespace(e), str(e.metadata.get(KEY, e.id))) for e in expired)
+        return len(swept)
+
+    def start_ttl_sweeper(self, sweep_interval_minutes: Optional[float] = None) -> Future:
+        """Sweep expired items every ``sweep_interval_minutes`` (default: the TTL config's)
+        in a background thread, until ``stop_ttl_sweeper``."""
+        interval = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes")
+        if not interval:
+            raise ValueError("no sweep interval: pass sweep_interval_minutes or set ttl['sweep_interval_minutes']")
+        if self._sweeper is not None:
+            return self._sweeper[1]
+        stop: threading.Event = threading.Event()
+        done: Future = Future()
+
+        def loop() -> None:
+            while not stop.wait(float(interval) * 60):
+                try:
+                    n = self.sweep_ttl()
+                    if n:
+                        log.info("TTL sweeper removed %d expired items", n)
+                except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
+                    log.exception("TTL sweep failed")
+            done.set_result(None)
+
+        threading.Thread(target=loop, name="lightmem-ttl-sweeper", daemon=True).start()
+        self._sweeper = (stop, done)
+        return done
+
+    def stop_ttl_sweeper(self, timeout: Optional[float] = None) -> bool:
+        if self._sweeper is None:
+            return True
+        stop, done = self._sweeper
+        stop.set()
+        self._sweeper = None
         try:
-            user = self.mapping.user_in(prefix)
-        except InvalidNamespaceError:
-            return []
-        if user is None:
-            return [Scope(user_id=u) for u in self._all_users()]
-        return [self._scope(prefix)]
+            done.result(timeout=timeout if timeout is not None else 10)
+        except Exception:  # noqa: BLE001 - a timeout: the daemon thread ends with the process
+            return False
+        return True
 
+    # --- search and listing --------------------------------------------------------------------
     def _all_users(self) -> list[str]:
         return list(dict.fromkeys([*self._users, *self.memory.users()]))
 
     def _search_op(self, op: SearchOp) -> MemoryOp[list[SearchItem]]:
         prefix = tuple(op.namespace_prefix)
         want = op.offset + op.limit
-        fetch = min(1000, want * 4 if op.filter else want * 2)
-        scored: list[tuple[float, int, SearchItem]] = []
-        for scope in self._users_for(prefix):
-            where = scope_kwargs(scope)
+        if want <= 0:
+            return []
+        _check_keys(op.filter)
+        now = time.time()
+        pushed = _pushed(op.filter)
+
+        def wanted(item: Item) -> bool:
+            return item.namespace[: len(prefix)] == prefix and all(
+                _compare(_at(item.value, k), c) for k, c in (op.filter or {}).items())
+
+        found: list[tuple[Optional[float], SearchItem, MemoryEntry, Scope]] = []
+        for user, by_path in self.mapping.covering(prefix, self._all_users()):
+            scope = Scope(user_id=user)
+            flt = {**pushed, **self._live(now)}
+            if by_path:
+                flt[f"metadata.{PREFIXES}"] = _path(prefix)
             if op.query:
-                opts = retrieve_kwargs(strategy=self.strategy, hierarchical=self.hierarchical)
-                hits = yield mcall("retrieve", op.query, fetch, **where, **opts)
-                pairs = [(h.entry, h.score, h.window) for h in hits if h.entry.entry_type.value != "summary"]
+                found += yield from self._ranked_op(op.query, scope, {**flt, f"metadata.{NOINDEX}": {"nin": [1]}},
+                                                    want, wanted)
             else:
-                entries = yield mcall("get_all", **where, limit=fetch)
-                pairs = [(e, None, None) for e in entries]
-            for entry, score, window in pairs:
-                item = self._item(entry, score, search=True, window=window)
-                if item.namespace[: len(prefix)] != prefix:
-                    continue
-                if op.filter and not all(_matches(item.value.get(k), c) for k, c in op.filter.items()):
-                    continue
-                scored.append((-(score or 0.0), len(scored), item))  # type: ignore[arg-type]
+                found += yield from self._listed_op(scope, flt, want, wanted)
+        if op.query and len({(i.namespace, i.key) for _, i, _, _ in found}) < want:
+            # LangGraph's stores return items that are not indexed after the ranked ones
+            for user, by_path in self.mapping.covering(prefix, self._all_users()):
+                flt = {**pushed, **self._live(now), f"metadata.{NOINDEX}": 1}
+                if by_path:
+                    flt[f"metadata.{PREFIXES}"] = _path(prefix)
+                found += [(None, i, e, s) for _, i, e, s in (yield from self._listed_op(Scope(user_id=user), flt,
+                                                                                      want, wanted))]
         if op.query:
-            scored.sort(key=lambda t: (t[0], t[1]))
+            # LightMem's retrieval chooses the candidates (meaning, keywords, time); they come
+            # back by similarity, as LangGraph's stores order them, over every scope alike
+            ranked = [f for f in found if f[0] is not None]
+            found = sorted(ranked, key=lambda f: -(f[0] or 0.0)) + [f for f in found if f[0] is None]
+        else:
+            found.sort(key=lambda f: (f[2].time_stamp or f[2].recorded_at, f[2].id))
         seen: set[tuple[tuple[str, ...], str]] = set()
-        items: list[SearchItem] = []
-        for _, _, item in scored:
+        items: list[tuple[SearchItem, MemoryEntry, Scope]] = []
+        for _, item, entry, scope in found:  # one item per key: its best-scoring memory (max pooling)
             ident = (item.namespace, item.key)
             if ident not in seen:
                 seen.add(ident)
-                items.append(item)  # type: ignore[arg-type]
-        return items[op.offset: want]
+                items.append((item, entry, scope))
+        page = items[op.offset: want]
+        if op.refresh_ttl:
+            for _, entry, scope in page:
+                yield from self._refresh_op([entry], scope, now)
+        return [item for item, _, _ in page]
+
+    def _ranked_op(self, query: str, scope: Scope, flt: dict[str, Any], want: int,
+                   wanted: Any) -> MemoryOp[list[tuple[Optional[float], SearchItem, MemoryEntry, Scope]]]:
+        """The scope's items for a query, in retrieval order, until ``want`` keys pass the exact filter."""
+        n = min(_MAX_HITS, max(3 * want, 30))  # deeper than the page: the page is re-ordered by similarity
+        while True:
+            opts = retrieve_kwargs(strategy=self.strategy, hierarchical=self.hierarchical)
+            hits = yield mcall("retrieve", query, n, filters=flt, **scope_kwargs(scope), **opts)
+            out = []
+            for h in hits:
+                if h.entry.entry_type.value == "summary":
+                    continue
+                sim = None if h.similarity is None else float(h.similarity)  # cosine, as LangGraph's stores give it
+                item = self._item(h.entry, sim, search=True, window=h.window)
+                if wanted(item):
+                    out.append((sim, item, h.entry, scope))
+            if len({(i.namespace, i.key) for _, i, _, _ in out}) >= want or len(hits) < n or n >= _MAX_HITS:
+                return out
+            n = min(_MAX_HITS, n * 4)
+
+    def _listed_op(self, scope: Scope, flt: dict[str, Any], want: int,
+                   wanted: Any) -> MemoryOp[list[tuple[Optional[float], SearchItem, MemoryEntry, Scope]]]:
+        """The scope's items in time order, page by page, until ``want`` keys pass the exact filter."""
+        out: list[tuple[Optional[float], SearchItem, MemoryEntry, Scope]] = []
+        keys: set[tuple[tuple[str, ...], str]] = set()
+        after = None
+        while len(keys) < want:
+            page = yield mcall("get_page", **scope_kwargs(scope), filters=flt, limit=_PAGE, after=after)
+            for entry in page.entries:
+                item = self._item(entry, search=True)
+                if wanted(item):
+                    out.append((None, item, entry, scope))
+                    keys.add((item.namespace, item.key))
+            after = page.next_cursor
+            if after is None:
+                break
+        return out
 
     def _list_op(self, op: ListNamespacesOp) -> MemoryOp[list[tuple[str, ...]]]:
         conditions = list(op.match_conditions or ())
-        users: Optional[list[Scope]] = None
-        for c in conditions:
+        prefix: tuple[str, ...] = ()
+        for c in conditions:  # a literal prefix narrows the scopes to read
             if c.match_type == "prefix" and "*" not in c.path:
-                users = self._users_for(tuple(c.path))
-        if users is None:
-            users = [Scope(user_id=u) for u in self._all_users()]
+                prefix = max(prefix, tuple(c.path), key=len)
+        now = time.time()
         found: set[tuple[str, ...]] = set()
-        for scope in users:
-            offset = 0
+        for user, by_path in self.mapping.covering(prefix, self._all_users()):
+            home = self.mapping.home(user)
+            where = {"user_id": user, "filters": self._live(now)}
+            if user.startswith(_NS_SCOPE) and home is not None:  # a scope of one namespace: is anything in it?
+                if (yield mcall("get_page", **where, limit=1)).entries:
+                    found.add(home)
+                continue
+            after = None
             while True:
-                page = yield mcall("get_all", user_id=scope.user_id, limit=_PAGE, offset=offset)
-                found.update(self.mapping.from_scope(e.scope) for e in page)
-                if len(page) < _PAGE:
+                page = yield mcall("get_page", **where, limit=_PAGE, after=after)
+                found.update(self._namespace(e) for e in page.entries)
+                after = page.next_cursor
+                if after is None:
                     break
-                offset += _PAGE
         names = [ns for ns in found if all(_ns_matches(ns, c) for c in conditions)]
         if op.max_depth is not None:
             names = [ns[: op.max_depth] for ns in names]
@@ -434,6 +754,14 @@ class LightMemStore(BaseStore):
         """Make users visible to ``list_namespaces`` and prefix searches above the user level."""
         for u in user_ids:
             self._users.setdefault(u)
+
+
+def _ns_matches(namespace: tuple[str, ...], condition: MatchCondition) -> bool:
+    path = tuple(condition.path)
+    if len(namespace) < len(path):
+        return False
+    part = namespace[: len(path)] if condition.match_type == "prefix" else namespace[len(namespace) - len(path):]
+    return all(p == "*" or p == n for p, n in zip(path, part))
 
 
 __all__ = ["LightMemStore", "NamespaceMapping"]

@@ -130,6 +130,26 @@ _SPECS: dict[str, tuple[type[BaseModel], str]] = {
 }
 
 
+class _MemoryTool(StructuredTool):
+    """A content-and-artifact tool whose failures carry an artifact too.
+
+    LangChain turns a handled ``ToolException`` into an error ``ToolMessage`` with no
+    artifact, which consumers of ``response_format="content_and_artifact"`` (and the
+    langchain-tests suite) reject; here the artifact is the error, stated once."""
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        return _with_error_artifact(super().run(*args, **kwargs))
+
+    async def arun(self, *args: Any, **kwargs: Any) -> Any:
+        return _with_error_artifact(await super().arun(*args, **kwargs))
+
+
+def _with_error_artifact(output: Any) -> Any:
+    if getattr(output, "type", None) == "tool" and output.status == "error" and output.artifact is None:
+        output.artifact = {"error": output.content}
+    return output
+
+
 def _make_tool(ops: _MemoryTools, action: str, name: str) -> StructuredTool:
     schema, description = _SPECS[action]
     op_factory: Callable[..., MemoryOp[Any]] = getattr(ops, action)
@@ -146,7 +166,7 @@ def _make_tool(ops: _MemoryTools, action: str, name: str) -> StructuredTool:
         except LightMemError as exc:
             raise ToolException(str(exc)) from exc
 
-    return StructuredTool.from_function(
+    return _MemoryTool.from_function(
         func=run, coroutine=arun, name=name, description=description, args_schema=schema,
         response_format="content_and_artifact", handle_tool_error=True, handle_validation_error=True,
         infer_schema=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from lightmem_core import InvalidInputError
@@ -75,3 +76,51 @@ def test_bad_filters_name_the_field(mem, flt, field) -> None:
     with pytest.raises(InvalidInputError) as err:
         mem.retrieve("tulips", filters=flt, user_id="u")
     assert err.value.field == field
+
+
+def test_logical_filters_and_numeric_metadata(make_memory) -> None:
+    m = make_memory()
+    m.add_memory([{"id": f"t{i}", "role": "user", "content": f"Receipt {i} for the bakery.",
+                   "metadata": {"amount": i * 1.5, "shop": "bakery" if i % 2 else "cafe", "n": i}}
+                  for i in range(6)], user_id="u", infer=False)
+
+    def ids(flt):
+        return sorted(e.source_ids[0] for e in m.get_all(user_id="u", filters=flt))
+
+    assert ids({"metadata.amount": {"gte": 3.0, "lt": 6.0}}) == ["t2", "t3"]
+    assert ids({"metadata": {"n": {"in": [1, 4]}}}) == ["t1", "t4"]
+    assert ids({"metadata.amount": 4.5}) == ["t3"]  # a fractional number matches as a one-point range
+    assert ids({"OR": [{"metadata.n": 0}, {"metadata.n": 5}]}) == ["t0", "t5"]
+    assert ids({"NOT": [{"metadata.shop": "bakery"}]}) == ["t0", "t2", "t4"]
+    assert ids({"AND": [{"metadata.shop": "cafe"}, {"metadata.n": {"gt": 1}}]}) == ["t2", "t4"]
+    hits = m.retrieve("bakery receipt", user_id="u", filters={"NOT": [{"metadata.n": {"lte": 3}}]})
+    assert sorted(h.entry.source_ids[0] for h in hits) == ["t4", "t5"]
+    for bad, field in [({"metadata.shop": {"gt": "a"}}, "filters.metadata.shop.gt"), ({"OR": []}, "filters.OR"),
+                       ({"NOT": [{"colour": 1}]}, "filters.NOT[0].colour")]:
+        with pytest.raises(InvalidInputError) as err:
+            m.get_all(user_id="u", filters=bad)
+        assert err.value.field == field
+
+
+def test_metadata_only_update_versions_and_similarity(make_memory) -> None:
+    from lightmem_core import ConflictError
+
+    m = make_memory()
+    m.add_memory("I keep my passport in the blue drawer.", user_id="u")
+    (entry,) = m.get_all(user_id="u")
+    before = m._store.vectors(m._scope("u", None, None), [entry.id])[entry.id]
+    tagged = m.update(entry.id, metadata={"checked": 1}, user_id="u", reason="tagged", actor="key:ops")
+    assert tagged.memory == entry.memory and tagged.version == 2 and tagged.metadata["checked"] == 1
+    assert m._store.vectors(m._scope("u", None, None), [entry.id])[entry.id] == before  # no new vector
+    assert m.history(entry.id, user_id="u")[-1].actor == "key:ops"
+    with pytest.raises(ConflictError):
+        m.update(entry.id, "It is in the red drawer now.", user_id="u", expected_version=1)
+    assert m.update(entry.id, "It is in the red drawer now.", user_id="u", expected_version=2).version == 3
+    with pytest.raises(InvalidInputError) as err:
+        m.update(entry.id, user_id="u")
+    assert err.value.field == "update.memory"
+    (hit,) = m.retrieve("where is the passport", user_id="u", limit=1)
+    assert 0.2 < hit.similarity <= 1.0 and hit.similarity != hit.score
+    (again,) = m.retrieve("passport drawer location", user_id="u", limit=1)
+    assert abs(again.similarity - float(np.dot(m.embedder.embed(["passport drawer location"])[0],
+                                               m._store.vectors(m._scope("u", None, None), [entry.id])[entry.id]))) < 1e-4

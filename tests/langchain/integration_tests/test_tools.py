@@ -86,7 +86,7 @@ def test_fixed_scope_schemas_and_direct_calls(memory: Any) -> None:
     line, context = found.split("\n")[:2]
     assert "whisk" in line and "matcha" not in line and context.strip().startswith("in context:") and "matcha" in context
     bad = tools["save_memory"].invoke({"type": "tool_call", "id": "2", "name": "save_memory", "args": {"content": ""}})
-    assert bad.status == "error"
+    assert bad.status == "error" and bad.artifact == {"error": bad.content}  # an artifact, as the format promises
     with pytest.raises(ValueError):
         create_memory_tools(memory, "maya", include=("forget",))
 
@@ -99,3 +99,44 @@ async def test_async_agent_tools(memory: Any) -> None:
     await agent.ainvoke({"messages": [HumanMessage("My gym is on Rua Augusta.")]}, context=Ctx("maya"))
     out = await agent.ainvoke({"messages": [HumanMessage("Where is my gym?")]}, context=Ctx("maya"))
     assert "Rua Augusta" in _tool_messages(out)[0].content
+
+
+# --- langchain-tests' standard tool suite, on a success and on a failure ------------------------
+from langchain_tests.integration_tests import ToolsIntegrationTests  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tool_memory(tmp_path_factory: Any, embedder: Any) -> Any:
+    from lightmem_core import LightMemory, MemoryConfig
+
+    memory = LightMemory(MemoryConfig.from_dict({"store": {"path": str(tmp_path_factory.mktemp("tools"))}}),
+                         embedder=embedder)
+    memory.add_memory("My dog Biscuit is a corgi.", user_id="maya")
+    yield memory
+    memory.close()
+
+
+class TestSearchToolStandard(ToolsIntegrationTests):
+    @pytest.fixture(autouse=True)
+    def _memory(self, tool_memory: Any) -> None:
+        self._tool = {t.name: t for t in create_memory_tools(tool_memory, "maya")}["search_memory"]
+
+    @property
+    def tool_constructor(self) -> Any:
+        return self._tool
+
+    @property
+    def tool_invoke_params_example(self) -> dict[str, Any]:
+        return {"query": "dog breed"}
+
+
+class TestFailingToolStandard(TestSearchToolStandard):
+    """A call that fails (an id that is not there) still answers with an artifact."""
+
+    @pytest.fixture(autouse=True)
+    def _memory(self, tool_memory: Any) -> None:
+        self._tool = {t.name: t for t in create_memory_tools(tool_memory, "maya")}["update_memory"]
+
+    @property
+    def tool_invoke_params_example(self) -> dict[str, Any]:
+        return {"memory_id": "00000000-0000-0000-0000-000000000000", "content": "x"}

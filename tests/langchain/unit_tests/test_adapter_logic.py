@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from lightmem_core import Hit, InvalidInputError, MemoryEntry, Scope
 from lightmem_langchain._common import ScopePolicy, exchange_turns, latest_user_text, memory_section
-from lightmem_langchain.store import NamespaceMapping, _matches, _path
+from lightmem_langchain.store import NamespaceMapping, _compare, _pushed
 
 
 @dataclass
@@ -72,30 +72,42 @@ def test_exchange_turns_saves_the_last_exchange_without_tool_traffic() -> None:
     assert latest_user_text(messages) == "second part"
 
 
-def test_namespace_mapping_round_trip() -> None:
+def test_namespace_mapping() -> None:
     m = NamespaceMapping()
-    for scope in (Scope(user_id="u"), Scope(user_id="u", agent_id="a"), Scope(user_id="u", session_id="s"),
-                  Scope(user_id="u", agent_id="a", session_id="s")):
-        assert m.to_scope(m.from_scope(scope)) == scope
-    assert m.from_scope(Scope(user_id="u", session_id="s")) == ("memories", "u", "_", "s")
-    for bad in [("memories",), ("other", "u"), ("memories", "u", "a", "s", "extra")]:
-        with pytest.raises(InvalidNamespaceError):
-            m.to_scope(bad)
-    assert m.user_in(("memories",)) is None and m.user_in(()) is None and m.user_in(("memories", "u", "a")) == "u"
-    custom = NamespaceMapping(prefix=("app", "mem"), missing="none")
-    assert custom.from_scope(Scope(user_id="u", session_id="s")) == ("app", "mem", "u", "none", "s")
+    assert m.user_of(("memories", "u")) == m.user_of(("memories", "u", "deeper", "still")) == "u"
+    # any other namespace is a scope of its own, its user id encoding it (labels may hold anything but ".")
+    other = m.user_of(("users", "u 1", "memo\nries"))
+    assert other.startswith("ns:") and m.home(other) == ("users", "u 1", "memo\nries")
+    assert m.home(m.user_of(("memories",))) == ("memories",) and m.home(m.user_of(())) == ()
+    long = ("x" * 200, "y" * 200)
+    assert m.user_of(long).startswith("ns#") and len(m.user_of(long)) < 256 and m.home(m.user_of(long)) is None
+    # a label that cannot be a user id (or looks like an encoded one) makes a scope of its own
+    assert m.user_of(("memories", "ns:sneaky")).startswith("ns:memories.ns%3Asneaky")
+    assert m.home(m.user_of(("memories", "x\n", "deep"))) == ("memories", "x\n", "deep")
+    # which scopes a prefix reaches, and whether they must be matched on the prefix too
+    users = ["u", "v", m.user_of(("users", "a")), m.user_of(("users", "b", "c")), m.user_of(("org", "t"))]
+    assert m.covering(("memories", "u", "deep"), users) == [("u", True)]
+    assert m.covering(("memories", "u"), users) == [("u", False)]
+    assert m.covering(("users",), users) == [(users[2], False), (users[3], False)]
+    assert [u for u, _ in m.covering((), users)] == users
+    assert NamespaceMapping(prefix=()).user_of(("users", "a")) == "users"
 
 
-def test_store_value_filters_and_paths() -> None:
-    value = {"kind": "review", "stars": 4, "place": {"city": "Porto"}, "tags": [{"t": "food"}, {"t": "cheap"}]}
-    assert _matches(value["kind"], "review") and not _matches(value["kind"], "note")
-    assert _matches(value["stars"], {"$gte": 4, "$lt": 5}) and not _matches(value["stars"], {"$gt": 4})
-    assert _matches(value["place"], {"city": "Porto"}) and _matches(None, {"$ne": 1})
-    assert not _matches(None, {"$gt": 1}) and _matches("b", {"$gt": "a"})
+def test_store_value_filters() -> None:
+    value = {"kind": "review", "stars": 4, "place": {"city": "Porto"}, "tags": ["food", "cheap"]}
+    assert _compare(value["kind"], "review") and not _compare(value["kind"], "note")
+    assert _compare(value["stars"], {"$gte": 4, "$lt": 5}) and not _compare(value["stars"], {"$gt": 4})
+    assert _compare(value["place"], {"city": "Porto"}) and _compare(None, {"$ne": 1})
+    assert not _compare(None, {"$gt": 1}) and _compare(value["tags"], ["food", "cheap"])
+    assert not _compare(value["tags"], "food")  # a list equals a list, not one of its elements
     with pytest.raises(ValueError):
-        _matches(1, {"$regex": "x"})
-    assert _path(value, "place.city") == ["Porto"] and _path(value, "tags[*].t") == ["food", "cheap"]
-    assert _path(value, "missing.field") == []
+        _compare(1, {"$regex": "x"})
+    # what the engine is asked: a superset of the matches, never less
+    assert _pushed({"kind": "review", "stars": {"$gte": 4}, "place": {"city": "Porto"}, "tags": ["food"],
+                    "flag": True, "note": {"$ne": "x"}, "place.zip": "4000", "odd key": "v"}) == {
+        "metadata.lg_value.kind": "review", "metadata.lg_value.stars": {"gte": 4.0},
+        "metadata.lg_value.place.city": "Porto", "metadata.lg_value.place.zip": "4000"}
+    assert _pushed({"n": 3}) == {"metadata.lg_value.n": {"gte": 3.0, "lte": 3.0}}
 
 
 def _hit(text: str, ts: str, kind: str = "fact") -> Hit:
