@@ -6,6 +6,7 @@ Public API only; everything else is an implementation detail that may change.
 from .config import EmbedderConfig, LLMConfig, MemoryConfig
 from .embed import Embedder, embedding_matrix
 from .errors import (
+    AuthError,
     ConfigError,
     ConflictError,
     EmbeddingError,
@@ -19,6 +20,7 @@ from .errors import (
 )
 from .llm import LLM, BaseLLM, Completion, OpenAICompatibleLLM, Usage, estimate_tokens
 from .memory import LightMemory
+from .remote import RemoteMemory
 from .types import (AddResult, EntryPage, EntryType, Hit, HistoryRecord, MemoryEntry, Message, Scope, SkippedTurn,
                     format_hits)
 
@@ -31,9 +33,11 @@ __all__ = [
     "EmbedderConfig",
     "LLMConfig",
     "OpenAICompatibleLLM",
+    "RemoteMemory",
     "Usage",
     "embedding_matrix",
     "estimate_tokens",
+    "AuthError",
     "ConfigError",
     "ConflictError",
     "EmbeddingError",

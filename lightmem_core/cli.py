@@ -63,15 +63,34 @@ class _State:
     config_file: Optional[str] = None
     embedder: Any = None
     llm: Any = None
-    memory: Optional["LightMemory"] = None
+    memory: Any = None
+    url: Optional[str] = None
+    api_key: Optional[str] = None
+    json: bool = False
 
-    def open(self) -> "LightMemory":
+    def open(self) -> Any:
+        """The memory: a ``RemoteMemory`` with ``--url``, else the local store (opened once)."""
         if self.memory is None:
+            if self.url:
+                from .remote import RemoteMemory
+
+                self.memory = RemoteMemory(self.url, api_key=self.api_key)
+                return self.memory
             from .memory import LightMemory
 
             components = {k: v for k, v in (("embedder", self.embedder), ("llm", self.llm)) if v is not None}
-            self.memory = LightMemory.from_config(load_config(self.config_file, store_path=self.path), **components)
+            self.memory = LightMemory.from_config(self.config(), **components)
         return self.memory
+
+    def config(self) -> Any:
+        return load_config(self.config_file, store_path=self.path)
+
+    def keys(self) -> Any:
+        from .server.keys import KeyStore, keys_path
+
+        from .config import MemoryConfig
+
+        return KeyStore(keys_path(MemoryConfig.from_dict(self.config()).store.path))
 
     def close(self) -> None:
         if self.memory is not None:
@@ -90,9 +109,15 @@ def _main(
         "--path", "-p", envvar=ENV_STORE_PATH, help="Store directory (overrides the config's store.path).")] = None,
     config: Annotated[Optional[str], typer.Option(
         "--config", "-c", envvar=ENV_CONFIG_FILE, help="Config file: JSON, TOML or YAML, LightMem keys.")] = None,
+    url: Annotated[Optional[str], typer.Option(
+        "--url", envvar="LIGHTMEM_URL", help="Use the memory of a running 'lightmem serve' instead of a local store.")] = None,
+    api_key: Annotated[Optional[str], typer.Option(
+        "--api-key", envvar="LIGHTMEM_API_KEY", help="The key for --url.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output, for every command.")] = False,
 ) -> None:
     injected = ctx.obj if isinstance(ctx.obj, dict) else {}
-    state = _State(path=path, config_file=config, embedder=injected.get("embedder"), llm=injected.get("llm"))
+    state = _State(path=path, config_file=config, embedder=injected.get("embedder"), llm=injected.get("llm"),
+                   url=url, api_key=api_key, json=as_json)
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -103,6 +128,9 @@ def _command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*a: Any, **kw: Any) -> Any:
+            ctx = kw.get("ctx")
+            if "as_json" in kw and ctx is not None and isinstance(getattr(ctx, "obj", None), _State) and ctx.obj.json:
+                kw["as_json"] = True  # the global --json
             try:
                 return fn(*a, **kw)
             except InvalidInputError as exc:
@@ -362,7 +390,7 @@ def ingest(
         task = progress.add_task(f"ingesting {file.name}", total=sum(c.turns for c in convs))
         for conv in convs:
             user_id = (f"{user}-{conv.user_id}" if user and len(convs) > 1 else user or conv.user_id)
-            users.append(user_id or memory.config.default_user_id)
+            users.append(user_id or getattr(getattr(memory, "config", None), "default_user_id", "default"))
             skipped += conv.skipped
             for sid, messages in conv.sessions:
                 for start in range(0, len(messages), batch):
@@ -375,7 +403,7 @@ def ingest(
                     if r.error:
                         errors.append(r.error)
                     progress.advance(task, len(chunk))
-            if memory.llm is not None:  # buffered turns wait for more; a file is a complete conversation
+            if memory.llm is not None or _state(ctx).url:  # buffered turns wait for more; a file is complete
                 progress.update(task, description="extracting the rest")
                 r = memory.flush(user_id=user_id, agent_id=agent)
                 totals.update(entries=len(r.added))
@@ -691,14 +719,107 @@ def import_(
 @_command()
 def serve(
     ctx: typer.Context,
-    transport: Annotated[str, typer.Option(help="stdio (spawned by the client) or http (streamable HTTP).")] = "stdio",
-    host: Annotated[str, typer.Option(help="HTTP bind address.")] = _mcp.DEFAULT_HOST,
-    port: Annotated[int, typer.Option(help="HTTP port.")] = _mcp.DEFAULT_PORT,
-    token: Annotated[Optional[str], typer.Option(envvar=_mcp.ENV_TOKEN, help="Bearer token required over HTTP.")] = None,
-    http_path: Annotated[str, typer.Option(help="HTTP endpoint path.")] = _mcp.DEFAULT_HTTP_PATH,
+    host: Annotated[str, typer.Option(help="Bind address; anything but loopback needs keys.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+    token: Annotated[Optional[str], typer.Option(
+        envvar=_mcp.ENV_TOKEN, help="One shared admin token (the single-user desktop case).")] = None,
+    allow_host: Annotated[Optional[list[str]], typer.Option(
+        "--allow-host", help="Host names the server answers to besides loopback (its public name behind a proxy).")] = None,
+    allow_origin: Annotated[Optional[list[str]], typer.Option(
+        "--allow-origin", help="Browser origins allowed besides loopback, e.g. https://app.example.")] = None,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MiB (413 beyond).")] = 8.0,
+    transport: Annotated[str, typer.Option(
+        help="'http': REST + MCP + metrics on one port; 'stdio': MCP over stdio (what desktop clients spawn).")] = "http",
 ) -> None:
-    """Run the MCP server (the same as lightmem-mcp)."""
-    _mcp.serve(_state(ctx).open(), transport=transport, host=host, port=port, token=token, http_path=http_path)
+    """Serve the memory: REST API (/openapi.json), MCP at /mcp, /healthz, /readyz, /metrics."""
+    state = _state(ctx)
+    memory = state.open()
+    if transport == "stdio":
+        _mcp.serve(memory, transport="stdio")
+        return
+    from .server.app import ServerSettings
+    from .server.app import serve as run
+
+    err.print(f"LightMem at http://{host}:{port} (REST, /mcp, /metrics); Ctrl-C or SIGTERM stops it", soft_wrap=True)
+    run(memory, keys=state.keys(), settings=ServerSettings(
+        host=host, port=port, token=token, allowed_hosts=tuple(allow_host or ()),
+        allowed_origins=tuple(allow_origin or ()), max_body_bytes=int(max_body_mb * 1024 * 1024)))
+    state.memory = None  # serve closed it
+
+
+keys_app = typer.Typer(help="API keys of a served memory: each reaches only its own scopes.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@contextmanager
+def _keystore(state: _State) -> Iterator[Any]:
+    """The store's key file, closed afterwards; bad input reported as every command does."""
+    store = state.keys()
+    try:
+        yield store
+    except InvalidInputError as exc:
+        err.print(f"[red]error:[/red] {escape(exc.field)}: {escape(exc.reason)}")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+
+
+def _ids_opt(text: Optional[str]) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    users: Annotated[Optional[str], typer.Option(help="Users it reads and writes, comma-separated.")] = None,
+    read_users: Annotated[Optional[str], typer.Option(
+        "--read-users", help="Users (shared scopes like team:apollo) it may only read.")] = None,
+    agents: Annotated[Optional[str], typer.Option(help="Agents it acts as (default: any).")] = None,
+    read_only: Annotated[bool, typer.Option("--read-only", help="It cannot write anything.")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="Every scope.")] = False,
+    name: Annotated[Optional[str], typer.Option(help="A name, recorded as the actor of its writes.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a key. It is shown this once; only a salted hash is kept."""
+    state = _state(ctx)
+    with _keystore(state) as store:
+        key, secret = store.create(name=name, users=_ids_opt(users), read_users=_ids_opt(read_users),
+                                   agents=_ids_opt(agents) or None, read_only=read_only, admin=admin)
+    if as_json or state.json:
+        _emit_json({"id": key.id, "key": secret, **key.public()})
+        return
+    out.print(f"key {key.id} ({escape(key.name)}): {secret}", soft_wrap=True)
+    err.print("this is the only time the key is shown; keep it in a secret store")
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Every key, active and revoked (never the secrets)."""
+    state = _state(ctx)
+    with _keystore(state) as store:
+        keys = [k.public() for k in store.list()]
+    if as_json or state.json:
+        _emit_json(keys)
+        return
+    table = _table("id", "name", "users", "read", "agents", "flags", "revoked")
+    for k in keys:
+        flags = " ".join(f for f, on in (("admin", k["admin"]), ("read-only", k["read_only"])) if on)
+        table.add_row(k["id"], escape(k["name"]), escape(",".join(k["users"])), escape(",".join(k["read_users"])),
+                      escape(",".join(k["agents"] or ["any"])), flags, k["revoked_at"] or "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id.")],
+                as_json: JsonOpt = False) -> None:
+    """Revoke a key: a running server refuses it from its next request on."""
+    state = _state(ctx)
+    with _keystore(state) as store:
+        key = store.revoke(key_id)
+    if as_json or state.json:
+        _emit_json(key.public())
+    else:
+        out.print(f"revoked {key.id} ({escape(key.name)})")
 
 
 if __name__ == "__main__":

@@ -73,3 +73,12 @@ class EmbeddingError(LightMemError):
 
 class EmbeddingShapeError(LightMemError, ValueError):
     """An embedding model answered with the wrong number of rows or dimensions."""
+
+
+class AuthError(LightMemError):
+    """A served memory refused the caller: no key, an unknown or revoked one (``status``
+    401), or a scope or operation the key does not reach (403)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

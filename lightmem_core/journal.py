@@ -87,7 +87,7 @@ CREATE TABLE IF NOT EXISTS change_ops (
 
 
 # (table, column, declaration) of columns newer than the first schema, added on open.
-_ADDED_COLUMNS = (("history", "source_ids", "TEXT NOT NULL DEFAULT '[]'"),)
+_ADDED_COLUMNS = (("history", "source_ids", "TEXT NOT NULL DEFAULT '[]'"), ("turns", "actor", "TEXT"))
 
 
 class TurnRow(Message):
@@ -108,6 +108,7 @@ class TurnRow(Message):
     attempts: int = 0
     last_error: Optional[str] = None
     accepted_at: Optional[datetime] = None
+    actor: Optional[str] = None  # who sent it (a server key's name and agent), for the entries' history
 
     @property
     def scope(self) -> Scope:
@@ -184,7 +185,8 @@ class Journal:
         self._tx(lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value)))
 
     # --- turns -----------------------------------------------------------------------
-    def accept_turns(self, scope: Scope, messages: Sequence[Message], accepted_at: datetime) -> tuple[list[str], list[str]]:
+    def accept_turns(self, scope: Scope, messages: Sequence[Message], accepted_at: datetime,
+                     actor: Optional[str] = None) -> tuple[list[str], list[str]]:
         """Journal turns durably; a turn id the user already sent is reported, not stored twice."""
 
         def run(db: sqlite3.Connection) -> tuple[list[str], list[str]]:
@@ -192,10 +194,11 @@ class Journal:
             for m in messages:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO turns (turn_id, user_id, agent_id, session_id, role, speaker_id, speaker_name,"
-                    " content, time_stamp, metadata, accepted_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " content, time_stamp, metadata, accepted_at, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         m.id, scope.user_id, scope.agent_id, scope.session_id, m.role, m.speaker_id, m.speaker_name,
                         m.content, _iso(m.time_stamp), json.dumps(m.metadata, default=str), accepted_at.isoformat(),
+                        actor,
                     ),
                 )
                 (new if cur.rowcount == 1 else dup).append(m.id)
@@ -210,6 +213,7 @@ class Journal:
             user_id=row["user_id"], agent_id=row["agent_id"], session_id=row["session_id"], status=row["status"],
             attempts=row["attempts"], last_error=row["last_error"], accepted_at=row["accepted_at"],
             stage=row["stage"], compressed=row["compressed"], topic_id=row["topic_id"], seq=row["seq"],
+            actor=row["actor"] if "actor" in row.keys() else None,
         )
 
     # --- buffers -----------------------------------------------------------------------

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import functools
 import hmac
-import ipaddress
 import logging
 import os
 import sys
@@ -147,13 +147,25 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
 
     With ``token``, the HTTP transport refuses every request that does not carry
     ``Authorization: Bearer <token>`` (401); stdio needs none (the client spawned us).
+    Under ``lightmem serve`` the server's own key check runs in front of the endpoint
+    (``CURRENT_KEY``), and every tool call stays inside the key's scopes.
     """
     fm = _fastmcp()
     auth = _bearer_auth(token) if token else None
     server = fm.FastMCP(name, instructions=INSTRUCTIONS, auth=auth, mask_error_details=True)
 
-    def scope(user_id: str, agent_id: Optional[str], session_id: Optional[str]) -> dict[str, Any]:
+    def scope(user_id: str, agent_id: Optional[str], session_id: Optional[str], *,
+              write: bool = False) -> dict[str, Any]:
+        """The call's scope, checked against the caller's key (none: stdio or the shared token)."""
+        key = _current_key()
+        if key is not None:
+            agent_id = key.default_agent(agent_id)
+            key.check(user_id, agent_id, write=write)
         return {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
+
+    def actor(agent_id: Optional[str]) -> Optional[str]:
+        key = _current_key()
+        return key.actor(key.default_agent(agent_id)) if key is not None else None
 
     @server.tool
     @_mapped
@@ -179,7 +191,7 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         if assistant_reply:
             messages.append({"role": "assistant", "content": assistant_reply, "time_stamp": when})
         result = await memory.aadd_memory(messages, force_segment=force_segment, force_extract=force_extract,
-                                          **scope(user_id, agent_id, session_id))
+                                          actor=actor(agent_id), **scope(user_id, agent_id, session_id, write=True))
         return {"turn_ids": result.turn_ids, "duplicate_turn_ids": result.duplicate_turn_ids,
                 "added": [entry_dict(e) for e in result.added], "pending_turns": result.pending_turns,
                 "error": result.error}
@@ -260,8 +272,8 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         session_id: SessionId = None,
     ) -> dict[str, Any]:
         """Correct a memory's text; the old text stays in its history."""
-        entry = await memory.aupdate(memory_id, memory_text, metadata=metadata, reason=reason,
-                                     **scope(user_id, agent_id, session_id))
+        entry = await memory.aupdate(memory_id, memory_text, metadata=metadata, reason=reason, actor=actor(agent_id),
+                                     **scope(user_id, agent_id, session_id, write=True))
         return entry_dict(entry)
 
     @server.tool
@@ -274,7 +286,8 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         session_id: SessionId = None,
     ) -> dict[str, Any]:
         """Forget a memory (its history keeps a DELETE record)."""
-        await memory.adelete(memory_id, reason=reason, **scope(user_id, agent_id, session_id))
+        await memory.adelete(memory_id, reason=reason, actor=actor(agent_id),
+                             **scope(user_id, agent_id, session_id, write=True))
         return {"deleted": memory_id}
 
     @server.tool
@@ -307,6 +320,7 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         if agent_id is not None or session_id is not None:
             raise InvalidInputError("agent_id" if agent_id is not None else "session_id",
                                     "offline_update works on all of a user's memories; leave it out")
+        scope(user_id, None, None, write=True)
         queued = await asyncio.to_thread(memory.construct_update_queue_all_entries, top_k, keep_top_n,
                                          user_id=user_id)
         result = await memory.aoffline_update_all_entries(score_threshold, user_id=user_id)
@@ -324,7 +338,7 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
     ) -> dict[str, Any]:
         """Write (or refresh) one summary per session/day/week/month of the scope's memories."""
         summaries = await memory.asummarize(window=window, since=since, until=until,
-                                            **scope(user_id, agent_id, session_id))
+                                            **scope(user_id, agent_id, session_id, write=True))
         return {"summaries": [entry_dict(e) for e in summaries]}
 
     @server.tool
@@ -354,6 +368,16 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
     return server
 
 
+# The server key of the MCP request being served (set by ``lightmem serve`` in front of the
+# endpoint); unset under stdio and the shared token, which reach every scope.
+CURRENT_KEY: "contextvars.ContextVar[Any]" = contextvars.ContextVar("lightmem_mcp_key", default=None)
+
+
+def _current_key() -> Any:
+    key = CURRENT_KEY.get()
+    return None if key is None or key.admin else key
+
+
 def _bearer_auth(token: str) -> Any:
     """A verifier for one shared secret, compared in constant time."""
     from fastmcp.server.auth import AccessToken, TokenVerifier
@@ -369,15 +393,6 @@ def _bearer_auth(token: str) -> Any:
     return _SharedTokenVerifier()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(
     memory: "LightMemory",
     *,
@@ -387,19 +402,28 @@ def serve(
     token: Optional[str] = None,
     http_path: str = DEFAULT_HTTP_PATH,
 ) -> None:
-    """Run the server until interrupted. HTTP off the loopback interface needs a token:
-    every tool reads and writes memories, so an open port would hand them to anyone."""
+    """Run the server until interrupted. Over HTTP this is ``lightmem serve`` (REST, MCP at
+    ``/mcp``, the Host/Origin guard, the store's keys); ``token`` is one shared admin key.
+    HTTP off the loopback interface needs a token or keys: every tool reads and writes
+    memories, so an open port would hand them to anyone."""
     if transport not in ("stdio", "http", "streamable-http"):
         raise ConfigError("transport", f"expected 'stdio' or 'http', got {transport!r}")
-    if transport != "stdio" and not token and not _is_loopback(host):
-        raise ConfigError("token", f"binding {host!r} exposes the memory to the network; set --token or {ENV_TOKEN}")
-    server = create_server(memory, token=token if transport != "stdio" else None)
+    if transport != "stdio" and http_path != DEFAULT_HTTP_PATH:
+        raise ConfigError("http_path", f"the MCP endpoint is served at {DEFAULT_HTTP_PATH}")
     if transport == "stdio":
-        server.run(transport="stdio", show_banner=False)
-    else:
-        log.info("MCP over streamable HTTP at http://%s:%d%s (%s)", host, port, http_path,
-                 "bearer token required" if token else "no token")
-        server.run(transport="http", host=host, port=port, path=http_path, show_banner=False)
+        create_server(memory).run(transport="stdio", show_banner=False)
+        return
+    from .server.app import ServerSettings
+    from .server.app import serve as serve_http
+    from .server.guard import is_loopback
+    from .server.keys import KeyStore, keys_path
+
+    if not token and not is_loopback(host):
+        raise ConfigError("token", f"binding {host!r} exposes the memory to the network; set --token or {ENV_TOKEN}")
+    log.info("MCP over streamable HTTP at http://%s:%d%s (%s)", host, port, http_path,
+             "bearer token required" if token else "no token")
+    serve_http(memory, keys=KeyStore(keys_path(memory.config.store.path)),
+               settings=ServerSettings(host=host, port=port, token=token))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -544,8 +544,12 @@ class LightMemory:
                 merged = yield from self._apply_decisions_op(wide, entry, decisions, {e.id: e for e, _ in cands}, changes)
                 if not merged:
                     kept.append((entry, point))
+        # who sent the turns an entry came from (a server key), else the extractor
+        sent = {t.id: t.actor for t in turns if t.actor}
+        actors = {e.id: ",".join(dict.fromkeys(sent[s] for s in e.source_ids if s in sent)) for e, _ in kept
+                  if any(s in sent for s in e.source_ids)}
         history = [
-            HistoryRecord(memory_id=e.id, event="ADD", version=e.version, new_memory=e.memory, actor="extract",
+            HistoryRecord(memory_id=e.id, event="ADD", version=e.version, new_memory=e.memory, actor=actors.get(e.id, "extract"),
                           reason=f"from turns {', '.join(e.source_ids)}", source_ids=list(e.source_ids),
                           **e.scope.as_payload())
             for e, _ in kept
@@ -718,12 +722,16 @@ class LightMemory:
         return f"concurrent changes, retry later: {conflict}"
 
     def _add_op(self, messages: MessagesIn, scope: Scope, force_segment: bool, force_extract: bool,
-                infer: bool = True) -> Op[AddResult]:
-        if not isinstance(infer, bool):
-            raise InvalidInputError("infer", f"expected true or false, got {infer!r}")
+                infer: bool = True, defer: bool = False, actor: Optional[str] = None) -> Op[AddResult]:
+        for name, flag in (("infer", infer), ("defer", defer), ("force_segment", force_segment),
+                           ("force_extract", force_extract)):
+            if not isinstance(flag, bool):
+                raise InvalidInputError(name, f"expected true or false, got {flag!r}")
+        if actor is not None and (not isinstance(actor, str) or not actor.strip()):
+            raise InvalidInputError("actor", "expected a non-empty string")
         msgs, skipped = self._messages(messages)
         now = timeparse.utcnow()
-        new_ids, dup_ids = yield call(self._journal, "accept_turns", scope, msgs, now)
+        new_ids, dup_ids = yield call(self._journal, "accept_turns", scope, msgs, now, actor)
         if dup_ids:
             log.info("skipped %d turn(s) already journaled for user %s", len(dup_ids), scope.user_id)
         out = AddResult(turn_ids=new_ids, duplicate_turn_ids=dup_ids, skipped=skipped)
@@ -732,9 +740,15 @@ class LightMemory:
             turns = yield call(self._journal, "get_turns", scope, new_ids)
             if turns:
                 yield from self._extract_op(scope, turns, out, VerbatimExtractor())
-        else:
+        elif not defer:
             out.error = yield from self._pipeline_op(scope, out, force_segment=force_segment,
                                                      force_extract=force_extract)
+        out.pending_turns = yield call(self._journal, "buffer_size", scope)
+        return out
+
+    def _extract_pending_op(self, scope: Scope, force: bool) -> Op[AddResult]:
+        out = AddResult()
+        out.error = yield from self._pipeline_op(scope, out, force_segment=force, force_extract=force)
         out.pending_turns = yield call(self._journal, "buffer_size", scope)
         return out
 
@@ -1012,15 +1026,15 @@ class LightMemory:
                    expect_versions={old.id: old.version}, collection=collection)
         return new
 
-    def _delete_op(self, memory_id: str, scope: Scope, reason: Optional[str]) -> Op[None]:
+    def _delete_op(self, memory_id: str, scope: Scope, reason: Optional[str], actor: Optional[str] = None) -> Op[None]:
         old, collection = yield from self._locate_op(memory_id, scope)
         record = HistoryRecord(memory_id=old.id, event="DELETE", version=old.version + 1, old_memory=old.memory,
-                               reason=reason, actor="api", **old.scope.as_payload())
+                               reason=reason, actor=actor or "api", **old.scope.as_payload())
         yield call(self._writer, "apply", scope, deletes=[old.id], history=[record],
                    expect_versions={old.id: old.version}, collection=collection)
         yield call(self._journal, "queue_drop", [old.id])
 
-    def _delete_all_op(self, scope: Scope, filters: Optional[Mapping[str, Any]]) -> Op[int]:
+    def _delete_all_op(self, scope: Scope, filters: Optional[Mapping[str, Any]], actor: Optional[str] = None) -> Op[int]:
         flt = _retrieve.parse_filters(filters)
         total = 0
         for name, store in self._stores.items():
@@ -1031,7 +1045,7 @@ class LightMemory:
                 entries = [indexing.from_payload(r.payload) for r in records]
                 history = [
                     HistoryRecord(memory_id=e.id, event="DELETE", version=e.version + 1, old_memory=e.memory,
-                                  reason="delete_all", actor="api", **e.scope.as_payload())
+                                  reason="delete_all", actor=actor or "api", **e.scope.as_payload())
                     for e in entries
                 ]
                 yield call(self._writer, "apply", scope, deletes=[e.id for e in entries], history=history,
@@ -1063,6 +1077,8 @@ class LightMemory:
         force_segment: bool = False,
         force_extract: bool = False,
         infer: bool = True,
+        defer: bool = False,
+        actor: Optional[str] = None,
     ) -> AddResult:
         """Journal the turns (durable before this returns), then run the write path.
 
@@ -1070,16 +1086,31 @@ class LightMemory:
         collect for one extraction call; ``force_segment`` closes the open topic now,
         ``force_extract`` also extracts whatever is buffered. Offline, entries are
         made at once. ``infer=False`` (mem0's flag) stores each message as one entry,
-        word for word, with no compression, segmentation or LLM call.
+        word for word, with no compression, segmentation or LLM call. ``defer=True``
+        journals the turns and returns: the write path runs later, on
+        ``extract_pending`` or ``flush`` (a server's background worker). ``actor`` says
+        who sent the turns; their entries' ADD records carry it.
         """
         return run_sync(self._add_op(messages, self._scope(user_id, agent_id, session_id), force_segment, force_extract,
-                                     infer))
+                                     infer, defer, actor))
 
     async def aadd_memory(self, messages: MessagesIn, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                           session_id: Optional[str] = None, force_segment: bool = False,
-                          force_extract: bool = False, infer: bool = True) -> AddResult:
+                          force_extract: bool = False, infer: bool = True, defer: bool = False,
+                          actor: Optional[str] = None) -> AddResult:
         return await run_async(self._add_op(messages, self._scope(user_id, agent_id, session_id), force_segment,
-                                            force_extract, infer))
+                                            force_extract, infer, defer, actor))
+
+    def extract_pending(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                        force: bool = False) -> AddResult:
+        """Run the write path over one stream's buffered turns, as ``add_memory`` would after
+        journaling them (``force=True``: as ``flush`` does, closing the topic and extracting
+        whatever is buffered)."""
+        return run_sync(self._extract_pending_op(self._scope(user_id, agent_id, None), force))
+
+    async def aextract_pending(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                               force: bool = False) -> AddResult:
+        return await run_async(self._extract_pending_op(self._scope(user_id, agent_id, None), force))
 
     def retrieve(
         self,
@@ -1094,8 +1125,14 @@ class LightMemory:
         include_superseded: bool = False,
         hierarchical: Optional[bool] = None,
         now: Any = None,
+        scopes: Optional[Sequence[Any]] = None,
     ) -> list[Hit]:
         """The entries most relevant to ``query`` in the caller's scope, best first.
+
+        ``scopes`` searches several scopes in one list instead (user ids such as
+        ``["maya", "team:apollo"]``, or ``{"user_id": ..., "agent_id": ...}`` dicts): each is
+        searched with the scope filter as always, and the hits are ranked together by their
+        similarity to the query; ``hit.entry.user_id`` says where each came from.
 
         Time expressions in the query ("last week", "in May 2023", "before the trip to
         Paris") are resolved against ``now`` (default: the clock) and the stored dates,
@@ -1104,16 +1141,52 @@ class LightMemory:
         returns the best ``retrieval.summary_limit`` of them ahead of the entries, and
         favours entries from those periods; ``limit`` counts the entries only.
         """
-        return run_sync(self._retrieve_op(query, limit, filters, self._scope(user_id, agent_id, session_id), strategy,
-                                          include_superseded, hierarchical, now))
+        return run_sync(self._retrieve_many_op(query, limit, filters, self._scopes(scopes, user_id, agent_id, session_id),
+                                               strategy, include_superseded, hierarchical, now))
 
     async def aretrieve(self, query: str, limit: int = 10, filters: Optional[Mapping[str, Any]] = None, *,
                         user_id: Optional[str] = None, agent_id: Optional[str] = None,
                         session_id: Optional[str] = None, strategy: Optional[str] = None,
                         include_superseded: bool = False, hierarchical: Optional[bool] = None,
-                        now: Any = None) -> list[Hit]:
-        return await run_async(self._retrieve_op(query, limit, filters, self._scope(user_id, agent_id, session_id),
-                                                 strategy, include_superseded, hierarchical, now))
+                        now: Any = None, scopes: Optional[Sequence[Any]] = None) -> list[Hit]:
+        return await run_async(self._retrieve_many_op(query, limit, filters,
+                                                      self._scopes(scopes, user_id, agent_id, session_id), strategy,
+                                                      include_superseded, hierarchical, now))
+
+    def _scopes(self, scopes: Optional[Sequence[Any]], user_id: Optional[str], agent_id: Optional[str],
+                session_id: Optional[str]) -> list[Scope]:
+        if scopes is None:
+            return [self._scope(user_id, agent_id, session_id)]
+        if isinstance(scopes, (str, Mapping)) or not isinstance(scopes, Sequence) or not scopes:
+            raise InvalidInputError("scopes", "expected a non-empty list of user ids or scope dicts")
+        out = []
+        for i, s in enumerate(scopes):
+            if isinstance(s, Scope):
+                out.append(s)
+                continue
+            fields = {"user_id": s} if isinstance(s, str) else dict(s) if isinstance(s, Mapping) else None
+            if fields is None or set(fields) - {"user_id", "agent_id", "session_id"} or "user_id" not in fields:
+                raise InvalidInputError(f"scopes[{i}]", "expected a user id or {user_id, agent_id?, session_id?}")
+            try:
+                out.append(Scope(**fields))
+            except ValidationError as exc:
+                raise _validation_error(exc, f"scopes[{i}]") from None
+        return list(dict.fromkeys(out))
+
+    def _retrieve_many_op(self, query: Any, limit: Any, filters: Optional[Mapping[str, Any]], scopes: Sequence[Scope],
+                          strategy: Optional[str], include_superseded: bool, hierarchical: Optional[bool],
+                          now: Any) -> Op[list[Hit]]:
+        """One scope as it is; several ranked together by similarity (fused scores of different
+        lists do not compare), each kept to its own best ``limit``."""
+        if len(scopes) == 1:
+            return (yield from self._retrieve_op(query, limit, filters, scopes[0], strategy, include_superseded,
+                                                 hierarchical, now))
+        hits: list[Hit] = []
+        for scope in scopes:
+            hits += yield from self._retrieve_op(query, limit, filters, scope, strategy, include_superseded,
+                                                 hierarchical, now)
+        hits.sort(key=lambda h: -(h.similarity if h.similarity is not None else h.score))
+        return [h.model_copy(update={"rank": n}) for n, h in enumerate(hits[: self._limit(limit)], start=1)]
 
     def get(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
             session_id: Optional[str] = None) -> MemoryEntry:
@@ -1175,21 +1248,24 @@ class LightMemory:
                                                reason, expected_version, actor))
 
     def delete(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-               session_id: Optional[str] = None, reason: Optional[str] = None) -> None:
-        run_sync(self._delete_op(memory_id, self._scope(user_id, agent_id, session_id), reason))
+               session_id: Optional[str] = None, reason: Optional[str] = None, actor: Optional[str] = None) -> None:
+        run_sync(self._delete_op(memory_id, self._scope(user_id, agent_id, session_id), reason, actor))
 
     async def adelete(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                      session_id: Optional[str] = None, reason: Optional[str] = None) -> None:
-        await run_async(self._delete_op(memory_id, self._scope(user_id, agent_id, session_id), reason))
+                      session_id: Optional[str] = None, reason: Optional[str] = None,
+                      actor: Optional[str] = None) -> None:
+        await run_async(self._delete_op(memory_id, self._scope(user_id, agent_id, session_id), reason, actor))
 
     def delete_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                   session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None) -> int:
+                   session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
+                   actor: Optional[str] = None) -> int:
         """Delete every entry of the scope (history keeps a DELETE record of each)."""
-        return run_sync(self._delete_all_op(self._scope(user_id, agent_id, session_id), filters))
+        return run_sync(self._delete_all_op(self._scope(user_id, agent_id, session_id), filters, actor))
 
     async def adelete_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                          session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None) -> int:
-        return await run_async(self._delete_all_op(self._scope(user_id, agent_id, session_id), filters))
+                          session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
+                          actor: Optional[str] = None) -> int:
+        return await run_async(self._delete_all_op(self._scope(user_id, agent_id, session_id), filters, actor))
 
     def history(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                 session_id: Optional[str] = None) -> list[HistoryRecord]:
@@ -1334,6 +1410,24 @@ class LightMemory:
         """Turns accepted but not yet turned into stored entries (buffered, or waiting
         for a retry after a failed LLM call: see ``attempts`` and ``last_error``)."""
         return self._journal.pending_turns(self._scope(user_id, agent_id, session_id))
+
+    @property
+    def dims(self) -> int:
+        """The size of this store's vectors."""
+        return self._store.spec.dims
+
+    def public_config(self) -> dict[str, Any]:
+        """What a client of a served memory needs to know of its config (no paths, no secrets)."""
+        c = self.config
+        return {"default_user_id": c.default_user_id, "max_message_chars": c.max_message_chars, "dims": self.dims,
+                "update": c.update, "extraction_mode": c.extraction_mode,
+                "retrieval": {"strategy": c.retrieval.strategy, "limit": c.retrieval.limit,
+                              "hierarchical": c.retrieval.hierarchical, "window": c.retrieval.window}}
+
+    def pending_streams(self) -> list[Scope]:
+        """The streams (user, agent) that have turns waiting for extraction (a server's
+        worker resumes them after a restart)."""
+        return self._journal.pending_scopes()
 
     def _flush_scopes(self, user_id: Optional[str], agent_id: Optional[str], session_id: Optional[str]) -> list[Scope]:
         """The buffered streams (user, agent) to flush; a session names the stream it belongs to."""

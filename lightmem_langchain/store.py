@@ -304,7 +304,7 @@ class LightMemStore(BaseStore):
             config = dict(index)
             fields = list(config.get("fields") or config.get("text_fields") or ["$"])  # SQLite's name for it
             dims = config.get("dims")
-            have = getattr(getattr(memory, "embedder", None), "dims", None)
+            have = getattr(memory, "dims", None)
             if dims is not None and have is not None and int(dims) != int(have):
                 raise ValueError(f"index['dims'] is {dims}, but the memory's embedder gives {have} dimensions")
             config["fields"] = fields

@@ -26,7 +26,7 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, fie
 from llama_index.core.memory.memory import BaseMemoryBlock, Memory
 from llama_index.core.utils import get_tokenizer
 
-from lightmem_core import Hit, LightMemory
+from lightmem_core import Hit, LightMemory, RemoteMemory
 
 from ._convert import (
     DEFAULT_HEADER,
@@ -66,7 +66,7 @@ class LightMemMemoryBlock(BaseMemoryBlock[str]):
         description="Truncation priority; unlike LlamaIndex's default 0 (never truncate), the block can drop "
         "its least relevant memories when the prompt is over budget.",
     )
-    lightmem: LightMemory = Field(exclude=True, description="The core memory (shared, not owned).")
+    lightmem: Any = Field(exclude=True, description="The core memory, LightMemory or RemoteMemory (shared, not owned).")
     user_id: Optional[str] = Field(default=None, description="Whose memories; None = the core's default user.")
     agent_id: Optional[str] = None
     session_id: Optional[str] = Field(default=None, description="Stamped on writes; None = the Memory's session.")
@@ -93,8 +93,8 @@ class LightMemMemoryBlock(BaseMemoryBlock[str]):
     @field_validator("lightmem", mode="before")
     @classmethod
     def _check_lightmem(cls, v: Any) -> Any:
-        if not isinstance(v, LightMemory):
-            raise ValueError(f"lightmem must be a lightmem_core.LightMemory, got {type(v).__name__}")
+        if not isinstance(v, (LightMemory, RemoteMemory)):
+            raise ValueError(f"lightmem must be a lightmem_core.LightMemory or RemoteMemory, got {type(v).__name__}")
         return v
 
     # --- writes -------------------------------------------------------------------------

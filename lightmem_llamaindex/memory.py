@@ -22,7 +22,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr, SerializeAsAny
 from llama_index.core.memory import Memory
 from llama_index.core.memory.types import BaseMemory
 
-from lightmem_core import AddResult, Hit, LightMemory, MemoryConfig
+from lightmem_core import AddResult, Hit, LightMemory, MemoryConfig, RemoteMemory
 
 from ._convert import (
     DEFAULT_HEADER,
@@ -70,8 +70,8 @@ class LightMemMemory(BaseMemory):
     _last_hits: list[Hit] = PrivateAttr(default_factory=list)
 
     def __init__(self, lightmem: LightMemory, *, primary_memory: Optional[BaseMemory] = None, **data: Any) -> None:
-        if not isinstance(lightmem, LightMemory):
-            raise TypeError(f"lightmem must be a lightmem_core.LightMemory, got {type(lightmem).__name__}")
+        if not isinstance(lightmem, (LightMemory, RemoteMemory)):
+            raise TypeError(f"lightmem must be a lightmem_core.LightMemory or RemoteMemory, got {type(lightmem).__name__}")
         if primary_memory is None:
             primary_memory = Memory.from_defaults(session_id=data.get("session_id"))
         super().__init__(primary_memory=primary_memory, **data)

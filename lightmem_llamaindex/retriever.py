@@ -17,7 +17,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from lightmem_core import Hit, LightMemory, MemoryEntry
+from lightmem_core import Hit, LightMemory, MemoryEntry, RemoteMemory
 
 __all__ = ["LightMemRetriever", "entry_metadata", "hit_to_node"]
 
@@ -93,8 +93,8 @@ class LightMemRetriever(BaseRetriever):
         callback_manager: Optional[CallbackManager] = None,
         verbose: bool = False,
     ) -> None:
-        if not isinstance(lightmem, LightMemory):
-            raise TypeError(f"lightmem must be a lightmem_core.LightMemory, got {type(lightmem).__name__}")
+        if not isinstance(lightmem, (LightMemory, RemoteMemory)):
+            raise TypeError(f"lightmem must be a lightmem_core.LightMemory or RemoteMemory, got {type(lightmem).__name__}")
         super().__init__(callback_manager=callback_manager, verbose=verbose)
         self.lightmem = lightmem
         self.user_id = user_id

@@ -215,3 +215,30 @@ def test_search_shows_a_sentence_with_its_window(cli: Cli, tmp_path: Path) -> No
     assert "matcha" not in top["memory"] and "matcha" in top["window"]
     human = cli("search", "What does Zoe whisk every morning?", "--user", "zoe").stdout
     assert "in context:" in human and "ceremonial grade matcha" in " ".join(human.split())
+
+
+def test_keys_and_a_remote_memory_from_the_command_line(cli: Cli, make_memory: Any, tmp_path: Path) -> None:
+    """``lightmem keys create/list/revoke`` on the store's key file, and every reading
+    command against a running server with ``--url`` / ``--api-key``."""
+    from lightmem_core.server.keys import KeyStore
+    from tests._served import Served
+
+    made = json.loads(cli("--json", "keys", "create", "--users", "maya", "--name", "maya-app").stdout)
+    assert made["key"].startswith("lmk_") and made["users"] == ["maya"]
+    admin = cli.json("keys", "create", "--admin")
+    listed = cli.json("keys", "list")
+    assert {k["id"] for k in listed} == {made["id"], admin["id"]} and all("key" not in k for k in listed)
+    assert "users" in cli("keys", "create", code=2).stderr  # a key must reach something
+    memory = make_memory(path=tmp_path / "served")
+    memory.add_memory("My dog Biscuit is a corgi.", user_id="maya")
+    memory.add_memory("Tom's cat is called Miso.", user_id="tom")
+    keys = KeyStore(str(cli.store / "keys.sqlite"))
+    with Served(memory, keys) as served:
+        remote = ["--url", served.url, "--api-key", made["key"]]
+        hits = json.loads(cli(*remote, "search", "dog breed", "--user", "maya", "--json").stdout)
+        assert "corgi" in hits[0]["memory"]
+        assert "may not read" in cli(*remote, "search", "cat", "--user", "tom", code=1).stderr
+        assert [e["user_id"] for e in json.loads(cli(*remote, "--json", "list", "--user", "maya").stdout)] == ["maya"]
+        cli("keys", "revoke", made["id"])
+        assert "revoked" in cli(*remote, "search", "dog", "--user", "maya", code=1).stderr
+    keys.close()

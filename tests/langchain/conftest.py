@@ -8,10 +8,14 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture
-def memory(make_memory: Any) -> Any:
-    """An offline LightMemory (extractive, no LLM) on a fresh embedded store."""
-    return make_memory()
+@pytest.fixture(params=["local", "remote"])
+def memory(request: Any, make_memory: Any) -> Any:
+    """An offline LightMemory (extractive, no LLM) on a fresh embedded store, used in
+    process ("local") or through ``RemoteMemory`` and a real server on loopback
+    ("remote"): every adapter test runs both ways."""
+    from tests._served import local_or_remote
+
+    yield from local_or_remote(request.param, make_memory())
 
 
 @pytest.hookimpl(hookwrapper=True, trylast=True)

@@ -118,10 +118,13 @@ class CityAgentLLM(MockFunctionCallingLLM):
             ToolCallBlock(tool_call_id=f"call-{self._n}", tool_name="get_weather", tool_kwargs={"city": city})])
 
 
-@pytest.fixture
-def lightmem(make_memory: Callable[..., Any]) -> Any:
-    """An offline LightMemory on a temp embedded store (real engine, real MiniLM)."""
-    return make_memory()
+@pytest.fixture(params=["local", "remote"])
+def lightmem(request: Any, make_memory: Callable[..., Any]) -> Any:
+    """An offline LightMemory on a temp embedded store (real engine, real MiniLM), in
+    process or through ``RemoteMemory`` and a real server on loopback."""
+    from tests._served import local_or_remote
+
+    yield from local_or_remote(request.param, make_memory())
 
 
 @pytest.fixture

@@ -252,6 +252,10 @@ def test_http_transport_requires_the_token(http_server: tuple[str, str]) -> None
         assert "memories" not in r.text and "Biscuit" not in r.text
     ok = httpx.post(url, json=initialize, headers={**headers, "Authorization": "Bearer s3cret-token"}, timeout=10)
     assert ok.status_code == 200 and "protocolVersion" in ok.text
+    port = url.split(":")[2].split("/")[0]
+    for forged in ({"Host": f"evil.example:{port}"}, {"Origin": f"http://evil.example:{port}"}):  # DNS rebinding
+        r = httpx.post(url, json=initialize, headers={**headers, "Authorization": "Bearer s3cret-token", **forged})
+        assert r.status_code == 403, forged
 
     async def scenario() -> None:
         async with Client(url, auth="s3cret-token", timeout=30) as c:

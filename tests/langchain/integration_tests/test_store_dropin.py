@@ -119,9 +119,9 @@ def test_ttl_expiry_refresh_sweeper_and_history(memory: Any) -> None:
     assert store.get(ns, "short", refresh_ttl=False) is None
     gone = [e for e in memory.get_all(user_id="t", include_superseded=True) if e.metadata.get("lg_key") == "short"]
     assert gone == []  # a get of an expired item deletes it...
-    ids = {h.memory_id for h in memory._journal.export_history("t")}  # ...and history keeps it as an expiry
-    expired = [r for i in ids for r in memory.history(i, user_id="t") if r.event == "DELETE"]
-    assert len(expired) == 1 and expired[0].reason.startswith("expired") and "4411" in expired[0].old_memory
+    history = [r for r in memory.export_records(user_id="t") if r["kind"] == "history"]  # ...and history keeps it
+    expired = [r for r in history if r["event"] == "DELETE"]
+    assert len(expired) == 1 and expired[0]["reason"].startswith("expired") and "4411" in expired[0]["old_memory"]
     store.start_ttl_sweeper()
     time.sleep(1.8)
     assert store.stop_ttl_sweeper()
