@@ -187,7 +187,7 @@ class _Server:
                 key.check(user, s.get("agent_id") if isinstance(s, dict) else None, write=False)
             for name in api.SCOPE:
                 args.pop(name, None)
-            return await m.aretrieve(**args)
+            return await asyncio.to_thread(m.retrieve, **args)
         if op.name in ("flush",) and not any(args.get(s) for s in api.SCOPE) and key.admin:
             await self.worker.idle(self.settings.wait_timeout)
             return await m.aflush()
@@ -204,9 +204,8 @@ class _Server:
             return await asyncio.to_thread(fn, **args, user_id=where["user_id"])
         if op.name == "pending":
             return await asyncio.to_thread(m.pending, **where)
-        twin = getattr(m, "a" + op.name, None)
-        if twin is not None:
-            return await twin(**args, **where)
+        # the blocking method in one worker thread: one hop, where the async twin would make
+        # one per store or model call
         return await asyncio.to_thread(getattr(m, op.name), **args, **where)
 
     async def add(self, args: dict[str, Any], where: dict[str, Any]) -> AddResult:

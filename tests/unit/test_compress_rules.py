@@ -187,9 +187,12 @@ def test_length_table_fallback() -> None:
 def test_zero_model_is_fast(entropy: EntropyCompressor) -> None:
     sentences = [s for t in _turns() for s in re.split(r"(?<=[.!?])\s+", t) if s] * 5
     entropy.compress(sentences[:50])
-    t0 = time.perf_counter()
-    entropy.compress(sentences)
-    rate = len(sentences) / (time.perf_counter() - t0)
+    best = float("inf")
+    for _ in range(3):  # the best of three: a busy neighbour on the two cores slows one run, not a model load
+        t0 = time.perf_counter()
+        entropy.compress(sentences)
+        best = min(best, time.perf_counter() - t0)
+    rate = len(sentences) / best
     assert rate > 1000, f"{rate:.0f} sentences/s"
 
 
