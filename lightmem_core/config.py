@@ -10,7 +10,7 @@ field; stages that are configured but not built are accepted and reported by
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -80,7 +80,15 @@ class LLMConfig(BaseModel):
     top_p: Optional[float] = Field(None, gt=0, le=1)
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
-    json_mode: bool = True
+    json_mode: Union[bool, Literal["json_object", "json_schema"]] = Field(
+        True, description="How JSON answers are asked for: True or 'json_object' sends response_format "
+        "json_object; 'json_schema' sends the answer's schema (llama-server, vLLM and OpenAI constrain the "
+        "output to it); False asks in the prompt only. A server that refuses one steps down to the next, "
+        "once per endpoint.")
+    context_window: Optional[int] = Field(
+        None, gt=0, description="The model's context window in tokens. None: learned from the server when it "
+        "refuses a prompt as too long (the batch is then cut in half and retried); set it to cut batches right "
+        "from the first call.")
 
 
 class CompressorConfig(BaseModel):

@@ -66,6 +66,21 @@ class LLMError(LightMemError):
     attempts: int = 1
 
 
+class ContextWindowError(LLMError):
+    """The prompt did not fit the model's context window. ``limit`` is the window the
+    server reported (None when it did not say); the caller cuts the work smaller."""
+
+    def __init__(self, message: str, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class AnswerTruncatedError(LLMError):
+    """The answer hit the completion limit (``max_tokens``) before its JSON was complete.
+    No repair call is made (it would be cut the same way); the caller asks for less, e.g.
+    fewer turns per extraction call."""
+
+
 class EmbeddingError(LightMemError):
     """The embedding endpoint failed (after the client's retries); on the write path the
     batch stays pending, exactly as after an ``LLMError``."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional, Protocol, Sequence
 
-from . import textproc, timeparse
+from . import repairs, textproc, timeparse
 from ._drive import Op
 from .journal import TurnRow
 from .prompts import Prompts, conversation_block, time_line, turn_line
@@ -140,31 +140,6 @@ class VerbatimExtractor:
         yield  # a generator with no LLM calls
 
 
-def _ids(value: Any, allowed: dict[str, TurnRow]) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        return []
-    return list(dict.fromkeys(str(v).strip("[] ") for v in value if str(v).strip("[] ") in allowed))
-
-
-def _resolve_aliases(data: Any, aliases: dict[str, TurnRow]) -> Any:
-    """Replace cited aliases with the real turn ids everywhere in the answer."""
-    if isinstance(data, dict):
-        out = {}
-        for k, v in data.items():
-            if k == "source_ids":
-                vals = v if isinstance(v, list) else [v]
-                # the prompt shows only aliases, so an alias wins over a real id that looks the same
-                out[k] = [aliases[c].id if c in aliases else c for c in (str(x).strip("[] ") for x in vals)]
-            else:
-                out[k] = _resolve_aliases(v, aliases)
-        return out
-    if isinstance(data, list):
-        return [_resolve_aliases(v, aliases) for v in data]
-    return data
-
-
 def _text(value: Any) -> Optional[str]:
     if not isinstance(value, str):
         return None
@@ -172,13 +147,37 @@ def _text(value: Any) -> Optional[str]:
     return value or None
 
 
+_IDS = {"type": "array", "items": {"type": "string"}}
+_FACT = {"type": "object", "required": ["fact", "source_ids"],
+         "properties": {"fact": {"type": "string"}, "source_ids": _IDS, "speaker": {"type": "string"},
+                        "time": {"type": ["string", "null"]}, "entities": {"type": "array", "items": {"type": "string"}}}}
+# The answers' shapes, sent as response_format json_schema when the config asks for it
+# (servers that support it then cannot answer outside them); also the repair call's hint.
+FLAT_SCHEMA: dict[str, Any] = {"type": "object", "required": ["facts"],
+                               "properties": {"facts": {"type": "array", "items": _FACT}}}
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["events"],
+    "properties": {"events": {"type": "array", "items": {
+        "type": "object", "required": ["event", "facts"],
+        "properties": {"event": {"type": "string"}, "time": {"type": ["string", "null"]}, "source_ids": _IDS,
+                       "facts": {"type": "array", "items": _FACT},
+                       "relations": {"type": "array", "items": {
+                           "type": "object", "required": ["subject", "relation", "object"],
+                           "properties": {"subject": {"type": "string"}, "relation": {"type": "string"},
+                                          "object": {"type": "string"}, "source_ids": _IDS}}}}}}}}
+
+
 class LLMExtractor:
     """LightMem's extraction with an LLM: ``mode="flat"`` facts, or ``mode="event"`` (StructMem)."""
 
-    def __init__(self, llm: Any, *, mode: str = "flat", prompts: Optional[Prompts] = None) -> None:
+    def __init__(self, llm: Any, *, mode: str = "flat", prompts: Optional[Prompts] = None,
+                 counts: Optional[repairs.RepairCounts] = None,
+                 citation: repairs.CitationRule = repairs.CitationRule()) -> None:
         self.llm = llm
         self.mode = mode
         self.prompts = prompts or Prompts()
+        self.counts = counts or repairs.RepairCounts()
+        self.citation = citation
 
     @staticmethod
     def aliases(batch: ExtractionBatch) -> dict[str, TurnRow]:
@@ -207,9 +206,10 @@ class LLMExtractor:
     def extract(self, batch: ExtractionBatch) -> Op[list[MemoryEntry]]:
         from .llm import complete_json_op
 
-        data = yield from complete_json_op(self.llm, self.messages(batch), stage="extraction", validate=self._validate)
+        schema = EVENT_SCHEMA if self.mode == "event" else FLAT_SCHEMA
+        data = yield from complete_json_op(self.llm, self.messages(batch), stage="extraction", schema=schema,
+                                           validate=self._validate)
         turns = {t.id: t for t in batch.turns}
-        data = _resolve_aliases(data, self.aliases(batch))
         if self.mode == "event":
             return self._events(data, turns, batch)
         return self._facts(data.get("facts", []), turns, batch, key="flat")
@@ -242,17 +242,22 @@ class LLMExtractor:
             metadata=extra,
         )
 
-    def _cite(self, item: dict[str, Any], turns: dict[str, TurnRow], fallback: list[str]) -> tuple[list[str], dict[str, Any]]:
-        ids = _ids(item.get("source_ids"), turns)
+    def _ids(self, value: Any, batch: ExtractionBatch) -> list[str]:
+        return repairs.cite(value, self.aliases(batch), self.counts, self.citation)
+
+    def _cite(self, item: dict[str, Any], batch: ExtractionBatch, fallback: list[str]) -> tuple[list[str], dict[str, Any]]:
+        ids = self._ids(item.get("source_ids"), batch)
         meta: dict[str, Any] = {}
         if not ids:
             # The model cited nothing real: attribute the fact to the whole batch and say so.
             ids = fallback
             meta["provenance"] = "batch"
+            self.counts.add("facts_cited_batch")
         return ids, meta
 
     def _facts(self, items: Any, turns: dict[str, TurnRow], batch: ExtractionBatch, *, key: str,
-               extra: Optional[dict[str, Any]] = None, fallback: Optional[list[str]] = None) -> list[MemoryEntry]:
+               extra: Optional[dict[str, Any]] = None, fallback: Optional[list[str]] = None,
+               given_time: Any = None) -> list[MemoryEntry]:
         out = []
         fallback = fallback or list(turns)
         for n, item in enumerate(items if isinstance(items, list) else []):
@@ -260,12 +265,20 @@ class LLMExtractor:
                 item = {"fact": item}
             if not isinstance(item, dict) or not (text := _text(item.get("fact"))):
                 continue
-            ids, meta = self._cite(item, turns, fallback)
+            ids, meta = self._cite(item, batch, fallback)
             meta.update(extra or {})
-            if isinstance(item.get("time"), str) and item["time"] not in ("null", ""):
-                meta["event_date"] = item["time"]
+            cited = [turns[i] for i in ids]
+            first = min(cited, key=lambda t: t.seq)
+            # a fact's own time wins over its event's; no time of its own keeps the event's
+            when, source = repairs.event_time(item.get("time") or given_time, text, first, self.counts, cited)
+            if when is not None:
+                meta["event_date"] = when
             if isinstance(item.get("entities"), list):
                 meta["entities"] = item["entities"]
+            text = repairs.dated_text(text, _time(first))
+            if source == "turn" and when and when not in text:
+                text = f"{text.rstrip()} ({when})"  # the date the turn spoke of, which the fact left out
+            text = repairs.name_speaker(text, cited, self.counts)
             out.append(self._entry(text, ids, turns, key, n, EntryType.FACT, meta))
         return out
 
@@ -275,18 +288,22 @@ class LLMExtractor:
             if not isinstance(event, dict):
                 continue
             label = _text(event.get("event")) or f"event {e + 1}"
-            event_ids = _ids(event.get("source_ids"), turns) or list(turns)
+            event_ids = self._ids(event.get("source_ids"), batch) or list(turns)
             bound = {"event": label, "event_id": entry_id(batch.turns[0].user_id, "|".join(sorted(turns)), "event", e)}
-            if isinstance(event.get("time"), str) and event["time"] not in ("null", ""):
-                bound["event_date"] = event["time"]
-            out += self._facts(event.get("facts", []), turns, batch, key=f"event{e}", extra=bound, fallback=event_ids)
+            first = min((turns[i] for i in event_ids), key=lambda t: t.seq)
+            when, _ = repairs.event_time(event.get("time"), label, first, self.counts,
+                                         [turns[i] for i in event_ids])
+            if when is not None:
+                bound["event_date"] = when
+            out += self._facts(event.get("facts", []), turns, batch, key=f"event{e}", extra=bound, fallback=event_ids,
+                               given_time=event.get("time"))
             for r, rel in enumerate(event.get("relations", []) if isinstance(event.get("relations"), list) else []):
                 if not isinstance(rel, dict):
                     continue
                 parts = [_text(rel.get(k)) for k in ("subject", "relation", "object")]
                 if not all(parts):
                     continue
-                ids, meta = self._cite(rel, turns, event_ids)
+                ids, meta = self._cite(rel, batch, event_ids)
                 meta.update(bound, subject=parts[0], relation=parts[1], object=parts[2])
                 out.append(self._entry(" ".join(parts), ids, turns, f"event{e}rel", r, EntryType.RELATION,  # type: ignore[arg-type]
                                        meta))

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Sequence, runtim
 
 from ._drive import Op, call, run_async, run_sync
 from .config import LLMConfig
-from .errors import InvalidInputError, LLMError
+from .errors import AnswerTruncatedError, ContextWindowError, InvalidInputError, LLMError
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +369,52 @@ def _retry_after_seconds(exc: Any) -> Optional[float]:
     return max(0.0, when.timestamp() - time.time())
 
 
+@dataclass
+class _EndpointFacts:
+    """What one (base URL, model) endpoint refused or told us, shared by its clients."""
+
+    refused_formats: set[str] = field(default_factory=set)  # "json_schema", "json_object"
+    max_completion_tokens: bool = False
+    dropped: set[str] = field(default_factory=set)
+    context_window: Optional[int] = None
+
+
+_ENDPOINTS: dict[tuple[str, str], _EndpointFacts] = {}
+_ENDPOINTS_LOCK = threading.Lock()
+
+
+def _endpoint_facts(base_url: Optional[str], model: str) -> _EndpointFacts:
+    with _ENDPOINTS_LOCK:
+        return _ENDPOINTS.setdefault((base_url or "", model), _EndpointFacts())
+
+
+# How servers say a prompt is too long: llama-cpp-python ("Requested tokens (9000) exceed
+# context window of 8192"), OpenAI and vLLM ("maximum context length is 8192 tokens"),
+# llama-server ("exceeds the available context size", n_ctx in the error body).
+_OVERFLOW = (
+    re.compile(r"exceeds? (?:the )?context window of (\d+)", re.I),
+    re.compile(r"maximum context length is (\d+)", re.I),
+    re.compile(r"available context size \(?(\d+)?", re.I),
+    re.compile(r"context[_ ]length[_ ]exceeded()", re.I),
+)
+
+
+def _context_overflow(exc: BaseException) -> Optional[int]:
+    """The window a 400 says the prompt overflowed (0 when it does not say); None if it is another error."""
+    status = getattr(exc, "status_code", None)
+    if status not in (400, 413, 500):
+        return None
+    body = getattr(exc, "body", None)
+    text = f"{getattr(exc, 'message', '') or exc} {json.dumps(body) if isinstance(body, (dict, list)) else ''}"
+    for pattern in _OVERFLOW:
+        m = pattern.search(text)
+        if m:
+            n_ctx = re.search(r'"n_ctx":\s*(\d+)', text)
+            found = m.group(1) if m.groups() and m.group(1) else (n_ctx.group(1) if n_ctx else "")
+            return int(found) if found else 0
+    return None
+
+
 class _Retry(Exception):
     """Internal: this attempt failed in a way worth retrying."""
 
@@ -433,11 +479,31 @@ class OpenAICompatibleLLM(BaseLLM):
         self._aclient_fixed = aclient
         self._aclients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
-        # Parameters the server rejected once; remembered so we do not pay a 400 per call.
-        self.json_mode_supported = True
-        self._use_max_completion_tokens = False
-        self._dropped_params: set[str] = set()
+        # What the server refused once is remembered per endpoint (not per client), so a
+        # new LightMemory on the same server does not pay the 400 again.
+        self._facts = _endpoint_facts(self.base_url, self.config.model)
         self._transport = _Transport(self)
+
+    @property
+    def json_mode_supported(self) -> bool:
+        return "json_object" not in self._facts.refused_formats
+
+    @property
+    def response_format(self) -> Optional[str]:
+        """The response_format type sent with JSON requests now: the configured one, or the
+        step below it after this endpoint refused it; None = JSON asked for in the prompt."""
+        mode = self.config.json_mode
+        wanted = "json_schema" if mode == "json_schema" else ("json_object" if mode else None)
+        ladder = ("json_schema", "json_object")
+        for kind in ladder[ladder.index(wanted):] if wanted else ():
+            if kind not in self._facts.refused_formats:
+                return kind
+        return None
+
+    @property
+    def context_window(self) -> Optional[int]:
+        """The model's window in tokens: configured, or learned from a refusal; None if unknown."""
+        return self.config.context_window or self._facts.context_window
 
     # clients -----------------------------------------------------------------------
     def _client_kwargs(self) -> dict[str, Any]:
@@ -479,13 +545,19 @@ class OpenAICompatibleLLM(BaseLLM):
     def _request(self, messages: list[dict[str, Any]], json_schema: dict[str, Any] | None) -> dict[str, Any]:
         c = self.config
         kw: dict[str, Any] = {"model": c.model, "messages": list(messages)}
-        if "temperature" not in self._dropped_params:
+        facts = self._facts
+        if "temperature" not in facts.dropped:
             kw["temperature"] = c.temperature
-        if c.top_p is not None and "top_p" not in self._dropped_params:
+        if c.top_p is not None and "top_p" not in facts.dropped:
             kw["top_p"] = c.top_p
-        kw["max_completion_tokens" if self._use_max_completion_tokens else "max_tokens"] = c.max_tokens
-        if json_schema is not None and c.json_mode and self.json_mode_supported:
+        kw["max_completion_tokens" if facts.max_completion_tokens else "max_tokens"] = c.max_tokens
+        kind = self.response_format if json_schema is not None else None
+        if kind == "json_schema" and json_schema and set(json_schema) - {"type"}:
+            kw["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"name": "answer", "schema": json_schema}}
+        elif kind is not None:
             kw["response_format"] = {"type": "json_object"}
+        if kind is not None:
             # OpenAI rejects json_object mode unless "json" appears in the messages. The
             # note goes into the (first) system message: several chat templates served by
             # vLLM / llama.cpp reject a system message anywhere but first.
@@ -498,22 +570,38 @@ class OpenAICompatibleLLM(BaseLLM):
                     kw["messages"].insert(0, {"role": "system", "content": note})
         return kw
 
+    def _refused_format(self, kw: dict[str, Any], exc: Any) -> bool:
+        """A server that refuses the response_format sent (llama-cpp-python answers 500 to
+        json_schema, some proxies 400 to json_object) gets the next step down, and this
+        endpoint is not asked for the refused one again; True = resend."""
+        sent = (kw.get("response_format") or {}).get("type")
+        if sent is None or getattr(exc, "status_code", None) not in (400, 422, 500):
+            return False
+        text = f"{getattr(exc, 'param', '') or ''} {getattr(exc, 'message', '') or exc}".lower()
+        if not any(word in text for word in ("response_format", "json_object", "json_schema", "json mode")):
+            return False
+        # a server without json_object has no json_schema either
+        self._facts.refused_formats.update({sent, "json_schema"} if sent == "json_object" else {sent})
+        nxt = self.response_format
+        log.warning("LLM endpoint refused response_format %s; using %s from now on: %s", sent,
+                    nxt or "plain-text JSON prompts", self._describe(exc))
+        if nxt is None:
+            kw.pop("response_format")
+        else:
+            kw["response_format"] = {"type": nxt}
+        return True
+
     def _adapt(self, kw: dict[str, Any], exc: Any) -> bool:
         """After a 400, drop/rename an optional parameter the server rejected; True = resend."""
         text = f"{getattr(exc, 'param', '') or ''} {getattr(exc, 'message', '') or exc}".lower()
-        if "response_format" in kw and ("response_format" in text or "json_object" in text or "json mode" in text):
-            log.warning("LLM endpoint rejected response_format; falling back to plain-text JSON prompts: %s", exc)
-            self.json_mode_supported = False
-            kw.pop("response_format")
-            return True
         if "max_tokens" in kw and "max_tokens" in text and "max_completion_tokens" in text:
-            self._use_max_completion_tokens = True
+            self._facts.max_completion_tokens = True
             kw["max_completion_tokens"] = kw.pop("max_tokens")
             return True
         for name in ("temperature", "top_p"):
             if name in kw and name in text and ("unsupported" in text or "not support" in text):
                 log.warning("LLM endpoint rejected %s; not sending it again: %s", name, exc)
-                self._dropped_params.add(name)
+                self._facts.dropped.add(name)
                 kw.pop(name)
                 return True
         return False
@@ -555,6 +643,16 @@ class OpenAICompatibleLLM(BaseLLM):
             except (LLMError, asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception as exc:
+                overflow = _context_overflow(exc)
+                if overflow is not None:  # no retry can make the prompt fit: the caller cuts it smaller
+                    limit = overflow or None
+                    if limit:
+                        self._facts.context_window = limit
+                    raise ContextWindowError(f"the prompt does not fit the model's context window "
+                                             f"({limit or 'size not given'} tokens): {self._describe(exc)}", limit)
+                if adaptations < 3 and self._refused_format(kw, exc):
+                    adaptations += 1
+                    continue
                 failure = self._classify(exc)
                 if not isinstance(failure, _Retry):
                     import openai
@@ -837,7 +935,7 @@ def _json_op(
 ) -> Op[Any]:
     json_schema = schema if schema is not None else {"type": "object"}
 
-    def ask(msgs: list[dict[str, Any]]) -> Op[str]:
+    def ask(msgs: list[dict[str, Any]]) -> Op[tuple[str, Optional[str]]]:
         try:
             completion = yield call(llm, "complete", msgs, json_schema=json_schema, stage=stage)
         except LLMError:
@@ -845,20 +943,23 @@ def _json_op(
         except Exception as exc:  # an adapter's own exception type: callers catch LLMError
             raise LLMError(f"{stage}: {type(exc).__name__}: {exc}") from exc
         text = getattr(completion, "text", completion)
-        return text if isinstance(text, str) else str(text)
+        return (text if isinstance(text, str) else str(text)), getattr(completion, "finish_reason", None)
 
-    text = yield from ask(messages)
+    text, finish = yield from ask(messages)
     try:
         return _check(parse_json(text), validate)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
+        if finish == "length":
+            raise AnswerTruncatedError(f"{stage}: the answer reached the completion limit before its JSON ended "
+                                       f"({error}); ask for less per call") from exc
     log.info("%s: LLM answer is not usable JSON (%s); asking once for a repair", stage, error)
     hint = f"\nThe JSON must match this schema: {json.dumps(schema)}" if schema else ""
     repair = list(messages) + [
         {"role": "assistant", "content": text[:_MAX_ECHO] or "(empty)"},
         {"role": "user", "content": _REPAIR_PROMPT.format(error=error) + hint},
     ]
-    text = yield from ask(repair)
+    text, _ = yield from ask(repair)
     try:
         return _check(parse_json(text), validate)
     except Exception as exc:

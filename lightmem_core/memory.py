@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -19,11 +20,12 @@ from . import indexing, retrieve as _retrieve, textproc, timeparse
 from ._drive import Op, call, run_async, run_many_async, run_many_sync, run_sync
 from .config import MemoryConfig
 from .embed import Embedder, create_embedder
-from .errors import ConflictError, EmbeddingError, InvalidInputError, LLMError, NotFoundError
+from .errors import AnswerTruncatedError, ConflictError, ContextWindowError, EmbeddingError, InvalidInputError, LLMError, NotFoundError
 from .extract import ExtractionBatch, ExtractiveExtractor, Extractor, LLMExtractor, VerbatimExtractor
 from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
 from .prompts import Prompts
+from .repairs import RepairCounts
 from .update import Decision, LLMResolver, RuleResolver, attributes
 from .store.base import (Cursor, Filter, HasIds, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, decode_points,
                          encode_points, open_store)
@@ -35,6 +37,30 @@ log = logging.getLogger(__name__)
 MessagesIn = Union[str, Mapping[str, Any], Message, Sequence[Union[Mapping[str, Any], Message]]]
 MAX_QUERY_CHARS = 10_000
 _CONFLICT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class WindowRule:
+    """How many tokens of turns fit one extraction call in a model's context window.
+
+    ``prompt_tokens``: the instructions and framing around the turns. ``answer_share``:
+    the most of the window kept for the answer (the configured ``max_tokens`` when smaller;
+    a fact list is about as long as its turns). ``tokenizer_margin``: our estimate counts
+    cl100k tokens and the model's own tokenizer may need this many times more.
+    """
+
+    prompt_tokens: int = 450
+    answer_share: float = 0.4
+    tokenizer_margin: float = 1.3
+
+    def turn_tokens(self, window: int, max_answer: Optional[int]) -> int:
+        answer = int(window * self.answer_share)
+        if max_answer:
+            answer = min(answer, max_answer)
+        return max(1, int((window - self.prompt_tokens - answer) / self.tokenizer_margin))
+
+
+_WINDOW_RULE = WindowRule()
 EXPORT_FORMAT = "lightmem-export"
 _ROLES = {"user_only": frozenset({"user"}), "assistant_only": frozenset({"assistant"}),
           "hybrid": frozenset({"user", "assistant"})}
@@ -210,15 +236,18 @@ class LightMemory:
 
             shared = self.compressor if config.precomp_topic_shared else None
             self.segmenter = create_segmenter(config.segmenter, embedder=self.embedder, compressor=shared)
+        self._repairs = RepairCounts()
         if extractor is not None:
             self._extractor: Extractor = extractor
         elif self.llm is not None:
-            self._extractor = LLMExtractor(self.llm, mode=config.extraction_mode, prompts=self.prompts)
+            self._extractor = LLMExtractor(self.llm, mode=config.extraction_mode, prompts=self.prompts,
+                                           counts=self._repairs)
         else:
             self._extractor = ExtractiveExtractor(unit=config.offline_unit)
         # Online: rules only (no LLM call on the write path); offline: the LLM when there is one.
         self._online_resolver = RuleResolver()
-        self._offline_resolver = LLMResolver(self.llm, self.prompts) if self.llm is not None else RuleResolver()
+        self._offline_resolver = (LLMResolver(self.llm, self.prompts, counts=self._repairs) if self.llm is not None
+                                  else RuleResolver())
         self._bm25 = Bm25Encoder(k1=config.retrieval.bm25_k1, b=config.retrieval.bm25_b)
         self._journal = Journal(self._journal_path())
         try:
@@ -504,6 +533,15 @@ class LightMemory:
         closed = [[sensory[i].id for i in seg] for seg in segments if seg]
         yield call(self._journal, "close_segments", scope.user_id, closed)
 
+    def _extract_budget(self) -> int:
+        """Tokens of turns one extraction call may carry: ``extract_tokens``, cut to what
+        the model's window leaves once the prompt and the answer have their room."""
+        window = getattr(self.llm, "context_window", None)
+        if not window:
+            return self.config.extract_tokens
+        answer = getattr(getattr(self.llm, "config", None), "max_tokens", None)
+        return min(self.config.extract_tokens, _WINDOW_RULE.turn_tokens(window, answer))
+
     def _batches(self, short: list[TurnRow]) -> list[list[TurnRow]]:
         """Pack whole topics into extraction batches of at most ``extract_tokens``."""
         topics: dict[Any, list[TurnRow]] = {}
@@ -511,7 +549,7 @@ class LightMemory:
             topics.setdefault(t.topic_id, []).append(t)
         batches: list[list[TurnRow]] = []
         current: list[TurnRow] = []
-        budget = self.config.extract_tokens
+        budget = self._extract_budget()
         for turns in topics.values():
             for t in turns:
                 if current and self._tokens([*current, t]) > budget and (t.topic_id != current[-1].topic_id
@@ -702,12 +740,24 @@ class LightMemory:
             short = yield call(self._journal, "buffer", scope, "short")
             if not short:
                 return None
-            if self.llm is not None and not force_extract and self._tokens(short) < self.config.extract_tokens:
+            if self.llm is not None and not force_extract and self._tokens(short) < self._extract_budget():
                 return None
             try:
-                for batch in self._batches(short):
+                work = self._batches(short)[::-1]
+                while work:
+                    batch = work.pop()
                     try:
                         yield from self._extract_op(scope, batch, out)
+                    except (ContextWindowError, AnswerTruncatedError) as exc:
+                        # the window, or the answer's budget, is smaller than the batch needs: halve and go on
+                        if len(batch) > 1:
+                            log.info("extraction batch of %d turns did not fit (%s); halving", len(batch), exc)
+                            work += [batch[len(batch) // 2:], batch[:len(batch) // 2]]
+                            continue
+                        log.warning("one turn does not fit the model's window or answer budget; it stays pending: %s",
+                                    exc)
+                        yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
+                        return str(exc)
                     except (LLMError, EmbeddingError) as exc:
                         log.warning("extraction failed, %d turns stay pending: %s", len(batch), exc)
                         yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
@@ -717,7 +767,7 @@ class LightMemory:
                 # A concurrent call on this buffer stored some of these turns first, or
                 # changed (or deleted) an entry this batch merges into: read the buffer again.
                 conflict = exc
-        log.warning("extraction gave way to concurrent calls %d times; turns stay pending: %s", _CONFLICT_RETRIES,
+        log.info("extraction gave way to concurrent calls %d times; what is left stays pending: %s", _CONFLICT_RETRIES,
                     conflict)
         return f"concurrent changes, retry later: {conflict}"
 
@@ -1445,6 +1495,11 @@ class LightMemory:
     async def aflush(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                      session_id: Optional[str] = None) -> AddResult:
         return await run_async(self._flush_op(self._flush_scopes(user_id, agent_id, session_id)))
+
+    def get_repair_statistics(self) -> dict[str, int]:
+        """How often a model's answer needed mapping back onto its batch (see ``repairs``):
+        ids given as dates or quotes, unresolved times, facts without their speaker."""
+        return self._repairs.snapshot()
 
     def get_token_statistics(self) -> dict[str, Any]:
         """LLM calls and tokens per stage (extraction, update, summary) and in total."""

@@ -124,10 +124,35 @@ class RuleResolver:
         yield  # no LLM calls
 
 
+@dataclass(frozen=True)
+class MergeRule:
+    """When an LLM's "update" may replace an existing memory's text.
+
+    A small model answers "update" with the NEW memory's text for an EXISTING one it is
+    merely related to (Qwen2.5-1.5B replaced "Jon is grateful for the support of Gina and
+    his friends" with "Jon is appreciating Gina's words of encouragement"), which would
+    wipe what the old one said from the current view. An update applies when the merged
+    text still holds ``min_kept`` of the old memory's content words, or states the same
+    attribute (``attributes``: residence, job, ...) with a new value, which is what a
+    knowledge update is; otherwise both memories stay current.
+    """
+
+    min_kept: float = 0.6
+
+    def allows(self, old: str, merged: str) -> bool:
+        words = set(textproc.content_words(old))
+        if not words or attributes(old) & attributes(merged):
+            return True
+        return len(words & set(textproc.content_words(merged))) / len(words) >= self.min_kept
+
+
 class LLMResolver:
-    def __init__(self, llm: Any, prompts: Optional[Prompts] = None) -> None:
+    def __init__(self, llm: Any, prompts: Optional[Prompts] = None, *, merge: MergeRule = MergeRule(),
+                 counts: Any = None) -> None:
         self.llm = llm
         self.prompts = prompts or Prompts()
+        self.merge = merge
+        self.counts = counts  # repairs.RepairCounts: "updates_refused"
 
     def messages(self, new: MemoryEntry, candidates: Sequence[tuple[MemoryEntry, float]]) -> list[dict[str, str]]:
         when = lambda e: e.time_stamp.strftime("%Y-%m-%d") if e.time_stamp else "?"  # noqa: E731
@@ -149,7 +174,7 @@ class LLMResolver:
         items = data.get("decisions")
         if items is None and "action" in data:  # a single decision, for a single candidate
             items = [{**data, "id": candidates[0][0].id}]
-        known = {e.id for e, _ in candidates}
+        known = {e.id: e for e, _ in candidates}
         out = []
         for item in items if isinstance(items, list) else []:
             if not isinstance(item, dict) or item.get("id") not in known:
@@ -159,5 +184,10 @@ class LLMResolver:
             if action == "delete":
                 out.append(Decision(item["id"], "supersede", reason))
             elif action == "update" and isinstance(item.get("memory"), str) and repair_text(item["memory"]).strip():
-                out.append(Decision(item["id"], "update", reason, memory=repair_text(item["memory"]).strip()))
+                merged = repair_text(item["memory"]).strip()
+                if not self.merge.allows(known[item["id"]].memory, merged):
+                    if self.counts is not None:
+                        self.counts.add("updates_refused")
+                    continue
+                out.append(Decision(item["id"], "update", reason, memory=merged))
         return out

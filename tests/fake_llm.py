@@ -109,6 +109,7 @@ class FaultSpec:
     drop: bool = False
     omit_usage: bool = False
     endpoint: Optional[str] = None  # None = any endpoint; "chat" or "embeddings"
+    finish_reason: str = "stop"  # e.g. "length" for an answer cut at max_tokens
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -370,7 +371,8 @@ class FakeLLMServer:
             "created": int(time.time()),
             "model": body.get("model") or self.model,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop", "logprobs": None}
+                {"index": 0, "message": {"role": "assistant", "content": content},
+                 "finish_reason": fault.finish_reason if fault is not None else "stop", "logprobs": None}
             ],
         }
         if fault is not None and fault.omit_usage:

@@ -39,7 +39,8 @@ def test_buffers_until_threshold_then_one_call_with_provenance(make_memory, fake
     r = m.add_memory(TALK[2:], user_id="maya", force_extract=True)
     assert fake_llm.calls["chat"] == 1 and r.pending_turns == 0 and m.pending(user_id="maya") == []
     facts = {e.memory: e.source_ids for e in m.get_all(user_id="maya")}
-    assert facts["Tom said: Also I am moving to Lisbon in June."] == ["a3"]
+    # "in June", said on 2025-01-12, is dated in the fact itself (repairs.dated_text)
+    assert facts["Tom said: Also I am moving to Lisbon in June (2025-06)."] == ["a3"]
     assert len(facts) == 4
     prompt = fake_llm.requests_for("chat")[0]["messages"][1]["content"]
     # the time once above the turns it covers; turns cited by short aliases, mapped back to a1..a4 above
@@ -128,7 +129,7 @@ def test_event_mode_binds_facts_and_relations_to_events(make_memory, fake_llm) -
     rel = [e for e in entries if e.entry_type.value == "relation"]
     assert [e.memory for e in rel] == ["Maya owns Biscuit"] and rel[0].metadata["event"] == "Biscuit's birthday"
     facts = {e.memory: e for e in entries if e.entry_type.value == "fact"}
-    assert facts["Tom is moving to Lisbon in June."].metadata["event"] == "Tom's move"
+    assert facts["Tom is moving to Lisbon in June (2025-06)."].metadata["event"] == "Tom's move"
     assert facts["Maya's dog Biscuit turned three."].metadata["event_id"] == rel[0].metadata["event_id"]
     assert m.retrieve("who owns Biscuit", user_id="u", filters={"entry_type": "relation"})[0].entry.id == rel[0].id
 
