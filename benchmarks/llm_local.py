@@ -76,8 +76,7 @@ from _common import cl100k, git_state  # noqa: E402
 from _locomo import CATEGORIES, Conversation, evidence_ids, load  # noqa: E402
 from locomo_retrieval import raw_baselines, recall  # noqa: E402
 
-from lightmem_core import LightMemory  # noqa: E402
-from lightmem_core import textproc  # noqa: E402
+from lightmem_core import LightMemory, textproc  # noqa: E402
 from lightmem_core.config import LLMConfig  # noqa: E402
 from lightmem_core.llm import OpenAICompatibleLLM, parse_json  # noqa: E402
 from tools.record_llm_answers import Recording  # noqa: E402
@@ -238,9 +237,9 @@ def build(conv: Conversation, path: str, config: dict[str, Any], llm: Optional[R
         memory.construct_update_queue_all_entries(user_id=conv.conv_id)
         wall["update_queue"] = time.perf_counter() - t
         t = time.perf_counter()
-        wall_update = memory.offline_update_all_entries(user_id=conv.conv_id, max_workers=1)
+        update_result = memory.offline_update_all_entries(user_id=conv.conv_id, max_workers=1)
         wall["offline_update"] = time.perf_counter() - t
-        log.info("offline update: %s", wall_update)
+        log.info("offline update: %s", update_result)
         t = time.perf_counter()
         memory.summarize(user_id=conv.conv_id)
         wall["summaries"] = time.perf_counter() - t
