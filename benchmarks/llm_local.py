@@ -78,6 +78,7 @@ from locomo_retrieval import raw_baselines, recall  # noqa: E402
 
 from lightmem_core import LightMemory, textproc  # noqa: E402
 from lightmem_core.config import LLMConfig  # noqa: E402
+from lightmem_core.errors import LLMError  # noqa: E402
 from lightmem_core.llm import OpenAICompatibleLLM, parse_json  # noqa: E402
 from tools.record_llm_answers import Recording  # noqa: E402
 
@@ -132,7 +133,11 @@ def ask(llm: OpenAICompatibleLLM, context: str, question: str) -> tuple[str, flo
     # the context first, so a server that caches prompt prefixes reuses it across questions
     messages = [{"role": "system", "content": READER_SYSTEM},
                 {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}\nShort answer:"}]
-    out = llm.complete(messages, stage="reader")
+    try:
+        out = llm.complete(messages, stage="reader")
+    except LLMError as exc:  # one failed answer scores 0 and is kept, with its error
+        log.warning("reader call failed: %s", exc)
+        return f"(error: {exc})", time.perf_counter() - t
     return out.text.strip().splitlines()[0] if out.text.strip() else "", time.perf_counter() - t
 
 
@@ -333,6 +338,10 @@ def main() -> None:
                 "ratio_extraction": round(request_tokens(build_calls, {"extraction"}) / raw, 3),
                 "targets": {"calls": CALL_TARGET, "ratio": RATIO_TARGET},
             }
+
+            # the build's figures are saved before the long reader phase, so a failure there keeps them
+            Path(args.out).with_suffix(".build.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+            (Path(args.out).parent / "llm_local_calls.json").write_text(json.dumps(recorder.calls, indent=1) + "\n")
 
             # evidence recall@10, every QA with evidence
             rec: dict[str, dict[str, list[float]]] = {"llm": defaultdict(list), "offline": defaultdict(list)}
