@@ -54,8 +54,7 @@ def _speaker_line(turn: TurnRow) -> str:
     return f"{turn.speaker}: {turn.content}"
 
 
-def _time(turn: TurnRow) -> datetime:
-    return turn.time_stamp or turn.accepted_at or timeparse.utcnow()
+_time = repairs.said_at
 
 
 class ExtractiveExtractor:

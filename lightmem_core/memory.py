@@ -20,7 +20,8 @@ from . import indexing, retrieve as _retrieve, textproc, timeparse
 from ._drive import Op, call, run_async, run_many_async, run_many_sync, run_sync
 from .config import MemoryConfig
 from .embed import Embedder, create_embedder
-from .errors import AnswerTruncatedError, ConflictError, ContextWindowError, EmbeddingError, InvalidInputError, LLMError, NotFoundError
+from .errors import (AnswerTruncatedError, ConflictError, ContextWindowError, EmbeddingError, InvalidInputError, LLMError,
+                     NotFoundError)
 from .extract import ExtractionBatch, ExtractiveExtractor, Extractor, LLMExtractor, VerbatimExtractor
 from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder

@@ -73,7 +73,8 @@ _NUMBER = re.compile(r"^\s*\[?\s*(?:turn|id|#)?\s*(\d{1,4})\s*\]?\.?\s*$", re.I)
 _DATEISH = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\b\d{1,2}\s+[A-Za-z]{3,9},?\s+\d{4}\b|\b[A-Za-z]{3,9}\s+\d{1,2},?\s+\d{4}\b")
 
 
-def _when(turn: TurnRow) -> datetime:
+def said_at(turn: TurnRow) -> datetime:
+    """When a turn was said: its time stamp, else when it was accepted (the extractors' clock too)."""
     return turn.time_stamp or turn.accepted_at or timeparse.utcnow()
 
 
@@ -109,7 +110,7 @@ def _one(raw: Any, aliases: Mapping[str, TurnRow], by_id: Mapping[str, TurnRow],
         return [aliases[m.group(1)].id]
     if _DATEISH.search(text):
         day = _date_of(text)
-        same = [t.id for t in aliases.values() if day is not None and _when(t).date() == day]
+        same = [t.id for t in aliases.values() if day is not None and said_at(t).date() == day]
         if same:
             counts.add("ids_from_date")
             return same
@@ -282,7 +283,7 @@ def event_time(value: Any, fact: str, turn: TurnRow, counts: RepairCounts,
     model dropped the expression from the fact and gave that date, the one turn the fact
     cites still has it.
     """
-    said = _when(turn)
+    said = said_at(turn)
     resolved = fact_time(fact, said)
     if resolved is not None:
         counts.add("times_from_fact")
@@ -297,7 +298,7 @@ def event_time(value: Any, fact: str, turn: TurnRow, counts: RepairCounts,
 def _turn_time(value: Any, cited: Sequence[TurnRow]) -> Optional[str]:
     if len(cited) != 1:
         return None
-    said = _when(cited[0])
+    said = said_at(cited[0])
     found = fact_time(cited[0].content, said)
     if found is None:
         return None
