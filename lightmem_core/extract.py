@@ -128,13 +128,24 @@ class VerbatimExtractor:
         out = []
         for turn in batch.turns:
             ts = _time(turn)
-            out.append(MemoryEntry(
-                id=entry_id(turn.user_id, turn.id, "verbatim"), memory=turn.content.strip(),
-                speaker_id=turn.speaker_id or turn.role, speaker_name=turn.speaker_name, time_stamp=ts, valid_from=ts,
-                entities=textproc.entities(turn.content), keywords=textproc.keywords(turn.content),
-                source_ids=[turn.id], entry_type=EntryType.FACT, user_id=turn.user_id, agent_id=turn.agent_id,
-                session_id=turn.session_id, metadata={**turn.metadata, "role": turn.role, "verbatim": True},
-            ))
+            out.append(
+                MemoryEntry(
+                    id=entry_id(turn.user_id, turn.id, "verbatim"),
+                    memory=turn.content.strip(),
+                    speaker_id=turn.speaker_id or turn.role,
+                    speaker_name=turn.speaker_name,
+                    time_stamp=ts,
+                    valid_from=ts,
+                    entities=textproc.entities(turn.content),
+                    keywords=textproc.keywords(turn.content),
+                    source_ids=[turn.id],
+                    entry_type=EntryType.FACT,
+                    user_id=turn.user_id,
+                    agent_id=turn.agent_id,
+                    session_id=turn.session_id,
+                    metadata={**turn.metadata, "role": turn.role, "verbatim": True},
+                )
+            )
         return out
         yield  # a generator with no LLM calls
 
@@ -147,31 +158,70 @@ def _text(value: Any) -> Optional[str]:
 
 
 _IDS = {"type": "array", "items": {"type": "string"}}
-_FACT = {"type": "object", "required": ["fact", "source_ids"],
-         "properties": {"fact": {"type": "string"}, "source_ids": _IDS, "speaker": {"type": "string"},
-                        "time": {"type": ["string", "null"]}, "entities": {"type": "array", "items": {"type": "string"}}}}
+_FACT = {
+    "type": "object",
+    "required": ["fact", "source_ids"],
+    "properties": {
+        "fact": {"type": "string"},
+        "source_ids": _IDS,
+        "speaker": {"type": "string"},
+        "time": {"type": ["string", "null"]},
+        "entities": {"type": "array", "items": {"type": "string"}},
+    },
+}
 # The answers' shapes, sent as response_format json_schema when the config asks for it
 # (servers that support it then cannot answer outside them); also the repair call's hint.
-FLAT_SCHEMA: dict[str, Any] = {"type": "object", "required": ["facts"],
-                               "properties": {"facts": {"type": "array", "items": _FACT}}}
+FLAT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["facts"],
+    "properties": {"facts": {"type": "array", "items": _FACT}},
+}
 EVENT_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["events"],
-    "properties": {"events": {"type": "array", "items": {
-        "type": "object", "required": ["event", "facts"],
-        "properties": {"event": {"type": "string"}, "time": {"type": ["string", "null"]}, "source_ids": _IDS,
-                       "facts": {"type": "array", "items": _FACT},
-                       "relations": {"type": "array", "items": {
-                           "type": "object", "required": ["subject", "relation", "object"],
-                           "properties": {"subject": {"type": "string"}, "relation": {"type": "string"},
-                                          "object": {"type": "string"}, "source_ids": _IDS}}}}}}}}
+    "type": "object",
+    "required": ["events"],
+    "properties": {
+        "events": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["event", "facts"],
+                "properties": {
+                    "event": {"type": "string"},
+                    "time": {"type": ["string", "null"]},
+                    "source_ids": _IDS,
+                    "facts": {"type": "array", "items": _FACT},
+                    "relations": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["subject", "relation", "object"],
+                            "properties": {
+                                "subject": {"type": "string"},
+                                "relation": {"type": "string"},
+                                "object": {"type": "string"},
+                                "source_ids": _IDS,
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
 
 
 class LLMExtractor:
     """LightMem's extraction with an LLM: ``mode="flat"`` facts, or ``mode="event"`` (StructMem)."""
 
-    def __init__(self, llm: Any, *, mode: str = "flat", prompts: Optional[Prompts] = None,
-                 counts: Optional[repairs.RepairCounts] = None,
-                 citation: repairs.CitationRule = repairs.CitationRule()) -> None:
+    def __init__(
+        self,
+        llm: Any,
+        *,
+        mode: str = "flat",
+        prompts: Optional[Prompts] = None,
+        counts: Optional[repairs.RepairCounts] = None,
+        citation: repairs.CitationRule = repairs.DEFAULT_CITATION,
+    ) -> None:
         self.llm = llm
         self.mode = mode
         self.prompts = prompts or Prompts()
@@ -206,8 +256,9 @@ class LLMExtractor:
         from .llm import complete_json_op
 
         schema = EVENT_SCHEMA if self.mode == "event" else FLAT_SCHEMA
-        data = yield from complete_json_op(self.llm, self.messages(batch), stage="extraction", schema=schema,
-                                           validate=self._validate)
+        data = yield from complete_json_op(
+            self.llm, self.messages(batch), stage="extraction", schema=schema, validate=self._validate
+        )
         turns = {t.id: t for t in batch.turns}
         if self.mode == "event":
             return self._events(data, turns, batch)
@@ -217,8 +268,16 @@ class LLMExtractor:
         key = "events" if self.mode == "event" else "facts"
         return isinstance(data, dict) and isinstance(data.get(key, []), list)
 
-    def _entry(self, text: str, ids: list[str], turns: dict[str, TurnRow], key: str, n: int,
-               entry_type: EntryType, extra: dict[str, Any]) -> MemoryEntry:
+    def _entry(
+        self,
+        text: str,
+        ids: list[str],
+        turns: dict[str, TurnRow],
+        key: str,
+        n: int,
+        entry_type: EntryType,
+        extra: dict[str, Any],
+    ) -> MemoryEntry:
         cited = [turns[i] for i in ids]
         first = min(cited, key=lambda t: t.seq)
         ts = _time(first)
@@ -244,7 +303,9 @@ class LLMExtractor:
     def _ids(self, value: Any, batch: ExtractionBatch) -> list[str]:
         return repairs.cite(value, self.aliases(batch), self.counts, self.citation)
 
-    def _cite(self, item: dict[str, Any], batch: ExtractionBatch, fallback: list[str]) -> tuple[list[str], dict[str, Any]]:
+    def _cite(
+        self, item: dict[str, Any], batch: ExtractionBatch, fallback: list[str]
+    ) -> tuple[list[str], dict[str, Any]]:
         ids = self._ids(item.get("source_ids"), batch)
         meta: dict[str, Any] = {}
         if not ids:
@@ -254,9 +315,17 @@ class LLMExtractor:
             self.counts.add("facts_cited_batch")
         return ids, meta
 
-    def _facts(self, items: Any, turns: dict[str, TurnRow], batch: ExtractionBatch, *, key: str,
-               extra: Optional[dict[str, Any]] = None, fallback: Optional[list[str]] = None,
-               given_time: Any = None) -> list[MemoryEntry]:
+    def _facts(
+        self,
+        items: Any,
+        turns: dict[str, TurnRow],
+        batch: ExtractionBatch,
+        *,
+        key: str,
+        extra: Optional[dict[str, Any]] = None,
+        fallback: Optional[list[str]] = None,
+        given_time: Any = None,
+    ) -> list[MemoryEntry]:
         out = []
         fallback = fallback or list(turns)
         for n, item in enumerate(items if isinstance(items, list) else []):
@@ -290,20 +359,35 @@ class LLMExtractor:
             event_ids = self._ids(event.get("source_ids"), batch) or list(turns)
             bound = {"event": label, "event_id": entry_id(batch.turns[0].user_id, "|".join(sorted(turns)), "event", e)}
             first = min((turns[i] for i in event_ids), key=lambda t: t.seq)
-            when, _ = repairs.event_time(event.get("time"), label, first, self.counts,
-                                         [turns[i] for i in event_ids])
+            when, _ = repairs.event_time(event.get("time"), label, first, self.counts, [turns[i] for i in event_ids])
             if when is not None:
                 bound["event_date"] = when
-            out += self._facts(event.get("facts", []), turns, batch, key=f"event{e}", extra=bound, fallback=event_ids,
-                               given_time=event.get("time"))
+            out += self._facts(
+                event.get("facts", []),
+                turns,
+                batch,
+                key=f"event{e}",
+                extra=bound,
+                fallback=event_ids,
+                given_time=event.get("time"),
+            )
             for r, rel in enumerate(event.get("relations", []) if isinstance(event.get("relations"), list) else []):
                 if not isinstance(rel, dict):
                     continue
-                parts = [_text(rel.get(k)) for k in ("subject", "relation", "object")]
-                if not all(parts):
+                subject, relation, obj = (_text(rel.get(k)) for k in ("subject", "relation", "object"))
+                if not (subject and relation and obj):
                     continue
                 ids, meta = self._cite(rel, batch, event_ids)
-                meta.update(bound, subject=parts[0], relation=parts[1], object=parts[2])
-                out.append(self._entry(" ".join(parts), ids, turns, f"event{e}rel", r, EntryType.RELATION,  # type: ignore[arg-type]
-                                       meta))
+                meta.update(bound, subject=subject, relation=relation, object=obj)
+                out.append(
+                    self._entry(
+                        f"{subject} {relation} {obj}",
+                        ids,
+                        turns,
+                        f"event{e}rel",
+                        r,
+                        EntryType.RELATION,
+                        meta,
+                    )
+                )
         return out

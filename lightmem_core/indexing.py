@@ -63,7 +63,9 @@ def turn_vectors(entries: Sequence[MemoryEntry], facts: Sequence[Any]) -> dict[s
     return out
 
 
-def context_vectors(entries: Sequence[MemoryEntry], vectors: dict[str, Any], *, per_turn: bool = True) -> dict[str, Any]:
+def context_vectors(
+    entries: Sequence[MemoryEntry], vectors: dict[str, Any], *, per_turn: bool = True
+) -> dict[str, Any]:
     """Each context's vector: the normalised sum of its pieces' vectors (``context_lines``).
 
     A context is the previous turn and, for a turn of several sentences, the turn itself
@@ -81,7 +83,9 @@ def context_vectors(entries: Sequence[MemoryEntry], vectors: dict[str, Any], *, 
     return out
 
 
-def blend(entries: Sequence[MemoryEntry], facts: Any, contexts: dict[str, Any], weight: float) -> list[tuple[Any, float]]:
+def blend(
+    entries: Sequence[MemoryEntry], facts: Any, contexts: dict[str, Any], weight: float
+) -> list[tuple[Any, float]]:
     """Each fact's vector pulled toward its context's vector by ``weight``, with the norm
     it had before normalising.
 
@@ -108,10 +112,11 @@ def blend(entries: Sequence[MemoryEntry], facts: Any, contexts: dict[str, Any], 
         share[text] = weight * min(1.0, max(0.0, (related - 0.1) / 0.3))
     out = []
     for entry, vec in zip(entries, facts):
-        w = share.get(entry.context or "", 0.0)
+        context = entry.context or ""
+        w = share.get(context, 0.0)  # > 0 only for a context in ``contexts``
         norm = 1.0
         if w > 0:
-            vec = (1 - w) * vec + w * np.asarray(contexts[entry.context])
+            vec = (1 - w) * vec + w * np.asarray(contexts[context])
             norm = float(np.linalg.norm(vec)) or 1.0
             vec = vec / norm
         out.append((vec, norm))
@@ -139,8 +144,9 @@ def from_payload(payload: dict[str, Any]) -> MemoryEntry:
     return MemoryEntry.model_validate(data)
 
 
-def to_point(entry: MemoryEntry, dense: Optional[Any], sparse: Optional[SparseVec],
-             dense_norm: Optional[float] = None) -> PointIn:
+def to_point(
+    entry: MemoryEntry, dense: Optional[Any], sparse: Optional[SparseVec], dense_norm: Optional[float] = None
+) -> PointIn:
     return PointIn(
         id=entry.id,
         payload=to_payload(entry, dense_norm),

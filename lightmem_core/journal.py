@@ -185,19 +185,31 @@ class Journal:
         self._tx(lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value)))
 
     # --- turns -----------------------------------------------------------------------
-    def accept_turns(self, scope: Scope, messages: Sequence[Message], accepted_at: datetime,
-                     actor: Optional[str] = None) -> tuple[list[str], list[str]]:
+    def accept_turns(
+        self, scope: Scope, messages: Sequence[Message], accepted_at: datetime, actor: Optional[str] = None
+    ) -> tuple[list[str], list[str]]:
         """Journal turns durably; a turn id the user already sent is reported, not stored twice."""
 
         def run(db: sqlite3.Connection) -> tuple[list[str], list[str]]:
-            new, dup = [], []
+            new: list[str] = []
+            dup: list[str] = []
             for m in messages:
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO turns (turn_id, user_id, agent_id, session_id, role, speaker_id, speaker_name,"
-                    " content, time_stamp, metadata, accepted_at, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO turns (turn_id, user_id, agent_id, session_id, role, speaker_id,"
+                    " speaker_name, content, time_stamp, metadata, accepted_at, actor)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        m.id, scope.user_id, scope.agent_id, scope.session_id, m.role, m.speaker_id, m.speaker_name,
-                        m.content, _iso(m.time_stamp), json.dumps(m.metadata, default=str), accepted_at.isoformat(),
+                        m.id,
+                        scope.user_id,
+                        scope.agent_id,
+                        scope.session_id,
+                        m.role,
+                        m.speaker_id,
+                        m.speaker_name,
+                        m.content,
+                        _iso(m.time_stamp),
+                        json.dumps(m.metadata, default=str),
+                        accepted_at.isoformat(),
                         actor,
                     ),
                 )
@@ -208,11 +220,24 @@ class Journal:
 
     def _turn(self, row: sqlite3.Row) -> TurnRow:
         return TurnRow(
-            id=row["turn_id"], role=row["role"], content=row["content"], time_stamp=row["time_stamp"],
-            speaker_id=row["speaker_id"], speaker_name=row["speaker_name"], metadata=json.loads(row["metadata"]),
-            user_id=row["user_id"], agent_id=row["agent_id"], session_id=row["session_id"], status=row["status"],
-            attempts=row["attempts"], last_error=row["last_error"], accepted_at=row["accepted_at"],
-            stage=row["stage"], compressed=row["compressed"], topic_id=row["topic_id"], seq=row["seq"],
+            id=row["turn_id"],
+            role=row["role"],
+            content=row["content"],
+            time_stamp=row["time_stamp"],
+            speaker_id=row["speaker_id"],
+            speaker_name=row["speaker_name"],
+            metadata=json.loads(row["metadata"]),
+            user_id=row["user_id"],
+            agent_id=row["agent_id"],
+            session_id=row["session_id"],
+            status=row["status"],
+            attempts=row["attempts"],
+            last_error=row["last_error"],
+            accepted_at=row["accepted_at"],
+            stage=row["stage"],
+            compressed=row["compressed"],
+            topic_id=row["topic_id"],
+            seq=row["seq"],
             actor=row["actor"] if "actor" in row.keys() else None,
         )
 
@@ -234,8 +259,9 @@ class Journal:
         would otherwise cost a call per session. Each turn keeps its own session id.
         """
         sql, args = self._stream_sql(scope)
-        rows = self._rows(f"SELECT * FROM turns WHERE status = 'pending' AND stage = ? AND {sql} ORDER BY seq",
-                          [stage, *args])
+        rows = self._rows(
+            f"SELECT * FROM turns WHERE status = 'pending' AND stage = ? AND {sql} ORDER BY seq", [stage, *args]
+        )
         return [self._turn(r) for r in rows]
 
     def buffer_size(self, scope: Scope) -> int:
@@ -253,17 +279,24 @@ class Journal:
         return self._turn(rows[0]) if rows else None
 
     def set_compressed(self, user_id: str, items: Sequence[tuple[str, str]]) -> None:
-        self._tx(lambda db: db.executemany(
-            "UPDATE turns SET compressed = ? WHERE user_id = ? AND turn_id = ?", [(t, user_id, i) for i, t in items]))
+        self._tx(
+            lambda db: db.executemany(
+                "UPDATE turns SET compressed = ? WHERE user_id = ? AND turn_id = ?", [(t, user_id, i) for i, t in items]
+            )
+        )
 
     def close_segments(self, user_id: str, segments: Sequence[Sequence[str]]) -> None:
         """Move whole topic segments from the sensory to the short-term buffer, with new topic ids."""
 
         def run(db: sqlite3.Connection) -> None:
-            (top,) = db.execute("SELECT COALESCE(MAX(topic_id), -1) FROM turns WHERE user_id = ?", (user_id,)).fetchone()
+            (top,) = db.execute(
+                "SELECT COALESCE(MAX(topic_id), -1) FROM turns WHERE user_id = ?", (user_id,)
+            ).fetchone()
             for n, ids in enumerate(segments, start=top + 1):
-                db.executemany("UPDATE turns SET stage = 'short', topic_id = ? WHERE user_id = ? AND turn_id = ?",
-                               [(n, user_id, i) for i in ids])
+                db.executemany(
+                    "UPDATE turns SET stage = 'short', topic_id = ? WHERE user_id = ? AND turn_id = ?",
+                    [(n, user_id, i) for i in ids],
+                )
 
         self._tx(run)
 
@@ -318,14 +351,28 @@ class Journal:
         def run(db: sqlite3.Connection) -> None:
             for r in records:
                 db.execute(
-                    "INSERT OR REPLACE INTO history (change_id, memory_id, user_id, agent_id, session_id, event, version,"
-                    " old_memory, new_memory, reason, actor, created_at, source_ids, state) VALUES (?,?,?,?,?,?,?,?,?,?,"
-                    "?,?,?, COALESCE((SELECT state FROM history WHERE memory_id = ? AND version = ? AND event = ?"
+                    "INSERT OR REPLACE INTO history (change_id, memory_id, user_id, agent_id, session_id,"
+                    " event, version, old_memory, new_memory, reason, actor, created_at, source_ids, state)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                    " COALESCE((SELECT state FROM history WHERE memory_id = ? AND version = ? AND event = ?"
                     " AND state = 'committed'), 'pending'))",
                     (
-                        change_id, r.memory_id, r.user_id, r.agent_id, r.session_id, r.event, r.version, r.old_memory,
-                        r.new_memory, r.reason, r.actor, r.created_at.isoformat(), json.dumps(r.source_ids),
-                        r.memory_id, r.version, r.event,
+                        change_id,
+                        r.memory_id,
+                        r.user_id,
+                        r.agent_id,
+                        r.session_id,
+                        r.event,
+                        r.version,
+                        r.old_memory,
+                        r.new_memory,
+                        r.reason,
+                        r.actor,
+                        r.created_at.isoformat(),
+                        json.dumps(r.source_ids),
+                        r.memory_id,
+                        r.version,
+                        r.event,
                     ),
                 )
             if ops is not None:
@@ -340,6 +387,7 @@ class Journal:
 
     def finish_change(self, change_id: str) -> None:
         """Commit the change's history and settle the turns its redo record names, in one transaction."""
+
         def run(db: sqlite3.Connection) -> None:
             db.execute("UPDATE history SET state = 'committed' WHERE change_id = ?", (change_id,))
             row = db.execute("SELECT ops FROM change_ops WHERE change_id = ?", (change_id,)).fetchone()
@@ -353,8 +401,12 @@ class Journal:
         self._tx(lambda db: _mark_done(db, done_turns))
 
     def abandon_change(self, change_id: str) -> None:
-        self._tx(lambda db: (db.execute("DELETE FROM history WHERE change_id = ? AND state = 'pending'", (change_id,)),
-                             db.execute("DELETE FROM change_ops WHERE change_id = ?", (change_id,))))
+        self._tx(
+            lambda db: (
+                db.execute("DELETE FROM history WHERE change_id = ? AND state = 'pending'", (change_id,)),
+                db.execute("DELETE FROM change_ops WHERE change_id = ?", (change_id,)),
+            )
+        )
 
     def pending_changes(self) -> dict[str, list[HistoryRecord]]:
         out: dict[str, list[HistoryRecord]] = {}
@@ -367,40 +419,68 @@ class Journal:
     @staticmethod
     def _record(row: sqlite3.Row) -> HistoryRecord:
         return HistoryRecord(
-            memory_id=row["memory_id"], event=row["event"], version=row["version"], old_memory=row["old_memory"],
-            new_memory=row["new_memory"], reason=row["reason"], actor=row["actor"], created_at=row["created_at"],
-            user_id=row["user_id"], agent_id=row["agent_id"], session_id=row["session_id"],
+            memory_id=row["memory_id"],
+            event=row["event"],
+            version=row["version"],
+            old_memory=row["old_memory"],
+            new_memory=row["new_memory"],
+            reason=row["reason"],
+            actor=row["actor"],
+            created_at=row["created_at"],
+            user_id=row["user_id"],
+            agent_id=row["agent_id"],
+            session_id=row["session_id"],
             source_ids=json.loads(row["source_ids"] or "[]"),
         )
 
     def history(self, scope: Scope, memory_id: str) -> list[HistoryRecord]:
         sql, args = self._scope_sql(scope)
         rows = self._rows(
-            f"SELECT * FROM history WHERE memory_id = ? AND state = 'committed' AND {sql} ORDER BY seq", [memory_id, *args]
+            f"SELECT * FROM history WHERE memory_id = ? AND state = 'committed' AND {sql} ORDER BY seq",
+            [memory_id, *args],
         )
         return [self._record(r) for r in rows]
 
     def reset(self) -> None:
-        self._tx(lambda db: (db.execute("DELETE FROM turns"), db.execute("DELETE FROM history"),
-                             db.execute("DELETE FROM update_queue"), db.execute("DELETE FROM change_ops")))
+        self._tx(
+            lambda db: (
+                db.execute("DELETE FROM turns"),
+                db.execute("DELETE FROM history"),
+                db.execute("DELETE FROM update_queue"),
+                db.execute("DELETE FROM change_ops"),
+            )
+        )
 
     # --- offline update queue ---------------------------------------------------------
     def queue_put(self, items: Sequence[tuple[str, Scope, list[tuple[str, float]]]]) -> None:
         """(Re)queue entries with their candidates; a rebuilt queue starts over."""
-        self._tx(lambda db: db.executemany(
-            "INSERT OR REPLACE INTO update_queue (entry_id, user_id, agent_id, session_id, candidates, status)"
-            " VALUES (?,?,?,?,?, 'pending')",
-            [(e, sc.user_id, sc.agent_id, sc.session_id, json.dumps(c)) for e, sc, c in items]))
+        self._tx(
+            lambda db: db.executemany(
+                "INSERT OR REPLACE INTO update_queue (entry_id, user_id, agent_id, session_id, candidates, status)"
+                " VALUES (?,?,?,?,?, 'pending')",
+                [(e, sc.user_id, sc.agent_id, sc.session_id, json.dumps(c)) for e, sc, c in items],
+            )
+        )
 
     def queue_pending(self, user_id: Optional[str] = None) -> list[tuple[str, Scope, list[tuple[str, float]]]]:
         sql = "SELECT * FROM update_queue WHERE status = 'pending'" + (" AND user_id = ?" if user_id else "")
         rows = self._rows(sql + " ORDER BY rowid", [user_id] if user_id else [])
-        return [(r["entry_id"], Scope(user_id=r["user_id"], agent_id=r["agent_id"], session_id=r["session_id"]),
-                 [tuple(c) for c in json.loads(r["candidates"])]) for r in rows]
+        return [
+            (
+                r["entry_id"],
+                Scope(user_id=r["user_id"], agent_id=r["agent_id"], session_id=r["session_id"]),
+                [tuple(c) for c in json.loads(r["candidates"])],
+            )
+            for r in rows
+        ]
 
     def queue_done(self, entry_id: str) -> None:
-        self._tx(lambda db: db.execute("UPDATE update_queue SET status = 'done', decided_at = ? WHERE entry_id = ?",
-                                       (datetime.utcnow().isoformat(), entry_id)))
+        self._tx(
+            lambda db: db.execute(
+                "UPDATE update_queue SET status = 'done', decided_at = ? WHERE entry_id = ?",
+                (datetime.utcnow().isoformat(), entry_id),
+            )
+        )
 
     def queue_drop(self, ids: Sequence[str]) -> None:
         """Deleted entries leave every queue: as a queued entry, and as a candidate."""
@@ -414,7 +494,9 @@ class Journal:
                 cands = json.loads(row["candidates"])
                 kept = [c for c in cands if c[0] not in gone]
                 if len(kept) != len(cands):
-                    db.execute("UPDATE update_queue SET candidates = ? WHERE entry_id = ?", (json.dumps(kept), row["entry_id"]))
+                    db.execute(
+                        "UPDATE update_queue SET candidates = ? WHERE entry_id = ?", (json.dumps(kept), row["entry_id"])
+                    )
 
         self._tx(run)
 
@@ -441,9 +523,29 @@ class Journal:
             "INSERT OR IGNORE INTO turns (turn_id, user_id, agent_id, session_id, role, speaker_id, speaker_name,"
             " content, time_stamp, metadata, status, stage, compressed, topic_id, attempts, last_error, accepted_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(t.id, t.user_id, t.agent_id, t.session_id, t.role, t.speaker_id, t.speaker_name, t.content,
-              _iso(t.time_stamp), json.dumps(t.metadata, default=str), t.status, t.stage, t.compressed, t.topic_id,
-              t.attempts, t.last_error, _iso(t.accepted_at) or datetime.utcnow().isoformat()) for t in turns])
+            [
+                (
+                    t.id,
+                    t.user_id,
+                    t.agent_id,
+                    t.session_id,
+                    t.role,
+                    t.speaker_id,
+                    t.speaker_name,
+                    t.content,
+                    _iso(t.time_stamp),
+                    json.dumps(t.metadata, default=str),
+                    t.status,
+                    t.stage,
+                    t.compressed,
+                    t.topic_id,
+                    t.attempts,
+                    t.last_error,
+                    _iso(t.accepted_at) or datetime.utcnow().isoformat(),
+                )
+                for t in turns
+            ],
+        )
 
     def import_history(self, records: Sequence[HistoryRecord]) -> int:
         """Store history records verbatim, as committed."""
@@ -451,8 +553,25 @@ class Journal:
             "INSERT OR IGNORE INTO history (change_id, memory_id, user_id, agent_id, session_id, event, version,"
             " old_memory, new_memory, reason, actor, created_at, source_ids, state)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, 'committed')",
-            [("import", r.memory_id, r.user_id, r.agent_id, r.session_id, r.event, r.version, r.old_memory,
-              r.new_memory, r.reason, r.actor, r.created_at.isoformat(), json.dumps(r.source_ids)) for r in records])
+            [
+                (
+                    "import",
+                    r.memory_id,
+                    r.user_id,
+                    r.agent_id,
+                    r.session_id,
+                    r.event,
+                    r.version,
+                    r.old_memory,
+                    r.new_memory,
+                    r.reason,
+                    r.actor,
+                    r.created_at.isoformat(),
+                    json.dumps(r.source_ids),
+                )
+                for r in records
+            ],
+        )
 
     def stats(self) -> dict[str, Any]:
         rows = self._rows("SELECT status, stage, COUNT(*) AS n FROM turns GROUP BY status, stage")

@@ -472,8 +472,11 @@ class OpenAICompatibleLLM(BaseLLM):
         self.base_url: Optional[str] = self.config.base_url or _DEFAULT_BASE_URLS.get(provider)
         key = self.config.api_key or (os.environ.get(_KEY_ENV[provider]) if provider in _KEY_ENV else None)
         if not key and provider in _KEY_ENV and self.base_url in (None, _DEFAULT_BASE_URLS.get(provider)):
-            log.warning("LLM provider %r has no api_key (nor $%s); the endpoint will likely answer 401",
-                        provider, _KEY_ENV[provider])
+            log.warning(
+                "LLM provider %r has no api_key (nor $%s); the endpoint will likely answer 401",
+                provider,
+                _KEY_ENV[provider],
+            )
         self.api_key: str = key or "not-needed"  # the openai client refuses an empty key
         self._client = client
         self._aclient_fixed = aclient
@@ -495,7 +498,7 @@ class OpenAICompatibleLLM(BaseLLM):
         mode = self.config.json_mode
         wanted = "json_schema" if mode == "json_schema" else ("json_object" if mode else None)
         ladder = ("json_schema", "json_object")
-        for kind in ladder[ladder.index(wanted):] if wanted else ():
+        for kind in ladder[ladder.index(wanted) :] if wanted else ():
             if kind not in self._facts.refused_formats:
                 return kind
         return None
@@ -553,8 +556,7 @@ class OpenAICompatibleLLM(BaseLLM):
         kw["max_completion_tokens" if facts.max_completion_tokens else "max_tokens"] = c.max_tokens
         kind = self.response_format if json_schema is not None else None
         if kind == "json_schema" and json_schema and set(json_schema) - {"type"}:
-            kw["response_format"] = {"type": "json_schema",
-                                     "json_schema": {"name": "answer", "schema": json_schema}}
+            kw["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema}}
         elif kind is not None:
             kw["response_format"] = {"type": "json_object"}
         if kind is not None:
@@ -583,8 +585,12 @@ class OpenAICompatibleLLM(BaseLLM):
         # a server without json_object has no json_schema either
         self._facts.refused_formats.update({sent, "json_schema"} if sent == "json_object" else {sent})
         nxt = self.response_format
-        log.warning("LLM endpoint refused response_format %s; using %s from now on: %s", sent,
-                    nxt or "plain-text JSON prompts", self._describe(exc))
+        log.warning(
+            "LLM endpoint refused response_format %s; using %s from now on: %s",
+            sent,
+            nxt or "plain-text JSON prompts",
+            self._describe(exc),
+        )
         if nxt is None:
             kw.pop("response_format")
         else:
@@ -648,8 +654,11 @@ class OpenAICompatibleLLM(BaseLLM):
                     limit = overflow or None
                     if limit:
                         self._facts.context_window = limit
-                    raise ContextWindowError(f"the prompt does not fit the model's context window "
-                                             f"({limit or 'size not given'} tokens): {self._describe(exc)}", limit)
+                    raise ContextWindowError(
+                        f"the prompt does not fit the model's context window "
+                        f"({limit or 'size not given'} tokens): {self._describe(exc)}",
+                        limit,
+                    ) from exc
                 if adaptations < 3 and self._refused_format(kw, exc):
                     adaptations += 1
                     continue
@@ -657,14 +666,18 @@ class OpenAICompatibleLLM(BaseLLM):
                 if not isinstance(failure, _Retry):
                     import openai
 
-                    if (isinstance(exc, openai.BadRequestError) and adaptations < 3 and self._adapt(kw, exc)):
+                    if isinstance(exc, openai.BadRequestError) and adaptations < 3 and self._adapt(kw, exc):
                         adaptations += 1
                         continue
-                    raise self._error(f"LLM request failed ({self._describe(exc)}); not retryable", exc, attempts)
+                    raise self._error(
+                        f"LLM request failed ({self._describe(exc)}); not retryable", exc, attempts
+                    ) from exc
             assert isinstance(failure, _Retry)
             if retries >= self.config.max_retries:
                 raise self._error(
-                    f"LLM request failed after {attempts} attempts ({self._describe(failure.cause)})", failure.cause, attempts
+                    f"LLM request failed after {attempts} attempts ({self._describe(failure.cause)})",
+                    failure.cause,
+                    attempts,
                 )
             wait = self._wait(retries, failure.wait_hint)
             retries += 1
@@ -680,7 +693,7 @@ class OpenAICompatibleLLM(BaseLLM):
     def _error(self, message: str, cause: BaseException, attempts: int) -> LLMError:
         err = LLMError(f"{message} [model={self.config.model!r}, base_url={self.base_url or 'api.openai.com'}]")
         err.__cause__ = cause
-        err.attempts = attempts  # type: ignore[attr-defined]  # read by BaseLLM accounting
+        err.attempts = attempts  # read by BaseLLM accounting
         return err
 
     def _completion(self, response: Any, messages: list[dict[str, Any]], attempts: int) -> Completion:
@@ -693,11 +706,12 @@ class OpenAICompatibleLLM(BaseLLM):
         if not text:
             log.warning("LLM returned empty content (finish_reason=%s)", getattr(choice, "finish_reason", None))
         usage = getattr(response, "usage", None)
-        estimated = usage is None or getattr(usage, "prompt_tokens", None) is None
+        prompt_tokens = getattr(usage, "prompt_tokens", None)  # None too when there is no usage
+        estimated = prompt_tokens is None
         if estimated:
             u = Usage(_estimate_prompt(messages), estimate_tokens(text))
         else:
-            u = Usage(int(usage.prompt_tokens or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+            u = Usage(int(prompt_tokens or 0), int(getattr(usage, "completion_tokens", 0) or 0))
         return Completion(
             text=text,
             usage=u,
@@ -716,7 +730,10 @@ class OpenAICompatibleLLM(BaseLLM):
         return await run_async(self._op(messages, json_schema))
 
     def __repr__(self) -> str:
-        return f"OpenAICompatibleLLM(provider={self.config.provider!r}, model={self.config.model!r}, base_url={self.base_url!r})"
+        return (
+            f"OpenAICompatibleLLM(provider={self.config.provider!r}, model={self.config.model!r}, "
+            f"base_url={self.base_url!r})"
+        )
 
 
 def create_llm(config: LLMConfig, **kwargs: Any) -> LLM:
@@ -951,8 +968,10 @@ def _json_op(
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         if finish == "length":
-            raise AnswerTruncatedError(f"{stage}: the answer reached the completion limit before its JSON ended "
-                                       f"({error}); ask for less per call") from exc
+            raise AnswerTruncatedError(
+                f"{stage}: the answer reached the completion limit before its JSON ended "
+                f"({error}); ask for less per call"
+            ) from exc
     log.info("%s: LLM answer is not usable JSON (%s); asking once for a repair", stage, error)
     hint = f"\nThe JSON must match this schema: {json.dumps(schema)}" if schema else ""
     repair = list(messages) + [

@@ -69,8 +69,12 @@ class CitationRule:
     min_overlap: float = 0.6
 
 
+DEFAULT_CITATION = CitationRule()
+
 _NUMBER = re.compile(r"^\s*\[?\s*(?:turn|id|#)?\s*(\d{1,4})\s*\]?\.?\s*$", re.I)
-_DATEISH = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\b\d{1,2}\s+[A-Za-z]{3,9},?\s+\d{4}\b|\b[A-Za-z]{3,9}\s+\d{1,2},?\s+\d{4}\b")
+_DATEISH = re.compile(
+    r"\d{4}-\d{1,2}-\d{1,2}|\b\d{1,2}\s+[A-Za-z]{3,9},?\s+\d{4}\b|\b[A-Za-z]{3,9}\s+\d{1,2},?\s+\d{4}\b"
+)
 
 
 def said_at(turn: TurnRow) -> datetime:
@@ -78,8 +82,9 @@ def said_at(turn: TurnRow) -> datetime:
     return turn.time_stamp or turn.accepted_at or timeparse.utcnow()
 
 
-def cite(values: Any, aliases: Mapping[str, TurnRow], counts: RepairCounts,
-         rule: CitationRule = CitationRule()) -> list[str]:
+def cite(
+    values: Any, aliases: Mapping[str, TurnRow], counts: RepairCounts, rule: CitationRule = DEFAULT_CITATION
+) -> list[str]:
     """The turn ids (real ones) that ``values`` names, in order, without repeats."""
     if isinstance(values, (str, int)):
         values = [values]
@@ -93,8 +98,9 @@ def cite(values: Any, aliases: Mapping[str, TurnRow], counts: RepairCounts,
     return out
 
 
-def _one(raw: Any, aliases: Mapping[str, TurnRow], by_id: Mapping[str, TurnRow], counts: RepairCounts,
-         rule: CitationRule) -> list[str]:
+def _one(
+    raw: Any, aliases: Mapping[str, TurnRow], by_id: Mapping[str, TurnRow], counts: RepairCounts, rule: CitationRule
+) -> list[str]:
     text = str(raw).strip().strip("\"'").strip()
     bare = text.strip("[] ")
     # the prompt shows only aliases, so an alias wins over a real id that looks the same
@@ -142,8 +148,9 @@ def _quoted(text: str, turns: Sequence[TurnRow] | Any, rule: CitationRule) -> Op
     words = set(textproc.content_words(text))
     if not words:
         return None
-    scored = sorted(((len(words & set(textproc.content_words(t.content))) / len(words), t) for t in turns),
-                    key=lambda st: -st[0])
+    scored = sorted(
+        ((len(words & set(textproc.content_words(t.content))) / len(words), t) for t in turns), key=lambda st: -st[0]
+    )
     if scored and scored[0][0] >= rule.min_overlap and (len(scored) == 1 or scored[1][0] < scored[0][0]):
         return scored[0][1]
     return None
@@ -205,14 +212,20 @@ def fact_time(fact: str, said: datetime) -> Optional[tuple[str, str]]:
     return (resolved, tq.expression) if resolved else None
 
 
-_FUTURE_CUES = re.compile(r"\b(?:will|won't|going to|gonna|plan|plans|planning|planned|hope to|hoping to|want to|"
-                          r"wants to|intend|upcoming|soon|next|'ll)\b|'ll\b", re.I)
-_PAST_CUES = re.compile(r"\b(?:was|were|did|had|went|got|came|took|made|saw|met|ran|began|left|"
-                        r"ago|last|\w{3,}ed)\b", re.I)
+_FUTURE_CUES = re.compile(
+    r"\b(?:will|won't|going to|gonna|plan|plans|planning|planned|hope to|hoping to|want to|"
+    r"wants to|intend|upcoming|soon|next|'ll)\b|'ll\b",
+    re.I,
+)
+_PAST_CUES = re.compile(
+    r"\b(?:was|were|did|had|went|got|came|took|made|saw|met|ran|began|left|"
+    r"ago|last|\w{3,}ed)\b",
+    re.I,
+)
 
 
 def _tense(fact: str) -> Optional[str]:
-    """"future", "past" or None, from cue words. Plans win over past forms, since a plan
+    """ "future", "past" or None, from cue words. Plans win over past forms, since a plan
     is often told in them ("I planned to go in October", "we booked it for June")."""
     if _FUTURE_CUES.search(fact):
         return "future"
@@ -223,9 +236,12 @@ def _tense(fact: str) -> Optional[str]:
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10}
-_AHEAD = re.compile(r"\b(?:(?:next|this coming|coming)\s+(?P<what>" + "|".join(_WEEKDAYS) + r"|week|month|year)"
-                    r"|(?P<tomorrow>tomorrow)|in\s+(?P<n>\d{1,3}|an?|one|two|three|four|five|six|ten)\s+"
-                    r"(?P<unit>day|week|month|year)s?(?:'\s*time)?)\b", re.I)
+_AHEAD = re.compile(
+    r"\b(?:(?:next|this coming|coming)\s+(?P<what>" + "|".join(_WEEKDAYS) + r"|week|month|year)"
+    r"|(?P<tomorrow>tomorrow)|in\s+(?P<n>\d{1,3}|an?|one|two|three|four|five|six|ten)\s+"
+    r"(?P<unit>day|week|month|year)s?(?:'\s*time)?)\b",
+    re.I,
+)
 
 
 def _future(fact: str, said: datetime) -> Optional[tuple[str, str]]:
@@ -254,8 +270,8 @@ def _future(fact: str, said: datetime) -> Optional[tuple[str, str]]:
         days = n * {"day": 1, "week": 7, "month": 30, "year": 365}[unit]
         start = end = day + timedelta(days=days)
         if unit in ("month", "year"):  # "in two months" names a month, not a day
-            iso = f"{start.year:04d}-{start.month:02d}" if unit == "month" else f"{start.year:04d}"
-            return iso, m.group(0)
+            named = f"{start.year:04d}-{start.month:02d}" if unit == "month" else f"{start.year:04d}"
+            return named, m.group(0)
     iso = _iso(start, end)
     return (iso, m.group(0)) if iso else None
 
@@ -272,8 +288,9 @@ def dated_text(fact: str, said: datetime) -> str:
     return f"{fact[:end]} ({iso}){fact[end:]}" if at >= 0 else f"{fact} ({iso})"
 
 
-def event_time(value: Any, fact: str, turn: TurnRow, counts: RepairCounts,
-               cited: Sequence[TurnRow] = ()) -> tuple[Optional[str], str]:
+def event_time(
+    value: Any, fact: str, turn: TurnRow, counts: RepairCounts, cited: Sequence[TurnRow] = ()
+) -> tuple[Optional[str], str]:
     """The time of a fact as an ISO date (or week, month, year) or None, and where it came
     from: "fact", "turn" or "model".
 

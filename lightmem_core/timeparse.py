@@ -100,19 +100,60 @@ def format_time(dt: datetime | None) -> str:
 # a range; "before/after <event>" is left as an anchor for retrieval to date from the
 # stored entries. Rule-based on purpose: deterministic, offline, and explainable.
 
-_MONTHS = {m[:3]: i for i, m in enumerate(
-    ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-     "november", "december"), 1)}
-_MONTH_RE = r"(?P<month>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_MONTHS = {
+    m[:3]: i
+    for i, m in enumerate(
+        (
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ),
+        1,
+    )
+}
+_MONTH_RE = (
+    r"(?P<month>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
 _TICK = timedelta(microseconds=1)
-_DAY_NAMES = {d: i for i, d in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))}
-_NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-                 "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "few": 3, "couple of": 2,
-                 "a couple of": 2, "a few": 3}
+_DAY_NAMES = {
+    d: i for i, d in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+}
+_NUMBER_WORDS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "few": 3,
+    "couple of": 2,
+    "a couple of": 2,
+    "a few": 3,
+}
 _UNIT_DAYS = {"day": 1, "week": 7, "month": 30.44, "year": 365.25}
 _RECENCY = re.compile(
     r"\b(now|currently|current|these days|nowadays|at the moment|anymore|still|latest|most recent(?:ly)?|"
-    r"recently|lately|today|at present|presently|at this point|as of now)\b", re.I)
+    r"recently|lately|today|at present|presently|at this point|as of now)\b",
+    re.I,
+)
 
 
 _PRESENT = re.compile(r"^\s*(?:\w+\s+){0,4}?(?:do|does|is|are|am)\b(?!\s+\w+\s+(?:ever|been)\b)", re.I)
@@ -182,23 +223,79 @@ def _year_of(month: int, day: int | None, now: datetime) -> int:
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("iso_date", re.compile(r"\b(?:on\s+)?(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b", re.I)),
-    ("day_month_year", re.compile(rf"\b(?:on\s+)?(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+{_MONTH_RE}\.?,?\s+(?P<y>\d{{4}})\b", re.I)),
-    ("month_day_year", re.compile(rf"\b(?:on\s+)?{_MONTH_RE}\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b", re.I)),
-    ("month_year", re.compile(rf"\b(?:(?:in|during|around|by)\s+)?(?:(?P<part>early|mid|late)[\s-]+)?{_MONTH_RE}\.?,?\s+(?:of\s+)?(?P<y>\d{{4}})\b", re.I)),
-    ("day_month", re.compile(rf"\b(?:on\s+)?(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+{_MONTH_RE}\b", re.I)),
+    (
+        "day_month_year",
+        re.compile(
+            rf"\b(?:on\s+)?(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+{_MONTH_RE}\.?,?\s+(?P<y>\d{{4}})\b",
+            re.I,
+        ),
+    ),
+    (
+        "month_day_year",
+        re.compile(rf"\b(?:on\s+)?{_MONTH_RE}\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b", re.I),
+    ),
+    (
+        "month_year",
+        re.compile(
+            rf"\b(?:(?:in|during|around|by)\s+)?(?:(?P<part>early|mid|late)[\s-]+)?{_MONTH_RE}\.?,?\s+(?:of\s+)?(?P<y>\d{{4}})\b",
+            re.I,
+        ),
+    ),
+    (
+        "day_month",
+        re.compile(rf"\b(?:on\s+)?(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+{_MONTH_RE}\b", re.I),
+    ),
     ("month_day", re.compile(rf"\b(?:on\s+)?{_MONTH_RE}\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\b(?!\s*(?::|am|pm))", re.I)),
-    ("month", re.compile(rf"\b(?:in|during|since|by)\s+(?:(?P<part>early|mid|late)[\s-]+)?{_MONTH_RE}\b(?!\s+\d)", re.I)),
-    ("year", re.compile(r"\b(?:in|during|since|by)\s+(?:(?P<part>early|mid|late)[\s-]+)?(?P<y>(?:19|20)\d{2})\b", re.I)),
-    ("ago", re.compile(r"\b(?P<n>\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:a\s+)?few|(?:a\s+)?couple\s+of)\s+(?P<unit>day|week|month|year)s?\s+ago\b", re.I)),
-    ("relative", re.compile(r"\b(?P<which>last|this|past|previous|next)\s+(?P<unit>week(?:end)?|month|year|summer|winter|spring|fall|autumn)\b", re.I)),
-    ("past_n", re.compile(r"\b(?:in\s+|over\s+|during\s+)?the\s+(?:last|past)\s+(?P<n>\d+|two|three|four|five|six|seven|eight|nine|ten|few|couple\s+of)\s+(?P<unit>day|week|month|year)s\b", re.I)),
-    ("weekday", re.compile(r"\b(?:(?P<which>last|this|on)\s+)(?P<wd>monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)),
-    ("named_day", re.compile(r"\b(?P<which>yesterday|today|tonight|this morning|this afternoon|this evening|the day before yesterday)\b", re.I)),
+    (
+        "month",
+        re.compile(rf"\b(?:in|during|since|by)\s+(?:(?P<part>early|mid|late)[\s-]+)?{_MONTH_RE}\b(?!\s+\d)", re.I),
+    ),
+    (
+        "year",
+        re.compile(r"\b(?:in|during|since|by)\s+(?:(?P<part>early|mid|late)[\s-]+)?(?P<y>(?:19|20)\d{2})\b", re.I),
+    ),
+    (
+        "ago",
+        re.compile(
+            r"\b(?P<n>\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:a\s+)?few|(?:a\s+)?couple\s+of)\s+(?P<unit>day|week|month|year)s?\s+ago\b",
+            re.I,
+        ),
+    ),
+    (
+        "relative",
+        re.compile(
+            r"\b(?P<which>last|this|past|previous|next)\s+(?P<unit>week(?:end)?|month|year|summer|winter|spring|fall|autumn)\b",
+            re.I,
+        ),
+    ),
+    (
+        "past_n",
+        re.compile(
+            r"\b(?:in\s+|over\s+|during\s+)?the\s+(?:last|past)\s+(?P<n>\d+|two|three|four|five|six|seven|eight|nine|ten|few|couple\s+of)\s+(?P<unit>day|week|month|year)s\b",
+            re.I,
+        ),
+    ),
+    (
+        "weekday",
+        re.compile(
+            r"\b(?:(?P<which>last|this|on)\s+)(?P<wd>monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I
+        ),
+    ),
+    (
+        "named_day",
+        re.compile(
+            r"\b(?P<which>yesterday|today|tonight|this morning|this afternoon|this evening|the day before yesterday)\b",
+            re.I,
+        ),
+    ),
 ]
 _SEASONS = {"spring": (3, 5), "summer": (6, 8), "fall": (9, 11), "autumn": (9, 11), "winter": (12, 2)}
 _ANCHOR = re.compile(
-    r"\b(?P<rel>before|after|since|prior to|following|during|while)\s+(?P<event>(?:the|my|our|his|her|their|your|a|an)\s+[^?.!,;]{2,60}?)"
-    r"(?=\s*(?:[?.!,;]|$|\b(?:and|but|when|did|was|were)\b))", re.I)
+    r"\b(?P<rel>before|after|since|prior to|following|during|while)\s+"
+    r"(?P<event>(?:the|my|our|his|her|their|your|a|an)\s+[^?.!,;]{2,60}?)"
+    r"(?=\s*(?:[?.!,;]|$|\b(?:and|but|when|did|was|were)\b))",
+    re.I,
+)
 
 
 def _part(start: datetime, end: datetime, part: str | None) -> tuple[datetime, datetime]:
@@ -285,8 +382,8 @@ def _resolve(kind: str, m: re.Match[str], now: datetime) -> tuple[datetime, date
         return _whole_day(d)
     if kind == "named_day":
         which = g["which"].lower()
-        back = 2 if which == "the day before yesterday" else 1 if which == "yesterday" else 0
-        d = today - timedelta(days=back)
+        days_back = 2 if which == "the day before yesterday" else 1 if which == "yesterday" else 0
+        d = today - timedelta(days=days_back)
         return _whole_day(d)
     return None
 
@@ -317,24 +414,32 @@ def parse_query_time(query: str, now: datetime | None = None) -> TimeQuery:
         span = _resolve(kind, m, now)
         if span is None:
             continue
-        start, end = span
-        lead = query[max(0, m.start() - 12):m.start()].lower()
+        lo, hi = span
+        start: datetime | None = lo
+        end: datetime | None = hi
+        lead = query[max(0, m.start() - 12) : m.start()].lower()
         own = m.group(0).lower()
         if re.search(r"\b(before|prior to)\s*$", lead):
-            start, end = None, start - _TICK
+            start, end = None, lo - _TICK
         elif re.search(r"\b(until|till|by)\s*$", lead) or own.startswith("by "):
             start = None
         elif re.search(r"\b(after|following)\s*$", lead):
-            start, end = end + _TICK, None
+            start, end = hi + _TICK, None
         elif re.search(r"\bsince\s*$", lead) or own.startswith("since "):
             end = None
-        text = (query[:m.start()] + " " + query[m.end():]).strip()
-        return TimeQuery(re.sub(r"\s+", " ", text) or query, start=start, end=end,
-                         recency=recency and kind != "named_day", expression=m.group(0).strip())
+        text = (query[: m.start()] + " " + query[m.end() :]).strip()
+        return TimeQuery(
+            re.sub(r"\s+", " ", text) or query,
+            start=start,
+            end=end,
+            recency=recency and kind != "named_day",
+            expression=m.group(0).strip(),
+        )
     a = _ANCHOR.search(query)
     if a:
         rel = a.group("rel").lower()
         relation = "before" if rel in ("before", "prior to") else "during" if rel in ("during", "while") else "after"
-        return TimeQuery(query, anchor=a.group("event").strip(), relation=relation, recency=recency,
-                         expression=a.group(0).strip())
+        return TimeQuery(
+            query, anchor=a.group("event").strip(), relation=relation, recency=recency, expression=a.group(0).strip()
+        )
     return TimeQuery(query, recency=recency)

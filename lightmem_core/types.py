@@ -38,7 +38,7 @@ def check_metadata(value: Any) -> Any:
     try:
         json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(f"metadata holds text that is not valid UTF-8 ({exc.object[exc.start:exc.end]!r})") from None
+        raise ValueError(f"metadata holds text that is not valid UTF-8 ({exc.object[exc.start : exc.end]!r})") from None
     except (TypeError, ValueError) as exc:
         raise ValueError(f"metadata must be JSON-serialisable: {exc}") from None
     return value
@@ -178,16 +178,19 @@ class MemoryEntry(BaseModel):
     keywords: list[str] = Field(default_factory=list)
     source_ids: list[str] = Field(default_factory=list)
     position: Optional[int] = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="Which piece of its source turn this entry is (0 = first sentence), for entries cut from one turn; "
-        "a hit shows its neighbours in this order.")
+        "a hit shows its neighbours in this order.",
+    )
     entry_type: EntryType = EntryType.FACT
     user_id: str
     agent_id: Optional[str] = None
     session_id: Optional[str] = None
     context: Optional[str] = Field(
         default=None,
-        description="Text around the fact (its turn and neighbours) that is indexed with it but never shown as the memory.",
+        description="Text around the fact (its turn and neighbours) that is indexed with it "
+        "but never shown as the memory.",
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
     version: int = 1
@@ -235,12 +238,15 @@ class Hit(BaseModel):
     retrievers: list[str] = Field(default_factory=list)
     rank: int = 0
     similarity: Optional[float] = Field(
-        default=None, description="Cosine between the query and the entry's vector: comparable across queries "
-        "(``score`` is a rank-fusion value that orders one result list). None for keyword-only retrieval.")
+        default=None,
+        description="Cosine between the query and the entry's vector: comparable across queries "
+        "(``score`` is a rank-fusion value that orders one result list). None for keyword-only retrieval.",
+    )
     window: Optional[str] = Field(
         default=None,
         description="The entry's sentence with the sentences around it in its turn, as memory still holds them "
-        "(deleted and, unless asked for, superseded ones left out); None when the entry is its turn.")
+        "(deleted and, unless asked for, superseded ones left out); None when the entry is its turn.",
+    )
 
     @property
     def text(self) -> str:
@@ -271,7 +277,8 @@ class HistoryRecord(BaseModel):
     source_ids: list[str] = Field(
         default_factory=list,
         description="The turns this change brought into the entry (ADD: the turns it was made from; MERGE, UPDATE, "
-        "SUPERSEDE: the turns of the newer statement), so a deleted entry still says which turns it held.")
+        "SUPERSEDE: the turns of the newer statement), so a deleted entry still says which turns it held.",
+    )
     created_at: datetime = Field(default_factory=timeparse.utcnow)
     user_id: str
     agent_id: Optional[str] = None
@@ -283,7 +290,8 @@ class EntryPage(BaseModel):
 
     entries: list[MemoryEntry] = Field(default_factory=list)
     next_cursor: Optional[str] = Field(
-        None, description="Pass as ``after=`` for the next page; None when this page is the last.")
+        None, description="Pass as ``after=`` for the next page; None when this page is the last."
+    )
 
 
 class SkippedTurn(BaseModel):
@@ -300,14 +308,20 @@ class AddResult(BaseModel):
     turn_ids: list[str] = Field(default_factory=list)
     duplicate_turn_ids: list[str] = Field(default_factory=list)
     skipped: list[SkippedTurn] = Field(
-        default_factory=list, description="Messages with nothing to remember (empty or whitespace-only content), "
-        "left out of the journal; the call fails only when every message is such.")
+        default_factory=list,
+        description="Messages with nothing to remember (empty or whitespace-only content), "
+        "left out of the journal; the call fails only when every message is such.",
+    )
     added: list[MemoryEntry] = Field(default_factory=list)
     merged: list[str] = Field(
-        default_factory=list, description="Existing entries that absorbed a near duplicate from these turns (online "
-        "update): the turns are cited there, not by a new entry.")
+        default_factory=list,
+        description="Existing entries that absorbed a near duplicate from these turns (online "
+        "update): the turns are cited there, not by a new entry.",
+    )
     pending_turns: int = Field(0, description="Turns of this scope still buffered or waiting for a retry.")
-    error: Optional[str] = Field(None, description="Why extraction did not run (e.g. the LLM failed); the turns are safe.")
+    error: Optional[str] = Field(
+        None, description="Why extraction did not run (e.g. the LLM failed); the turns are safe."
+    )
 
     @property
     def added_ids(self) -> list[str]:
@@ -316,7 +330,9 @@ class AddResult(BaseModel):
 
 def format_hits(hits: list[Hit] | list[MemoryEntry], *, header: Optional[str] = None) -> str:
     """Memories as prompt text, one per line, oldest first so the model reads a time line."""
-    items = sorted(hits, key=lambda h: ((h.entry if isinstance(h, Hit) else h).time_stamp or datetime.min))
+    items: list[Hit | MemoryEntry] = sorted(
+        hits, key=lambda h: (h.entry if isinstance(h, Hit) else h).time_stamp or datetime.min
+    )
     lines = [h.prompt_line() for h in items]
     if header:
         lines.insert(0, header)

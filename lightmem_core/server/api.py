@@ -25,7 +25,7 @@ from ..errors import (
     StoreError,
     StoreLockedError,
 )
-from ..types import AddResult, EntryPage, Hit, HistoryRecord, MemoryEntry
+from ..types import AddResult, EntryPage, HistoryRecord, Hit, MemoryEntry
 
 JsonType = Literal["string", "integer", "number", "boolean", "object", "array", "any"]
 Access = Literal["read", "write", "admin"]
@@ -43,13 +43,13 @@ class Param:
 
 @dataclass(frozen=True)
 class Operation:
-    name: str                      # the LightMemory method
+    name: str  # the LightMemory method
     verb: Literal["GET", "POST", "PATCH", "DELETE"]
-    path: str                      # may hold {memory_id}
+    path: str  # may hold {memory_id}
     access: Access
     result: Result
     params: tuple[Param, ...] = ()
-    scoped: bool = True            # takes user_id / agent_id / session_id
+    scoped: bool = True  # takes user_id / agent_id / session_id
     summary: str = ""
 
     @property
@@ -57,67 +57,202 @@ class Operation:
         return self.verb in ("POST", "PATCH")
 
     def names(self) -> set[str]:
-        return {p.name for p in self.params} | (set(SCOPE) if self.scoped else set()) | (
-            {"memory_id"} if "{memory_id}" in self.path else set())
+        return (
+            {p.name for p in self.params}
+            | (set(SCOPE) if self.scoped else set())
+            | ({"memory_id"} if "{memory_id}" in self.path else set())
+        )
 
 
 P = Param
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("add_memory", "POST", "/v1/memories", "write", "add", (
-        P("messages", "any", required=True), P("force_segment", "boolean", False), P("force_extract", "boolean", False),
-        P("infer", "boolean", True), P("wait", "boolean", False)),
-        summary="Journal turns (durable before the answer); extraction runs in the background, wait=true waits for it"),
-    Operation("retrieve", "POST", "/v1/search", "read", "hits", (
-        P("query", "string", required=True), P("limit", "integer", 10), P("filters", "object"), P("strategy", "string"),
-        P("include_superseded", "boolean", False), P("hierarchical", "boolean"), P("now", "any"), P("scopes", "array")),
-        summary="The memories most relevant to a query, over one scope or several (scopes)"),
+    Operation(
+        "add_memory",
+        "POST",
+        "/v1/memories",
+        "write",
+        "add",
+        (
+            P("messages", "any", required=True),
+            P("force_segment", "boolean", False),
+            P("force_extract", "boolean", False),
+            P("infer", "boolean", True),
+            P("wait", "boolean", False),
+        ),
+        summary="Journal turns (durable before the answer); extraction runs in the background, wait=true waits for it",
+    ),
+    Operation(
+        "retrieve",
+        "POST",
+        "/v1/search",
+        "read",
+        "hits",
+        (
+            P("query", "string", required=True),
+            P("limit", "integer", 10),
+            P("filters", "object"),
+            P("strategy", "string"),
+            P("include_superseded", "boolean", False),
+            P("hierarchical", "boolean"),
+            P("now", "any"),
+            P("scopes", "array"),
+        ),
+        summary="The memories most relevant to a query, over one scope or several (scopes)",
+    ),
     Operation("get", "GET", "/v1/memories/{memory_id}", "read", "entry", summary="One memory"),
-    Operation("get_all", "POST", "/v1/memories/list", "read", "entries", (
-        P("filters", "object"), P("limit", "integer", 100), P("offset", "integer", 0),
-        P("include_superseded", "boolean", False), P("after", "string")), summary="Memories in (time, id) order"),
-    Operation("get_page", "POST", "/v1/memories/page", "read", "page", (
-        P("filters", "object"), P("limit", "integer", 100), P("after", "string"),
-        P("include_superseded", "boolean", False)), summary="One page of memories and the next page's cursor"),
-    Operation("update", "PATCH", "/v1/memories/{memory_id}", "write", "entry", (
-        P("memory", "string"), P("metadata", "object"), P("reason", "string"), P("expected_version", "integer")),
-        summary="New text and/or metadata; expected_version refuses a change someone made first (409)"),
-    Operation("delete", "DELETE", "/v1/memories/{memory_id}", "write", "none", (P("reason", "string"),),
-              summary="Delete one memory (history keeps a DELETE)"),
-    Operation("delete_all", "POST", "/v1/memories/delete", "write", "int", (P("filters", "object"),),
-              summary="Delete the scope's memories (filtered)"),
+    Operation(
+        "get_all",
+        "POST",
+        "/v1/memories/list",
+        "read",
+        "entries",
+        (
+            P("filters", "object"),
+            P("limit", "integer", 100),
+            P("offset", "integer", 0),
+            P("include_superseded", "boolean", False),
+            P("after", "string"),
+        ),
+        summary="Memories in (time, id) order",
+    ),
+    Operation(
+        "get_page",
+        "POST",
+        "/v1/memories/page",
+        "read",
+        "page",
+        (
+            P("filters", "object"),
+            P("limit", "integer", 100),
+            P("after", "string"),
+            P("include_superseded", "boolean", False),
+        ),
+        summary="One page of memories and the next page's cursor",
+    ),
+    Operation(
+        "update",
+        "PATCH",
+        "/v1/memories/{memory_id}",
+        "write",
+        "entry",
+        (P("memory", "string"), P("metadata", "object"), P("reason", "string"), P("expected_version", "integer")),
+        summary="New text and/or metadata; expected_version refuses a change someone made first (409)",
+    ),
+    Operation(
+        "delete",
+        "DELETE",
+        "/v1/memories/{memory_id}",
+        "write",
+        "none",
+        (P("reason", "string"),),
+        summary="Delete one memory (history keeps a DELETE)",
+    ),
+    Operation(
+        "delete_all",
+        "POST",
+        "/v1/memories/delete",
+        "write",
+        "int",
+        (P("filters", "object"),),
+        summary="Delete the scope's memories (filtered)",
+    ),
     Operation("history", "GET", "/v1/memories/{memory_id}/history", "read", "history", summary="Every change"),
-    Operation("source_turns", "GET", "/v1/memories/{memory_id}/sources", "read", "turns",
-              summary="The journaled turns a memory came from"),
+    Operation(
+        "source_turns",
+        "GET",
+        "/v1/memories/{memory_id}/sources",
+        "read",
+        "turns",
+        summary="The journaled turns a memory came from",
+    ),
     Operation("pending", "GET", "/v1/pending", "read", "turns", summary="Turns accepted and not yet extracted"),
     Operation("flush", "POST", "/v1/flush", "write", "add", summary="Extract everything buffered; waits for it"),
-    Operation("summarize", "POST", "/v1/summarize", "write", "entries", (
-        P("window", "string", "session"), P("since", "any"), P("until", "any")), summary="Session/period summaries"),
-    Operation("construct_update_queue_all_entries", "POST", "/v1/offline-update/queue", "write", "int", (
-        P("top_k", "integer", 20), P("keep_top_n", "integer", 10)), summary="Queue the offline update"),
-    Operation("offline_update_all_entries", "POST", "/v1/offline-update/run", "write", "json", (
-        P("score_threshold", "number", 0.8),), summary="Resolve the offline-update queue"),
+    Operation(
+        "summarize",
+        "POST",
+        "/v1/summarize",
+        "write",
+        "entries",
+        (P("window", "string", "session"), P("since", "any"), P("until", "any")),
+        summary="Session/period summaries",
+    ),
+    Operation(
+        "construct_update_queue_all_entries",
+        "POST",
+        "/v1/offline-update/queue",
+        "write",
+        "int",
+        (P("top_k", "integer", 20), P("keep_top_n", "integer", 10)),
+        summary="Queue the offline update",
+    ),
+    Operation(
+        "offline_update_all_entries",
+        "POST",
+        "/v1/offline-update/run",
+        "write",
+        "json",
+        (P("score_threshold", "number", 0.8),),
+        summary="Resolve the offline-update queue",
+    ),
     Operation("users", "GET", "/v1/users", "read", "strings", scoped=False, summary="The users this key may read"),
-    Operation("public_config", "GET", "/v1/config", "read", "json", scoped=False,
-              summary="The limits a client must know: default user, longest message, retrieval defaults"),
-    Operation("get_token_statistics", "GET", "/v1/stats/tokens", "read", "json", scoped=False,
-              summary="LLM calls and tokens per stage"),
-    Operation("export_records", "GET", "/v1/export", "read", "json",
-              summary="Everything of a user, as JSONL (application/x-ndjson, one record a line)"),
-    Operation("import_records", "POST", "/v1/import", "write", "json", (P("records", "array", required=True),),
-              scoped=False, summary="Load an export; every record's user must be writable by the key"),
+    Operation(
+        "public_config",
+        "GET",
+        "/v1/config",
+        "read",
+        "json",
+        scoped=False,
+        summary="The limits a client must know: default user, longest message, retrieval defaults",
+    ),
+    Operation(
+        "get_token_statistics",
+        "GET",
+        "/v1/stats/tokens",
+        "read",
+        "json",
+        scoped=False,
+        summary="LLM calls and tokens per stage",
+    ),
+    Operation(
+        "export_records",
+        "GET",
+        "/v1/export",
+        "read",
+        "json",
+        summary="Everything of a user, as JSONL (application/x-ndjson, one record a line)",
+    ),
+    Operation(
+        "import_records",
+        "POST",
+        "/v1/import",
+        "write",
+        "json",
+        (P("records", "array", required=True),),
+        scoped=False,
+        summary="Load an export; every record's user must be writable by the key",
+    ),
 )
 BY_NAME = {op.name: op for op in OPERATIONS}
 
 # error type -> HTTP status; unknown LightMemError subclasses are 500
-STATUS = {InvalidInputError: 400, ConfigError: 400, NotFoundError: 404, ConflictError: 409, LLMError: 502,
-          EmbeddingError: 502, StoreLockedError: 503, StoreError: 503, StageNotAvailableError: 501}
+STATUS = {
+    InvalidInputError: 400,
+    ConfigError: 400,
+    NotFoundError: 404,
+    ConflictError: 409,
+    LLMError: 502,
+    EmbeddingError: 502,
+    StoreLockedError: 503,
+    StoreError: 503,
+    StageNotAvailableError: 501,
+}
 ERRORS: dict[str, type[LightMemError]] = {cls.__name__: cls for cls in [*STATUS, LightMemError]}
 
 
 def status_of(exc: LightMemError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 
@@ -175,31 +310,62 @@ def openapi(title: str = "LightMem", version: str = "1") -> dict[str, Any]:
         props = {p.name: _schema(p) for p in op.params}
         if op.scoped:
             props.update({s: {"type": "string"} for s in SCOPE})
-        spec: dict[str, Any] = {"operationId": op.name, "summary": op.summary,
-                                "security": [{"bearer": []}],
-                                "responses": {"200": {"description": "the result"},
-                                              **{str(s): {"description": d} for s, d in (
-                                                  (400, "bad request: error.field names the field"),
-                                                  (401, "no key, or an unknown or revoked one"),
-                                                  (403, "the key does not reach this scope, or the host/origin"),
-                                                  (404, "no such memory in this scope"), (409, "a conflict"),
-                                                  (413, "body too large"))}}}
-        params = [{"name": "memory_id", "in": "path", "required": True, "schema": {"type": "string"}}] \
-            if "{memory_id}" in op.path else []
+        spec: dict[str, Any] = {
+            "operationId": op.name,
+            "summary": op.summary,
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {"description": "the result"},
+                **{
+                    str(s): {"description": d}
+                    for s, d in (
+                        (400, "bad request: error.field names the field"),
+                        (401, "no key, or an unknown or revoked one"),
+                        (403, "the key does not reach this scope, or the host/origin"),
+                        (404, "no such memory in this scope"),
+                        (409, "a conflict"),
+                        (413, "body too large"),
+                    )
+                },
+            },
+        }
+        params = (
+            [{"name": "memory_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+            if "{memory_id}" in op.path
+            else []
+        )
         if op.in_body:
             required = [p.name for p in op.params if p.required]
-            spec["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "properties": props, "required": required, "additionalProperties": False}}}}
+            spec["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": props,
+                            "required": required,
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            }
         else:
             params += [{"name": n, "in": "query", "required": False, "schema": s} for n, s in props.items()]
         if params:
             spec["parameters"] = params
         paths.setdefault(op.path, {})[op.verb.lower()] = spec
-    for extra, text in (("/healthz", "alive"), ("/readyz", "the store is open and answering"),
-                        ("/metrics", "Prometheus text")):
+    for extra, text in (
+        ("/healthz", "alive"),
+        ("/readyz", "the store is open and answering"),
+        ("/metrics", "Prometheus text"),
+    ):
         paths[extra] = {"get": {"summary": text, "security": [], "responses": {"200": {"description": text}}}}
-    return {"openapi": "3.1.0", "info": {"title": title, "version": version}, "paths": paths,
-            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
 
 
 def _schema(p: Param) -> dict[str, Any]:

@@ -34,15 +34,15 @@ log = logging.getLogger(__name__)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8765
-    token: Optional[str] = None          # one shared admin token (the desktop case, LIGHTMEM_MCP_TOKEN)
+    token: Optional[str] = None  # one shared admin token (the desktop case, LIGHTMEM_MCP_TOKEN)
     max_body_bytes: int = 8 * 1024 * 1024
-    body_timeout: float = 30.0           # a client that stalls while sending its body gets 408
+    body_timeout: float = 30.0  # a client that stalls while sending its body gets 408
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     mcp: bool = True
-    wait_timeout: float = 300.0          # add(wait=true) / flush wait at most this long for the worker
+    wait_timeout: float = 300.0  # add(wait=true) / flush wait at most this long for the worker
     extra_routes: list[Any] = field(default_factory=list)  # mounted apps (the inspector UI)
-    owns_memory: bool = False            # close the memory (and keys) when the server stops
+    owns_memory: bool = False  # close the memory (and keys) when the server stops
 
 
 class _Metrics:
@@ -54,8 +54,13 @@ class _Metrics:
 
         self.registry = CollectorRegistry()
         self.requests = Counter("lightmem_requests", "HTTP requests", ["route", "status"], registry=self.registry)
-        self.latency = Histogram("lightmem_request_seconds", "Request latency", ["route"], registry=self.registry,
-                                 buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.latency = Histogram(
+            "lightmem_request_seconds",
+            "Request latency",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
 
         class _Memory:
             def collect(self) -> Any:
@@ -69,8 +74,10 @@ class _Metrics:
                     for kind in ("prompt_tokens", "completion_tokens"):
                         tokens.add_metric([stage, kind.removesuffix("_tokens")], s.get(kind, 0))
                 pending = GaugeMetricFamily("lightmem_pending_turns", "Turns accepted, not yet extracted")
-                pending.add_metric([], sum(len(memory.pending(user_id=s.user_id, agent_id=s.agent_id))
-                                           for s in memory.pending_streams()))
+                pending.add_metric(
+                    [],
+                    sum(len(memory.pending(user_id=s.user_id, agent_id=s.agent_id)) for s in memory.pending_streams()),
+                )
                 runs = CounterMetricFamily("lightmem_extraction_runs", "Background extraction runs", labels=["outcome"])
                 runs.add_metric(["ok"], worker.runs)
                 runs.add_metric(["failed"], worker.failures)
@@ -128,7 +135,7 @@ class _Server:
                 raise InvalidInputError("body", "expected a JSON object")
             args.update(body)
         for name, raw_value in request.query_params.items():
-            kind = next((p.type for p in op.params if p.name == name), "string")
+            kind: api.JsonType = next((p.type for p in op.params if p.name == name), "string")
             value = api.query_value(raw_value, kind)
             if value is None:
                 raise InvalidInputError(name, f"expected {kind}, got {raw_value!r}")
@@ -173,7 +180,7 @@ class _Server:
             return [u for u in await asyncio.to_thread(m.users) if readable is None or u in readable]
         if op.name == "import_records":
             records = args["records"]
-            for i, r in enumerate(records):
+            for r in records:
                 if isinstance(r, dict) and r.get("kind") != "header":
                     key.check(str(r.get("user_id")), r.get("agent_id"), write=True)
             return await asyncio.to_thread(m.import_records, records)
@@ -223,10 +230,12 @@ class _Server:
             return journaled
         mine = set(journaled.turn_ids)
         added = [e for e in done.added if mine & set(e.source_ids)]
-        pending = len(await asyncio.to_thread(self.memory.pending, user_id=where["user_id"],
-                                              agent_id=where["agent_id"]))
-        return journaled.model_copy(update={"added": added, "merged": done.merged, "error": done.error,
-                                            "pending_turns": pending})
+        pending = len(
+            await asyncio.to_thread(self.memory.pending, user_id=where["user_id"], agent_id=where["agent_id"])
+        )
+        return journaled.model_copy(
+            update={"added": added, "merged": done.merged, "error": done.error, "pending_turns": pending}
+        )
 
 
 class _Timeout(Exception):
@@ -259,8 +268,11 @@ def create_app(memory: Any, *, keys: Optional[KeyStore] = None, settings: Option
                 return response
             except AuthError as exc:
                 status = exc.status
-                return JSONResponse(api.error_body(exc), status_code=status,
-                                    headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+                return JSONResponse(
+                    api.error_body(exc),
+                    status_code=status,
+                    headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
+                )
             except LightMemError as exc:
                 status = api.status_of(exc)
                 if status >= 500:
@@ -268,12 +280,28 @@ def create_app(memory: Any, *, keys: Optional[KeyStore] = None, settings: Option
                 return JSONResponse(api.error_body(exc), status_code=status)
             except _TooLarge:
                 status = 413
-                return JSONResponse({"error": {"type": "PayloadTooLarge", "field": "body",
-                                               "message": f"body over {settings.max_body_bytes} bytes"}}, status_code=413)
+                return JSONResponse(
+                    {
+                        "error": {
+                            "type": "PayloadTooLarge",
+                            "field": "body",
+                            "message": f"body over {settings.max_body_bytes} bytes",
+                        }
+                    },
+                    status_code=413,
+                )
             except _Timeout:
                 status = 408
-                return JSONResponse({"error": {"type": "RequestTimeout", "field": "body",
-                                               "message": "the request body did not arrive in time"}}, status_code=408)
+                return JSONResponse(
+                    {
+                        "error": {
+                            "type": "RequestTimeout",
+                            "field": "body",
+                            "message": "the request body did not arrive in time",
+                        }
+                    },
+                    status_code=408,
+                )
             finally:
                 server.metrics.requests.labels(op.name, str(status)).inc()
                 server.metrics.latency.labels(op.name).observe(time.perf_counter() - started)
@@ -309,8 +337,13 @@ def create_app(memory: Any, *, keys: Optional[KeyStore] = None, settings: Option
         return JSONResponse(api.openapi())
 
     routes: list[Any] = [Route(op.path, endpoint(op), methods=[op.verb]) for op in api.OPERATIONS]
-    routes += [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
-               Route("/openapi.json", openapi), *settings.extra_routes]
+    routes += [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/openapi.json", openapi),
+        *settings.extra_routes,
+    ]
     mcp_app = None
     if settings.mcp:
         from ..mcp import create_server
@@ -339,8 +372,9 @@ def create_app(memory: Any, *, keys: Optional[KeyStore] = None, settings: Option
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = server
-    guard = GuardSettings.for_bind(settings.host, settings.allowed_hosts, settings.allowed_origins,
-                                   settings.max_body_bytes)
+    guard = GuardSettings.for_bind(
+        settings.host, settings.allowed_hosts, settings.allowed_origins, settings.max_body_bytes
+    )
     return RequestGuard(app, guard)
 
 
@@ -358,8 +392,13 @@ def _keyed(server: _Server, inner: Any) -> Any:
             key = server.key_for(headers.get("authorization"))
         except AuthError as exc:
             body = json.dumps(api.error_body(exc)).encode()
-            await send({"type": "http.response.start", "status": exc.status,
-                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": exc.status,
+                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         token = CURRENT_KEY.set(key)
@@ -378,11 +417,21 @@ def serve(memory: Any, *, keys: Optional[KeyStore] = None, settings: Optional[Se
     settings = settings or ServerSettings()
     settings.owns_memory = True
     if not is_loopback(settings.host) and not settings.token and not (keys is not None and keys.any_active()):
-        raise ConfigError("host", f"binding {settings.host!r} exposes the memory to the network; create a key first "
-                                  "(lightmem keys create ...)")
+        raise ConfigError(
+            "host",
+            f"binding {settings.host!r} exposes the memory to the network; create a key first "
+            "(lightmem keys create ...)",
+        )
     app = create_app(memory, keys=keys, settings=settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                            timeout_keep_alive=5, timeout_graceful_shutdown=30, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=30,
+        lifespan="on",
+    )
     logging.getLogger(__name__).setLevel(logging.WARNING)
     # uvicorn finishes the requests in flight on SIGTERM, runs the lifespan's shutdown (which
     # closes the store), then re-raises the signal: the exit status says SIGTERM, as it should

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Optional
+from typing import Any, Awaitable, Callable, Iterable, MutableMapping, Optional
 from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+# The ASGI types as Starlette spells them (mappings, not dicts), so a Starlette app fits.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -37,32 +39,44 @@ def _hostname(value: str) -> str:
     """``example.com:8080`` / ``[::1]:8765`` / ``127.0.0.1`` -> the name without port or brackets."""
     value = value.strip().lower()
     if value.startswith("["):
-        return value[1: value.find("]")] if "]" in value else value
+        return value[1 : value.find("]")] if "]" in value else value
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 @dataclass
 class GuardSettings:
     allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
-    allowed_origins: tuple[str, ...] = ()   # full origins ("https://app.example"); loopback origins always pass
+    allowed_origins: tuple[str, ...] = ()  # full origins ("https://app.example"); loopback origins always pass
     max_body_bytes: int = 8 * 1024 * 1024
     exempt_paths: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
-    def for_bind(cls, host: str, extra_hosts: Iterable[str] = (), extra_origins: Iterable[str] = (),
-                 max_body_bytes: int = 8 * 1024 * 1024) -> "GuardSettings":
+    def for_bind(
+        cls,
+        host: str,
+        extra_hosts: Iterable[str] = (),
+        extra_origins: Iterable[str] = (),
+        max_body_bytes: int = 8 * 1024 * 1024,
+    ) -> "GuardSettings":
         hosts = {*LOOPBACK_NAMES, *(_hostname(h) for h in extra_hosts)}
         if host not in ("0.0.0.0", "::", ""):
             hosts.add(_hostname(host))
-        return cls(allowed_hosts=tuple(sorted(hosts)), allowed_origins=tuple(o.rstrip("/").lower()
-                                                                             for o in extra_origins),
-                   max_body_bytes=max_body_bytes)
+        return cls(
+            allowed_hosts=tuple(sorted(hosts)),
+            allowed_origins=tuple(o.rstrip("/").lower() for o in extra_origins),
+            max_body_bytes=max_body_bytes,
+        )
 
 
 async def _refuse(send: Send, status: int, kind: str, message: str, field_name: Optional[str] = None) -> None:
     body = json.dumps({"error": {"type": kind, "field": field_name, "message": message}}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -79,8 +93,11 @@ class RequestGuard:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return False
-        return parts.hostname in LOOPBACK_NAMES or parts.hostname in self.settings.allowed_hosts or \
-            origin.rstrip("/").lower() in self.settings.allowed_origins
+        return (
+            parts.hostname in LOOPBACK_NAMES
+            or parts.hostname in self.settings.allowed_hosts
+            or origin.rstrip("/").lower() in self.settings.allowed_origins
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,7 +120,7 @@ class RequestGuard:
         seen = 0
         refused = False
 
-        async def limited() -> dict[str, Any]:
+        async def limited() -> Message:
             nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":

@@ -18,10 +18,11 @@ import logging
 import math
 import os
 import threading
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, cast
 
 from ..config import StoreConfig
 from ..errors import StoreError, StoreLockedError
+from ..lexical import SparseVec
 from .base import Filter, HasIds, Match, MemoryStore, PointIn, Range, Record, StoreSpec, VectorQuery
 
 log = logging.getLogger(__name__)
@@ -159,10 +160,11 @@ class QdrantClientStore(MemoryStore):
         have = set(_call("get_collection", lambda: client.get_collection(name)).payload_schema or {})
         for key, kind in self.spec.indexes.items():
             if key not in have:
-                _call(
-                    "create_payload_index",
-                    lambda: client.create_payload_index(name, field_name=key, field_schema=kinds[kind], wait=True),
-                )
+
+                def create(key: str = key, kind: str = kind) -> Any:
+                    return client.create_payload_index(name, field_name=key, field_schema=kinds[kind], wait=True)
+
+                _call("create_payload_index", create)
 
     def _check_schema(self) -> None:
         """Refuse a collection whose vectors do not fit, before anything is written to it."""
@@ -241,10 +243,8 @@ class QdrantClientStore(MemoryStore):
             query: Any = [float(x) for x in q.vector]  # type: ignore[union-attr]
             name, qparams = DENSE, None
         else:
-            vec = q.vector
-            query = models.SparseVector(
-                indices=[int(i) for i in vec.indices], values=[float(v) for v in vec.values]  # type: ignore[union-attr]
-            )
+            vec = cast(SparseVec, q.vector)  # a sparse query carries a SparseVec (validate_sparse checked it)
+            query = models.SparseVector(indices=[int(i) for i in vec.indices], values=[float(v) for v in vec.values])
             name, qparams = SPARSE, params
         kwargs: dict[str, Any] = dict(
             query=query,
@@ -270,7 +270,9 @@ class QdrantClientStore(MemoryStore):
                     raise
                 log.warning(
                     "the Qdrant server at %s does not take a per-scope IDF corpus; BM25 scores use "
-                    "collection-wide IDF from now on (%s)", self._where, exc,
+                    "collection-wide IDF from now on (%s)",
+                    self._where,
+                    exc,
                 )
                 self._scoped_idf = False
                 return self._run_queries(queries, idf_corpus)
@@ -284,8 +286,9 @@ class QdrantClientStore(MemoryStore):
         results = _call("query_batch", lambda: self._client.query_batch_points(self.collection, requests=requests))
         return [[Record(str(p.id), dict(p.payload or {}), float(p.score)) for p in res.points] for res in results]
 
-    def _scroll(self, flt: Filter, limit: int, order_by: Optional[str], descending: bool,
-                start: Optional[str] = None) -> list[Record]:
+    def _scroll(
+        self, flt: Filter, limit: int, order_by: Optional[str], descending: bool, start: Optional[str] = None
+    ) -> list[Record]:
         models = self._models
         order = None
         if order_by:
@@ -297,7 +300,11 @@ class QdrantClientStore(MemoryStore):
             records, _ = _call(
                 "scroll",
                 lambda: self._client.scroll(
-                    self.collection, scroll_filter=qf, limit=limit, order_by=order, with_payload=True,
+                    self.collection,
+                    scroll_filter=qf,
+                    limit=limit,
+                    order_by=order,
+                    with_payload=True,
                     offset=start if order is None else None,
                 ),
             )
@@ -306,13 +313,15 @@ class QdrantClientStore(MemoryStore):
     def _dense_vectors(self, ids: list[str]) -> dict[str, list[float]]:
         with self._lock:
             self._check_open()
-            records = _call("retrieve", lambda: self._client.retrieve(self.collection, ids=ids, with_payload=False,
-                                                                       with_vectors=["dense"]))
-        out = {}
+            records = _call(
+                "retrieve",
+                lambda: self._client.retrieve(self.collection, ids=ids, with_payload=False, with_vectors=["dense"]),
+            )
+        out: dict[str, list[float]] = {}
         for r in records:
             vec = r.vector.get("dense") if isinstance(r.vector, dict) else r.vector
-            if vec is not None:
-                out[str(r.id)] = list(vec)
+            if vec is not None:  # "dense" is one plain vector, as the collection was created
+                out[str(r.id)] = list(cast(list[float], vec))
         return out
 
     def _count(self, flt: Filter) -> int:

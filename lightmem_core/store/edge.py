@@ -94,7 +94,11 @@ class EdgeStore(MemoryStore):
         have = set(_call("info", shard.info).payload_schema)
         for key, kind in self.spec.indexes.items():
             if key not in have:
-                _call("create_field_index", lambda: shard.update(qe.UpdateOperation.create_field_index(key, kinds[kind])))
+
+                def create(key: str = key, kind: str = kind) -> Any:
+                    return shard.update(qe.UpdateOperation.create_field_index(key, kinds[kind]))
+
+                _call("create_field_index", create)
 
     def close(self) -> None:
         with self._lock:
@@ -161,14 +165,20 @@ class EdgeStore(MemoryStore):
                 results = _call("query_batch", lambda: self._shard.query_batch(qe.QueryBatchRequest(requests)))
         return [[Record(str(p.id), p.payload or {}, float(p.score)) for p in res] for res in results]
 
-    def _scroll(self, flt: Filter, limit: int, order_by: Optional[str], descending: bool,
-                start: Optional[str] = None) -> list[Record]:
+    def _scroll(
+        self, flt: Filter, limit: int, order_by: Optional[str], descending: bool, start: Optional[str] = None
+    ) -> list[Record]:
         qe = self._qe
         order = None
         if order_by:
             order = qe.OrderBy(order_by, qe.Direction.Desc if descending else qe.Direction.Asc)
-        req = qe.ScrollRequest(limit=limit, filter=self._filter(flt), with_payload=True, order_by=order,
-                               offset=start if order is None else None)
+        req = qe.ScrollRequest(
+            limit=limit,
+            filter=self._filter(flt),
+            with_payload=True,
+            order_by=order,
+            offset=start if order is None else None,
+        )
         with self._lock:
             self._check_open()
             records, _ = _call("scroll", lambda: self._shard.scroll(req))
