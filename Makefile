@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: demo test test-slow test-llm bench install install-dev clean
+.PHONY: demo test lint test-slow test-llm bench install install-dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,14 @@ install-dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py
 
-test: $(VENV)/.installed-dev
+# ruff (lint, and the format at 120 columns) then mypy over the core; `make test` runs it
+# first, so CI does too.
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -q tests
 
 test-slow: $(VENV)/.installed-dev

@@ -72,7 +72,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cl100k, git_state  # noqa: E402
 from _locomo import CATEGORIES, Conversation, evidence_ids, load  # noqa: E402
 
-
 from lightmem_core import compress as _compress  # noqa: E402
 from lightmem_core.compress import create_compressor  # noqa: E402
 from lightmem_core.config import CompressorConfig  # noqa: E402
@@ -125,7 +124,9 @@ def qualifying(convs: list[Conversation]) -> tuple[list[dict[str, Any]], int]:
     return out, total
 
 
-def compress_all(compressor: Any, convs: list[Conversation], rate: float, batch: str) -> tuple[dict[tuple[str, str], Any], float]:
+def compress_all(
+    compressor: Any, convs: list[Conversation], rate: float, batch: str
+) -> tuple[dict[tuple[str, str], Any], float]:
     """Compress every turn; returns {(conv, turn id): Compressed} and the seconds spent in compress()."""
     out: dict[tuple[str, str], Any] = {}
     spent = 0.0
@@ -142,7 +143,9 @@ def compress_all(compressor: Any, convs: list[Conversation], rate: float, batch:
     return out, spent
 
 
-def survival(quals: list[dict[str, Any]], convs: list[Conversation], comp: dict[tuple[str, str], Any]) -> dict[str, Any]:
+def survival(
+    quals: list[dict[str, Any]], convs: list[Conversation], comp: dict[tuple[str, str], Any]
+) -> dict[str, Any]:
     originals = {(c.conv_id, m["id"]): m["content"] for c in convs for m in c.messages}
     exact_by_cat: dict[str, list[int]] = defaultdict(list)
     phrase: list[int] = []  # content-word phrase survives (stop words ignored on both sides)
@@ -168,8 +171,15 @@ def survival(quals: list[dict[str, Any]], convs: list[Conversation], comp: dict[
             word_by_cat[cat].append(sum(w in after for w in want) / len(want))
         if not ok and len(lost) < 15:
             k = next(k for k in keys if occurs(q["answer"], norm(originals[k])))
-            lost.append({"conv": q["conv"], "turn": k[1], "answer": str(q["qa"]["answer"]),
-                         "original": originals[k], "compressed": comp[k].text})
+            lost.append(
+                {
+                    "conv": q["conv"],
+                    "turn": k[1],
+                    "answer": str(q["qa"]["answer"]),
+                    "original": originals[k],
+                    "compressed": comp[k].text,
+                }
+            )
     exact_all = [v for vs in exact_by_cat.values() for v in vs]
     word_all = [v for vs in word_by_cat.values() for v in vs]
     return {
@@ -182,8 +192,11 @@ def survival(quals: list[dict[str, Any]], convs: list[Conversation], comp: dict[
         "survival_exact_stopword_free_answers": round(statistics.fmean(exact_plain), 4) if exact_plain else None,
         "n_stopword_free_answers": len(exact_plain),
         "by_category": {
-            cat: {"survival_exact": round(statistics.fmean(exact_by_cat[cat]), 4), "n": len(exact_by_cat[cat]),
-                  "survival_word": round(statistics.fmean(word_by_cat[cat]), 4) if word_by_cat[cat] else None}
+            cat: {
+                "survival_exact": round(statistics.fmean(exact_by_cat[cat]), 4),
+                "n": len(exact_by_cat[cat]),
+                "survival_word": round(statistics.fmean(word_by_cat[cat]), 4) if word_by_cat[cat] else None,
+            }
             for cat in sorted(exact_by_cat)
         },
         "kept_ratio_evidence": round(statistics.fmean(ev_ratios), 4) if ev_ratios else None,
@@ -242,8 +255,9 @@ def main() -> None:
                 "rate": rate,
                 "batch=session": s_session,
                 "batch=turn": {k: v for k, v in s_turn.items() if k != "lost_examples"},
-                "kept_ratio_all_turns": round(statistics.fmean(results[(c.conv_id, m["id"])].kept_ratio
-                                                               for c in convs for m in c.messages), 4),
+                "kept_ratio_all_turns": round(
+                    statistics.fmean(results[(c.conv_id, m["id"])].kept_ratio for c in convs for m in c.messages), 4
+                ),
                 "throughput": {
                     "turns": len(all_turns),
                     "cl100k_tokens": n_tokens,
@@ -263,32 +277,46 @@ def main() -> None:
             if close:
                 close()
 
-    print(f"QAs (categories 1,2,4): {total}; answer occurs in uncompressed evidence: {len(quals)} "
-          f"({len(quals) / total:.1%})")
+    print(
+        f"QAs (categories 1,2,4): {total}; answer occurs in uncompressed evidence: {len(quals)} "
+        f"({len(quals) / total:.1%})"
+    )
     print(f"throughput over {len(all_turns)} turns / {n_tokens} cl100k tokens (session batches)\n")
-    head = (f"{'compressor':<12} {'rate':>4} {'exact':>7} {'word':>7} {'phrase':>7} {'ex-nostop':>9} "
-            f"{'exact/turn':>10} {'kept(all)':>9} "
-            f"{'kept(ev)':>8} {'tok/s cold':>10} {'tok/s warm':>10} {'turns/s warm':>12}")
+    head = (
+        f"{'compressor':<12} {'rate':>4} {'exact':>7} {'word':>7} {'phrase':>7} {'ex-nostop':>9} "
+        f"{'exact/turn':>10} {'kept(all)':>9} "
+        f"{'kept(ev)':>8} {'tok/s cold':>10} {'tok/s warm':>10} {'turns/s warm':>12}"
+    )
     print(head)
     for r in rows:
         s, t = r["batch=session"], r["throughput"]
-        print(f"{r['compressor']:<12} {r['rate']:>4} {s['survival_exact']:>7.1%} {s['survival_word']:>7.1%} "
-              f"{s['survival_phrase_no_stopwords']:>7.1%} {s['survival_exact_stopword_free_answers']:>9.1%} "
-              f"{r['batch=turn']['survival_exact']:>10.1%} {r['kept_ratio_all_turns']:>9.3f} "
-              f"{s['kept_ratio_evidence']:>8.3f} {t['cold_tokens_per_s']:>10} {t['warm_tokens_per_s']:>10} "
-              f"{t['warm_turns_per_s']:>12}")
+        print(
+            f"{r['compressor']:<12} {r['rate']:>4} {s['survival_exact']:>7.1%} {s['survival_word']:>7.1%} "
+            f"{s['survival_phrase_no_stopwords']:>7.1%} {s['survival_exact_stopword_free_answers']:>9.1%} "
+            f"{r['batch=turn']['survival_exact']:>10.1%} {r['kept_ratio_all_turns']:>9.3f} "
+            f"{s['kept_ratio_evidence']:>8.3f} {t['cold_tokens_per_s']:>10} {t['warm_tokens_per_s']:>10} "
+            f"{t['warm_turns_per_s']:>12}"
+        )
     for r in rows:
-        print(f"\n{r['compressor']} rate {r['rate']} by category (session batches): "
-              + ", ".join(f"{c} {v['survival_exact']:.1%} (n={v['n']})" for c, v in r["batch=session"]["by_category"].items()))
+        print(
+            f"\n{r['compressor']} rate {r['rate']} by category (session batches): "
+            + ", ".join(
+                f"{c} {v['survival_exact']:.1%} (n={v['n']})" for c, v in r["batch=session"]["by_category"].items()
+            )
+        )
     r0 = rows[0]["batch=session"]
-    print(f"\nexact = whole normalised answer string (n={r0['n_exact']}); word = share of answer content words kept "
-          f"(n={r0['n_word']}); phrase = content-word phrase, stop words ignored (n={r0['n_phrase']}); "
-          f"ex-nostop = exact, answers without stop words only (n={r0['n_stopword_free_answers']})")
+    print(
+        f"\nexact = whole normalised answer string (n={r0['n_exact']}); word = share of answer content words kept "
+        f"(n={r0['n_word']}); phrase = content-word phrase, stop words ignored (n={r0['n_phrase']}); "
+        f"ex-nostop = exact, answers without stop words only (n={r0['n_stopword_free_answers']})"
+    )
     at06 = [r for r in rows if abs(r["rate"] - 0.6) < 1e-9]
     for r in at06:
         ok = r["batch=session"]["survival_exact"] >= 0.95
-        print(f"target survival >= 95% at rate 0.6 ({r['compressor']}): {'MET' if ok else 'MISSED'} "
-              f"({r['batch=session']['survival_exact']:.1%})")
+        print(
+            f"target survival >= 95% at rate 0.6 ({r['compressor']}): {'MET' if ok else 'MISSED'} "
+            f"({r['batch=session']['survival_exact']:.1%})"
+        )
 
     report = {
         "benchmark": "compression answer survival (LoCoMo dev, categories 1,2,4)",
@@ -299,7 +327,8 @@ def main() -> None:
         "qa_total": total,
         "qa_qualifying": len(quals),
         "qa_qualifying_share": round(len(quals) / total, 4),
-        "normalisation": "lower-case, punctuation removed ([^\\w\\s]), whitespace collapsed; match on word boundaries within one turn",
+        "normalisation": "lower-case, punctuation removed ([^\\w\\s]), whitespace collapsed; "
+        "match on word boundaries within one turn",
         "skipped": skipped,
         "target": "survival_exact >= 0.95 at rate 0.6",
         "results": rows,

@@ -122,11 +122,16 @@ def loadavg() -> list[float]:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"best": round(min(values), 4), "mean": round(statistics.fmean(values), 4),
-            "all": [round(v, 4) for v in values]}
+    return {
+        "best": round(min(values), 4),
+        "mean": round(statistics.fmean(values), 4),
+        "all": [round(v, 4) for v in values],
+    }
 
 
-def ingest_once(convs: list[Conversation], extra: dict[str, Any], embedder: Any, segmenter: Any = None) -> dict[str, Any]:
+def ingest_once(
+    convs: list[Conversation], extra: dict[str, Any], embedder: Any, segmenter: Any = None
+) -> dict[str, Any]:
     """One ingestion on a fresh store. Returns the timing and what was embedded."""
     wrapper = TimedEmbedder(embedder)
     buffered = bool(extra.get("topic_segment"))
@@ -236,8 +241,10 @@ def main() -> None:
             traceback.print_exc()
             continue
         first = runs[0]
-        same = all(Counter(t for b in r["by_session"] for t in b) == Counter(t for b in first["by_session"] for t in b)
-                   for r in runs)
+        same = all(
+            Counter(t for b in r["by_session"] for t in b) == Counter(t for b in first["by_session"] for t in b)
+            for r in runs
+        )
         recorded_texts = Counter(t for b in first["calls"] for t in b)
         memory_texts = Counter(t for b in first["by_session"] for t in b)
         la_e0 = loadavg()
@@ -261,11 +268,15 @@ def main() -> None:
             "sessions": len(first["by_session"]),
             # the set of texts embedded during ingestion == entries' memory texts + their contexts (when blended)
             # (context_vectors="sentences" makes most context vectors from sentence vectors: not embedded)
-            "recorded_texts_within_memories_plus_context_lines": set(recorded_texts) <= set(first["stored_with_contexts"]),
+            "recorded_texts_within_memories_plus_context_lines": set(recorded_texts)
+            <= set(first["stored_with_contexts"]),
             "recorded_texts_equal_memory_texts": recorded_texts == memory_texts,
             "runs_identical_texts": same,
             "ingest_s": summary(ingest_s),
-            "turns_per_s": {"best": round(n_turns / min(ingest_s), 1), "mean": round(n_turns / statistics.fmean(ingest_s), 1)},
+            "turns_per_s": {
+                "best": round(n_turns / min(ingest_s), 1),
+                "mean": round(n_turns / statistics.fmean(ingest_s), 1),
+            },
             "embed_inside_ingest_s": summary(inside),
             "non_embed_s": summary([a - b for a, b in zip(ingest_s, inside)]),
             "embed_only_recorded_calls_s": summary(emb_calls),
@@ -274,33 +285,48 @@ def main() -> None:
                 "best": round(min(ingest_s) / min(emb_calls), 2),
                 "mean": round(statistics.fmean(ingest_s) / statistics.fmean(emb_calls), 2),
                 "vs_memory_texts_per_session_best": round(min(ingest_s) / min(emb_session), 2),
-                "vs_memory_texts_per_session_mean": round(statistics.fmean(ingest_s) / statistics.fmean(emb_session), 2),
+                "vs_memory_texts_per_session_mean": round(
+                    statistics.fmean(ingest_s) / statistics.fmean(emb_session), 2
+                ),
             },
             "loadavg": {"ingest": [r["loadavg"] for r in runs], "embed_only": [la_e0, la_e1]},
             "stage_status": first["stages"],
         }
 
-    print(f"{n_turns} turns in {', '.join(c.conv_id for c in convs)}; embedder load+warm-up {load_s:.1f}s; "
-          f"load average at start {la_start}\n")
-    head = (f"{'variant':<14} {'entries':>7} {'emb.texts':>9} {'ingest s best/mean':>18} {'turns/s best/mean':>18} "
-            f"{'embed-only s best/mean':>22} {'ratio best/mean':>16} {'ratio vs mem-only':>17}")
+    print(
+        f"{n_turns} turns in {', '.join(c.conv_id for c in convs)}; embedder load+warm-up {load_s:.1f}s; "
+        f"load average at start {la_start}\n"
+    )
+    head = (
+        f"{'variant':<14} {'entries':>7} {'emb.texts':>9} {'ingest s best/mean':>18} {'turns/s best/mean':>18} "
+        f"{'embed-only s best/mean':>22} {'ratio best/mean':>16} {'ratio vs mem-only':>17}"
+    )
     print(head)
     for name, r in results.items():
         e = r["embed_only_recorded_calls_s"]
-        print(f"{name:<14} {r['entries']:>7} {r['embedded_texts']:>9} {r['ingest_s']['best']:>8.2f}/{r['ingest_s']['mean']:<9.2f} "
-              f"{r['turns_per_s']['best']:>8.1f}/{r['turns_per_s']['mean']:<9.1f} "
-              f"{e['best']:>11.2f}/{e['mean']:<10.2f} "
-              f"{r['ratio']['best']:>7.2f}/{r['ratio']['mean']:<8.2f} "
-              f"{r['ratio']['vs_memory_texts_per_session_best']:>8.2f}/{r['ratio']['vs_memory_texts_per_session_mean']:<8.2f}")
-    print("\nembed-only = replay of exactly the embed() calls ingestion made (recorded); 'ratio vs mem-only' = against "
-          "embedding only the entries' memory texts, one call per session")
+        print(
+            f"{name:<14} {r['entries']:>7} {r['embedded_texts']:>9} "
+            f"{r['ingest_s']['best']:>8.2f}/{r['ingest_s']['mean']:<9.2f} "
+            f"{r['turns_per_s']['best']:>8.1f}/{r['turns_per_s']['mean']:<9.1f} "
+            f"{e['best']:>11.2f}/{e['mean']:<10.2f} "
+            f"{r['ratio']['best']:>7.2f}/{r['ratio']['mean']:<8.2f} "
+            f"{r['ratio']['vs_memory_texts_per_session_best']:>8.2f}/{r['ratio']['vs_memory_texts_per_session_mean']:<8.2f}"
+        )
+    print(
+        "\nembed-only = replay of exactly the embed() calls ingestion made (recorded); 'ratio vs mem-only' = against "
+        "embedding only the entries' memory texts, one call per session"
+    )
     for name, r in results.items():
-        print(f"{name}: {r['ingest_embed_calls']} embed calls during ingest ({r['sessions']} sessions); embedded "
-              f"{r['embedded_memory_texts']} memory texts + {r['embedded_other_texts']} others (dense_context="
-              f"{r['dense_context']}); texts within memories+context lines: {r['recorded_texts_within_memories_plus_context_lines']}; "
-              f"time inside embed during ingest {r['embed_inside_ingest_s']['best']:.2f}s, rest "
-              f"{r['non_embed_s']['best']:.2f}s; targets: >=50 turns/s {'MET' if r['turns_per_s']['best'] >= 50 else 'MISSED'}, "
-              f"ratio <=2 {'MET' if r['ratio']['best'] <= 2 else 'MISSED'} (best)")
+        print(
+            f"{name}: {r['ingest_embed_calls']} embed calls during ingest ({r['sessions']} sessions); embedded "
+            f"{r['embedded_memory_texts']} memory texts + {r['embedded_other_texts']} others (dense_context="
+            f"{r['dense_context']}); texts within memories+context lines: "
+            f"{r['recorded_texts_within_memories_plus_context_lines']}; "
+            f"time inside embed during ingest {r['embed_inside_ingest_s']['best']:.2f}s, rest "
+            f"{r['non_embed_s']['best']:.2f}s; "
+            f"targets: >=50 turns/s {'MET' if r['turns_per_s']['best'] >= 50 else 'MISSED'}, "
+            f"ratio <=2 {'MET' if r['ratio']['best'] <= 2 else 'MISSED'} (best)"
+        )
     for name, why in skipped.items():
         print(f"{name}: skipped ({why})")
 

@@ -90,19 +90,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threshold", type=float, default=0.35, help="offline_update_all_entries score_threshold")
     ap.add_argument("--modes", default="none,online,offline")
-    ap.add_argument("--data", default=str(DATA), help="cases file (knowledge_updates_heldout.json: 20 cases written "
-                    "after the rules were tuned, by someone who had not seen the code)")
-    ap.add_argument("--config", default="{}", help="extra MemoryConfig JSON, e.g. '{\"retrieval\": {\"recency_weight\": 1}}'")
+    ap.add_argument(
+        "--data",
+        default=str(DATA),
+        help="cases file (knowledge_updates_heldout.json: 20 cases written "
+        "after the rules were tuned, by someone who had not seen the code)",
+    )
+    ap.add_argument(
+        "--config", default="{}", help='extra MemoryConfig JSON, e.g. \'{"retrieval": {"recency_weight": 1}}\''
+    )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "knowledge_updates.json"))
     args = ap.parse_args()
     cases = json.loads(Path(args.data).read_text())["cases"]
-    report: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "data": Path(args.data).name,
-                    "cases": len(cases), "modes": {}}
+    report: dict = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "data": Path(args.data).name,
+        "cases": len(cases),
+        "modes": {},
+    }
     embedder = None
     for mode in args.modes.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = MemoryConfig.from_dict({**json.loads(args.config), "store": {"path": tmp},
-                                          "update": "online" if mode == "online" else "offline"})
+            cfg = MemoryConfig.from_dict(
+                {
+                    **json.loads(args.config),
+                    "store": {"path": tmp},
+                    "update": "online" if mode == "online" else "offline",
+                }
+            )
             memory = LightMemory(cfg, embedder=embedder)
             embedder = memory.embedder
             t0 = time.perf_counter()
@@ -127,8 +142,10 @@ def main() -> None:
         print(f"\n{mode}  ({elapsed:.1f}s)")
         print(f"{'category':<14}{'current first':>14}{'(sentence alone)':>18}{'top-1 current':>15}{'history kept':>14}")
         for c, r in rows.items():
-            print(f"{c:<14}{r['current_first']:>14.3f}{r['current_first_sentence']:>18.3f}{r['top1_current']:>15.3f}"
-                  f"{r['history_kept']:>14.3f}")
+            print(
+                f"{c:<14}{r['current_first']:>14.3f}{r['current_first_sentence']:>18.3f}{r['top1_current']:>15.3f}"
+                f"{r['history_kept']:>14.3f}"
+            )
         print("not current first:", ", ".join(failures) or "-")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

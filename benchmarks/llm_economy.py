@@ -38,7 +38,8 @@ What it measures
     ``extract_tokens`` in 1024/2048/4096/8192 (``--sweep-nocomp`` adds the uncompressed
     one), under two buffer scopes: ``session`` (``session_id`` passed, as above) and
     ``user`` (``session_id`` not passed). Since buffers are per (user, agent) stream, both
-    batch across sessions; with ``session_id`` the entries keep their session. Plus a WHAT-IF row set, clearly labelled, that is
+    batch across sessions; with ``session_id`` the entries keep their session. Plus a WHAT-IF row set, clearly
+    labelled, that is
     NOT library behaviour: a benchmark-local ``LLMExtractor`` subclass writing the time
     stamp once per run of turns that share it instead of on every turn line (passed with
     ``LightMemory(extractor=...)``), to size that prompt-format change (under the session
@@ -90,7 +91,8 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from _common import cl100k as _cl100k, git_state  # noqa: E402
+from _common import cl100k as _cl100k  # noqa: E402
+from _common import git_state  # noqa: E402
 from _locomo import Conversation, load  # noqa: E402
 
 from lightmem_core import LightMemory, MemoryConfig, timeparse  # noqa: E402
@@ -165,12 +167,19 @@ def raw_tokens(conv: Conversation) -> int:
 
 def request_stats(requests: list[dict[str, Any]]) -> dict[str, Any]:
     """cl100k prompt tokens of the recorded chat request bodies, split by stage."""
-    out: dict[str, Any] = {"framed": 0, "content": 0, "by_stage": {}, "repairs": 0, "per_call": [],
-                           "breakdown": {"system": 0, "turn_line_prefix": 0, "turn_text": 0, "other_user": 0,
-                                         "framing": 0}}
+    out: dict[str, Any] = {
+        "framed": 0,
+        "content": 0,
+        "by_stage": {},
+        "repairs": 0,
+        "per_call": [],
+        "breakdown": {"system": 0, "turn_line_prefix": 0, "turn_text": 0, "other_user": 0, "framing": 0},
+    }
     for body in requests:
         msgs = body.get("messages") or []
-        contents = [m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content")) for m in msgs]
+        contents = [
+            m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content")) for m in msgs
+        ]
         content = sum(cl100k(c or "") for c in contents)
         framed = content + 4 * len(msgs) + 3
         stage = "update" if any("UPDATE_DECISION" in (c or "") for c in contents[:1]) else "extraction"
@@ -211,19 +220,42 @@ def llm_config(server: FakeLLMServer) -> dict[str, Any]:
 _MEMO: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
-def run_ours(conv: Conversation, embedder: Any, *, compress: bool, segmenter: Any, extract_tokens: Optional[int],
-             scope: str, time_header: bool = False) -> dict[str, Any]:
+def run_ours(
+    conv: Conversation,
+    embedder: Any,
+    *,
+    compress: bool,
+    segmenter: Any,
+    extract_tokens: Optional[int],
+    scope: str,
+    time_header: bool = False,
+) -> dict[str, Any]:
     """One ingestion through the library (memoised: the sweep's default row is the headline run)."""
     effective = extract_tokens if extract_tokens is not None else MemoryConfig().extract_tokens
     key = (conv.conv_id, compress, segmenter is not None, effective, scope, time_header)
     if key not in _MEMO:
-        _MEMO[key] = _run_ours(conv, embedder, compress=compress, segmenter=segmenter, extract_tokens=extract_tokens,
-                               scope=scope, time_header=time_header)
+        _MEMO[key] = _run_ours(
+            conv,
+            embedder,
+            compress=compress,
+            segmenter=segmenter,
+            extract_tokens=extract_tokens,
+            scope=scope,
+            time_header=time_header,
+        )
     return _MEMO[key]
 
 
-def _run_ours(conv: Conversation, embedder: Any, *, compress: bool, segmenter: Any, extract_tokens: Optional[int],
-              scope: str, time_header: bool = False) -> dict[str, Any]:
+def _run_ours(
+    conv: Conversation,
+    embedder: Any,
+    *,
+    compress: bool,
+    segmenter: Any,
+    extract_tokens: Optional[int],
+    scope: str,
+    time_header: bool = False,
+) -> dict[str, Any]:
     with FakeLLMServer() as server, tempfile.TemporaryDirectory() as tmp:
         cfg: dict[str, Any] = {"llm": llm_config(server), "store": {"path": tmp}}
         if compress:
@@ -256,11 +288,24 @@ def _run_ours(conv: Conversation, embedder: Any, *, compress: bool, segmenter: A
         finally:
             memory.close()
         requests = list(server.requests_for("chat"))
-        server_counts = {"calls": server.calls["chat"], "prompt_tokens": server.prompt_tokens,
-                         "completion_tokens": server.completion_tokens}
-    return summarise(conv, requests, server_counts, stats, seconds,
-                     extra={"entries": entries, "pending_after_flush": pending, "errors": errors,
-                            "stage_status": {k: status[k] for k in ("pre_compress", "topic_segment", "extraction")}})
+        server_counts = {
+            "calls": server.calls["chat"],
+            "prompt_tokens": server.prompt_tokens,
+            "completion_tokens": server.completion_tokens,
+        }
+    return summarise(
+        conv,
+        requests,
+        server_counts,
+        stats,
+        seconds,
+        extra={
+            "entries": entries,
+            "pending_after_flush": pending,
+            "errors": errors,
+            "stage_status": {k: status[k] for k in ("pre_compress", "topic_segment", "extraction")},
+        },
+    )
 
 
 def run_mem0(conv: Conversation) -> dict[str, Any]:
@@ -276,30 +321,47 @@ def run_mem0(conv: Conversation) -> dict[str, Any]:
             for m in msgs:
                 when = timeparse.format_time(timeparse.parse_time(m["time_stamp"]))
                 line = turn_line(m["id"], m["speaker_name"], when, m["content"])
-                data = complete_json(llm, [{"role": "system", "content": sys_extract},
-                                           {"role": "user", "content": conversation_block([line])}], stage="extraction")
+                data = complete_json(
+                    llm,
+                    [
+                        {"role": "system", "content": sys_extract},
+                        {"role": "user", "content": conversation_block([line])},
+                    ],
+                    stage="extraction",
+                )
                 new = [f["fact"] for f in data.get("facts", []) if isinstance(f, dict) and f.get("fact")]
                 existing = facts[-10:]
-                user = ("NEW memories (data):\n" + memory_lines([(f"n{i}", f) for i, f in enumerate(new)])
-                        + "\n\nEXISTING memories (data):\n"
-                        + memory_lines([(f"m{len(facts) - len(existing) + i}", f) for i, f in enumerate(existing)]))
-                complete_json(llm, [{"role": "system", "content": sys_update}, {"role": "user", "content": user}],
-                              stage="update")
+                user = (
+                    "NEW memories (data):\n"
+                    + memory_lines([(f"n{i}", f) for i, f in enumerate(new)])
+                    + "\n\nEXISTING memories (data):\n"
+                    + memory_lines([(f"m{len(facts) - len(existing) + i}", f) for i, f in enumerate(existing)])
+                )
+                complete_json(
+                    llm, [{"role": "system", "content": sys_update}, {"role": "user", "content": user}], stage="update"
+                )
                 facts += new
         seconds = time.perf_counter() - t0
         stats = llm.get_token_statistics()
         llm.close()
         requests = list(server.requests_for("chat"))
-        server_counts = {"calls": server.calls["chat"], "prompt_tokens": server.prompt_tokens,
-                         "completion_tokens": server.completion_tokens}
+        server_counts = {
+            "calls": server.calls["chat"],
+            "prompt_tokens": server.prompt_tokens,
+            "completion_tokens": server.completion_tokens,
+        }
     both = summarise(conv, requests, server_counts, stats, seconds, extra={"facts": len(facts)})
     # mem0-1call = the extraction stage alone (the extraction calls are identical in both).
     ex = stats.get("extraction", {})
     rq = both["cl100k"]["by_stage"].get("extraction", {})
     one = {
-        "turns": both["turns"], "raw_tokens": both["raw_tokens"], "calls": ex.get("calls", 0),
-        "prompt_tokens_fake": ex.get("prompt_tokens", 0), "completion_tokens_fake": ex.get("completion_tokens", 0),
-        "prompt_tokens_cl100k": rq.get("framed", 0), "prompt_tokens_cl100k_content": rq.get("content", 0),
+        "turns": both["turns"],
+        "raw_tokens": both["raw_tokens"],
+        "calls": ex.get("calls", 0),
+        "prompt_tokens_fake": ex.get("prompt_tokens", 0),
+        "completion_tokens_fake": ex.get("completion_tokens", 0),
+        "prompt_tokens_cl100k": rq.get("framed", 0),
+        "prompt_tokens_cl100k_content": rq.get("content", 0),
         "ratio_cl100k": round(rq.get("framed", 0) / both["raw_tokens"], 3),
         "ratio_fake_vs_cl100k_raw": round(ex.get("prompt_tokens", 0) / both["raw_tokens"], 3),
         "crosscheck_fake_ok": rq.get("fake") == ex.get("prompt_tokens"),
@@ -308,8 +370,14 @@ def run_mem0(conv: Conversation) -> dict[str, Any]:
     return {"mem0-1call": one, "mem0-2call": both}
 
 
-def summarise(conv: Conversation, requests: list[dict[str, Any]], server_counts: dict[str, int],
-              stats: dict[str, Any], seconds: float, extra: dict[str, Any]) -> dict[str, Any]:
+def summarise(
+    conv: Conversation,
+    requests: list[dict[str, Any]],
+    server_counts: dict[str, int],
+    stats: dict[str, Any],
+    seconds: float,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     raw = raw_tokens(conv)
     rq = request_stats(requests)
     total = stats.get("total", {})
@@ -372,8 +440,9 @@ def main() -> None:
     for conv in convs:
         rows = {
             "ours": run_ours(conv, embedder, compress=True, segmenter=segmenter, extract_tokens=None, scope="session"),
-            "ours-nocomp": run_ours(conv, embedder, compress=False, segmenter=segmenter, extract_tokens=None,
-                                    scope="session"),
+            "ours-nocomp": run_ours(
+                conv, embedder, compress=False, segmenter=segmenter, extract_tokens=None, scope="session"
+            ),
             **run_mem0(conv),
         }
         per_conv[conv.conv_id] = rows
@@ -387,76 +456,130 @@ def main() -> None:
                 for et in SWEEP_TOKENS:
                     if time_header and scope == "session" and et != SWEEP_TOKENS[0]:
                         continue  # per-session buffers never reach extract_tokens: the library rows show it
-                    by_conv = {c.conv_id: run_ours(c, embedder, compress=compress, segmenter=segmenter, extract_tokens=et,
-                                                   scope=scope, time_header=time_header) for c in convs}
-                    sweep.append({
-                        "scope": scope, "compress": compress, "extract_tokens": et,
-                        "prompt_format": "time header (what-if)" if time_header else "library",
-                        "per_conversation": {k: {f: v[f] for f in ("calls", "prompt_tokens_cl100k", "ratio_cl100k",
-                                                                    "prompt_tokens_fake", "completion_tokens_fake",
-                                                                    "entries", "pending_after_flush")}
-                                             | {"max_call_cl100k": v["cl100k"]["per_call_max"]}
-                                             for k, v in by_conv.items()},
-                        "max_calls": max(v["calls"] for v in by_conv.values()),
-                        "max_ratio_cl100k": max(v["ratio_cl100k"] for v in by_conv.values()),
-                        "total_calls": sum(v["calls"] for v in by_conv.values()),
-                        "total_prompt_cl100k": sum(v["prompt_tokens_cl100k"] for v in by_conv.values()),
-                        "all_targets_met": all(meets(v) for v in by_conv.values()),
-                        "all_crosschecks_ok": all(all(v["crosscheck_library_vs_server"].values()) for v in by_conv.values()),
-                        "errors": sum(len(v["errors"]) for v in by_conv.values()),
-                    })
+                    by_conv = {
+                        c.conv_id: run_ours(
+                            c,
+                            embedder,
+                            compress=compress,
+                            segmenter=segmenter,
+                            extract_tokens=et,
+                            scope=scope,
+                            time_header=time_header,
+                        )
+                        for c in convs
+                    }
+                    sweep.append(
+                        {
+                            "scope": scope,
+                            "compress": compress,
+                            "extract_tokens": et,
+                            "prompt_format": "time header (what-if)" if time_header else "library",
+                            "per_conversation": {
+                                k: {
+                                    f: v[f]
+                                    for f in (
+                                        "calls",
+                                        "prompt_tokens_cl100k",
+                                        "ratio_cl100k",
+                                        "prompt_tokens_fake",
+                                        "completion_tokens_fake",
+                                        "entries",
+                                        "pending_after_flush",
+                                    )
+                                }
+                                | {"max_call_cl100k": v["cl100k"]["per_call_max"]}
+                                for k, v in by_conv.items()
+                            },
+                            "max_calls": max(v["calls"] for v in by_conv.values()),
+                            "max_ratio_cl100k": max(v["ratio_cl100k"] for v in by_conv.values()),
+                            "total_calls": sum(v["calls"] for v in by_conv.values()),
+                            "total_prompt_cl100k": sum(v["prompt_tokens_cl100k"] for v in by_conv.values()),
+                            "all_targets_met": all(meets(v) for v in by_conv.values()),
+                            "all_crosschecks_ok": all(
+                                all(v["crosscheck_library_vs_server"].values()) for v in by_conv.values()
+                            ),
+                            "errors": sum(len(v["errors"]) for v in by_conv.values()),
+                        }
+                    )
 
     # --- print ---------------------------------------------------------------------------
     print(f"topic segmentation: {seg_note}; embedder: {'MiniLM' if args.real_embedder else 'hash (no model)'}\n")
-    head = (f"{'conv':<8} {'method':<12} {'turns':>5} {'raw':>6} {'calls':>5} {'prompt(fake)':>12} "
-            f"{'prompt(cl100k)':>14} {'compl(fake)':>11} {'cl100k/raw':>10} {'targets':>8}")
+    head = (
+        f"{'conv':<8} {'method':<12} {'turns':>5} {'raw':>6} {'calls':>5} {'prompt(fake)':>12} "
+        f"{'prompt(cl100k)':>14} {'compl(fake)':>11} {'cl100k/raw':>10} {'targets':>8}"
+    )
     print(head)
     for cid, rows in per_conv.items():
         for name, r in rows.items():
-            print(f"{cid:<8} {name:<12} {r['turns']:>5} {r['raw_tokens']:>6} {r['calls']:>5} {r['prompt_tokens_fake']:>12} "
-                  f"{r['prompt_tokens_cl100k']:>14} {r['completion_tokens_fake']:>11} {r['ratio_cl100k']:>10.3f} "
-                  f"{'MET' if meets(r) else 'missed':>8}")
-    print("\ncl100k prompt breakdown (system prompt / turn-line prefixes '[id] Speaker (time): ' / turn text / "
-          "other / chat framing):")
+            print(
+                f"{cid:<8} {name:<12} {r['turns']:>5} {r['raw_tokens']:>6} {r['calls']:>5} "
+                f"{r['prompt_tokens_fake']:>12} "
+                f"{r['prompt_tokens_cl100k']:>14} {r['completion_tokens_fake']:>11} {r['ratio_cl100k']:>10.3f} "
+                f"{'MET' if meets(r) else 'missed':>8}"
+            )
+    print(
+        "\ncl100k prompt breakdown (system prompt / turn-line prefixes '[id] Speaker (time): ' / turn text / "
+        "other / chat framing):"
+    )
     for cid, rows in per_conv.items():
         for name in ("ours", "ours-nocomp", "mem0-2call"):
             bd = rows[name]["cl100k"]["breakdown"]
             tot = sum(bd.values())
             print(f"  {cid} {name:<12} " + ", ".join(f"{k} {v} ({v / tot:.0%})" for k, v in bd.items()))
-    ok = all(all(r["crosscheck_library_vs_server"].values()) for rows in per_conv.values()
-             for n, r in rows.items() if n != "mem0-1call")
+    ok = all(
+        all(r["crosscheck_library_vs_server"].values())
+        for rows in per_conv.values()
+        for n, r in rows.items()
+        if n != "mem0-1call"
+    )
     print(f"\nget_token_statistics() == server counters (calls, prompt, completion) for every run: {ok}")
     if sweep:
         print("\ntrade-off sweep (per conversation: calls / cl100k prompt-to-raw ratio)")
         ids = [c.conv_id for c in convs]
-        print(f"{'scope':<8} {'comp':<5} {'fmt':<7} {'ext_tok':>7} " + " ".join(f"{i:>14}" for i in ids)
-              + f" {'total calls':>11} {'total prompt':>12} {'all met':>7}")
+        print(
+            f"{'scope':<8} {'comp':<5} {'fmt':<7} {'ext_tok':>7} "
+            + " ".join(f"{i:>14}" for i in ids)
+            + f" {'total calls':>11} {'total prompt':>12} {'all met':>7}"
+        )
         for s in sweep:
-            cells = " ".join(f"{s['per_conversation'][i]['calls']:>5} / {s['per_conversation'][i]['ratio_cl100k']:.3f}"
-                             for i in ids)
+            cells = " ".join(
+                f"{s['per_conversation'][i]['calls']:>5} / {s['per_conversation'][i]['ratio_cl100k']:.3f}" for i in ids
+            )
             fmt = "what-if" if s["prompt_format"] != "library" else "library"
-            print(f"{s['scope']:<8} {str(s['compress']):<5} {fmt:<7} {s['extract_tokens']:>7} {cells} {s['total_calls']:>11} "
-                  f"{s['total_prompt_cl100k']:>12} {str(s['all_targets_met']):>7}")
+            print(
+                f"{s['scope']:<8} {str(s['compress']):<5} {fmt:<7} {s['extract_tokens']:>7} {cells} "
+                f"{s['total_calls']:>11} "
+                f"{s['total_prompt_cl100k']:>12} {str(s['all_targets_met']):>7}"
+            )
 
     prompts = Prompts()
     report = {
         "benchmark": "LLM economy of building memory (LoCoMo dev, counting loopback server)",
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "loadavg_start": la_start,
-                    "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "loadavg_start": la_start,
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        },
         "git": {"start": git_start, "end": git_state()},
         "conversations": [c.conv_id for c in convs],
         "topic_segment": seg_note,
         "embedder": "MiniLM" if args.real_embedder else "hash bag-of-words (64 dims), LLM economy is independent of it",
         "notes": {
-            "fake_tokens": "server counts round(1.3*words) + 3 per message; the cl100k columns re-tokenise the recorded "
-                           "request bodies (per message content + 4, + 3 per call) and are the ones compared with raw",
+            "fake_tokens": "server counts round(1.3*words) + 3 per message; "
+            "the cl100k columns re-tokenise the recorded "
+            "request bodies (per message content + 4, + 3 per call) and are the ones compared with raw",
             "raw_tokens": "cl100k over 'speaker: text' per turn (image captions included, as load() builds content)",
-            "mem0-2call": "APPROXIMATION of mem0's update call: UPDATE_DECISION prompt + the turn's new facts + the last "
-                          "10 facts as the retrieved existing memories",
-            "system_prompt_cl100k": {"extraction": cl100k(prompts.system(FLAT_EXTRACTION)),
-                                     "update": cl100k(prompts.system(UPDATE_DECISION))},
+            "mem0-2call": "APPROXIMATION of mem0's update call: UPDATE_DECISION prompt + the turn's new facts "
+            "+ the last "
+            "10 facts as the retrieved existing memories",
+            "system_prompt_cl100k": {
+                "extraction": cl100k(prompts.system(FLAT_EXTRACTION)),
+                "update": cl100k(prompts.system(UPDATE_DECISION)),
+            },
         },
         "targets": {"calls": f"<= {CALL_TARGET}", "prompt_cl100k_over_raw": f"<= {RATIO_TARGET}"},
         "per_conversation": per_conv,

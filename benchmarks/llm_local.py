@@ -90,6 +90,7 @@ log = logging.getLogger("llm_local")
 
 # -- LoCoMo's answer metric (normalise, Porter stems, token F1) ------------------------
 
+
 def _normalise(text: str) -> list[str]:
     from nltk.stem import PorterStemmer
 
@@ -123,16 +124,20 @@ def answer_f1(prediction: str, gold: Any, category: int) -> float:
 
 # -- reading -------------------------------------------------------------------------
 
-READER_SYSTEM = ("You answer questions about a conversation between two people, using only the context "
-                 "given. Reply with a short phrase of a few words, no sentence and no explanation. "
-                 "Give dates as the context gives them.")
+READER_SYSTEM = (
+    "You answer questions about a conversation between two people, using only the context "
+    "given. Reply with a short phrase of a few words, no sentence and no explanation. "
+    "Give dates as the context gives them."
+)
 
 
 def ask(llm: OpenAICompatibleLLM, context: str, question: str) -> tuple[str, float]:
     t = time.perf_counter()
     # the context first, so a server that caches prompt prefixes reuses it across questions
-    messages = [{"role": "system", "content": READER_SYSTEM},
-                {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}\nShort answer:"}]
+    messages = [
+        {"role": "system", "content": READER_SYSTEM},
+        {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}\nShort answer:"},
+    ]
     try:
         out = llm.complete(messages, stage="reader")
     except LLMError as exc:  # one failed answer scores 0 and is kept, with its error
@@ -142,8 +147,9 @@ def ask(llm: OpenAICompatibleLLM, context: str, question: str) -> tuple[str, flo
 
 
 def memory_context(memory: LightMemory, user: str, question: str, now: Any) -> tuple[str, list[list[str]]]:
-    hits = [h for h in memory.retrieve(question, limit=10, user_id=user, now=now)
-            if h.entry.entry_type.value != "summary"][:10]
+    hits = [
+        h for h in memory.retrieve(question, limit=10, user_id=user, now=now) if h.entry.entry_type.value != "summary"
+    ][:10]
     lines = []
     for h in hits:
         when = h.entry.time_stamp.date().isoformat() if h.entry.time_stamp else ""
@@ -212,14 +218,20 @@ def request_tokens(calls: list[dict[str, Any]], stages: set[str]) -> int:
     total = 0
     for c in calls:
         if c["stage"] in stages:
-            total += sum(tokens(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])) + 4
-                         for m in c["messages"]) + 3
+            total += (
+                sum(
+                    tokens(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])) + 4
+                    for m in c["messages"]
+                )
+                + 3
+            )
     return total
 
 
 def per_stage(calls: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = defaultdict(lambda: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                                                            "seconds": 0.0})
+    out: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+    )
     for c in calls:
         row = out[c["stage"]]
         row["calls"] += 1
@@ -229,7 +241,9 @@ def per_stage(calls: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return dict(out)
 
 
-def build(conv: Conversation, path: str, config: dict[str, Any], llm: Optional[Recording]) -> tuple[LightMemory, dict[str, float]]:
+def build(
+    conv: Conversation, path: str, config: dict[str, Any], llm: Optional[Recording]
+) -> tuple[LightMemory, dict[str, float]]:
     memory = LightMemory({**config, "store": {"path": path}}, llm=llm)
     wall: dict[str, float] = {}
     t = time.perf_counter()
@@ -285,7 +299,7 @@ def main() -> None:
         server, url = local_llm.start("qwen1.5b")
     conv = next(c for c in load() if c.conv_id == args.conv)
     if args.sessions:
-        conv.sessions = conv.sessions[:args.sessions]
+        conv.sessions = conv.sessions[: args.sessions]
         ids = {m["id"] for m in conv.messages}
         conv.qa = [q for q in conv.qa if set(evidence_ids(q)) <= ids]
     turns = {m["id"]: m["content"] for m in conv.messages}
@@ -293,17 +307,37 @@ def main() -> None:
     raw = sum(tokens(f"{m['speaker_name']}: {m['content']}") for m in conv.messages)
     now = conv.sessions[-1][2][-1]["time_stamp"]
 
-    llm_cfg = {"provider": "vllm", "model": args.model, "base_url": url, "api_key": "none", "timeout": 1800,
-               "max_tokens": 1500, "temperature": 0.0, "max_retries": 1}
+    llm_cfg = {
+        "provider": "vllm",
+        "model": args.model,
+        "base_url": url,
+        "api_key": "none",
+        "timeout": 1800,
+        "max_tokens": 1500,
+        "temperature": 0.0,
+        "max_retries": 1,
+    }
     recorder = Recording(OpenAICompatibleLLM(LLMConfig(**llm_cfg)))
-    pipeline = {"llm": llm_cfg, "pre_compress": True, "compressor": {"provider": "entropy", "rate": 0.6},
-                "topic_segment": True, "extraction_mode": args.mode}
+    pipeline = {
+        "llm": llm_cfg,
+        "pre_compress": True,
+        "compressor": {"provider": "entropy", "rate": 0.6},
+        "topic_segment": True,
+        "extraction_mode": args.mode,
+    }
     report: dict[str, Any] = {
-        "benchmark": "llm_local", "command": " ".join(shlex.quote(a) for a in sys.argv), "git": git_state(),
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(),
-                    "python": platform.python_version()},
-        "conversation": {"id": conv.conv_id, "turns": len(conv.messages), "sessions": len(conv.sessions),
-                         "raw_tokens_cl100k": raw}, "config": pipeline}
+        "benchmark": "llm_local",
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "git": git_state(),
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "conversation": {
+            "id": conv.conv_id,
+            "turns": len(conv.messages),
+            "sessions": len(conv.sessions),
+            "raw_tokens_cl100k": raw,
+        },
+        "config": pipeline,
+    }
     try:
         with tempfile.TemporaryDirectory() as tmp:
             llm_mem, wall = build(conv, f"{tmp}/llm", pipeline, recorder)
@@ -319,10 +353,12 @@ def main() -> None:
             entries = llm_mem.get_all(user_id=conv.conv_id, limit=10_000)
             facts = [e for e in entries if e.entry_type.value == "fact"]
             report["memory"] = {
-                "entries": len(entries), "by_type": dict(Counter(e.entry_type.value for e in entries)),
+                "entries": len(entries),
+                "by_type": dict(Counter(e.entry_type.value for e in entries)),
                 "facts_per_turn": round(len(facts) / len(conv.messages), 3),
-                "grounded_share": round(sum(grounded(e.memory, e.source_ids, turns, names) for e in facts)
-                                        / max(1, len(facts)), 3),
+                "grounded_share": round(
+                    sum(grounded(e.memory, e.source_ids, turns, names) for e in facts) / max(1, len(facts)), 3
+                ),
                 "superseded": len(llm_mem.get_all(user_id=conv.conv_id, limit=10_000, include_superseded=True))
                 - len(entries),
                 "offline_default_entries": len(off_mem.get_all(user_id=conv.conv_id, limit=10_000)),
@@ -356,7 +392,8 @@ def main() -> None:
                     rec[name]["all"].append(recall(found, gold, 10))
             report["evidence_recall_at_10"] = {
                 name: {cat: {"R@10": round(sum(v) / len(v), 3), "n": len(v)} for cat, v in by.items()}
-                for name, by in rec.items()}
+                for name, by in rec.items()
+            }
 
             # answers, same reader for every context
             baselines = raw_baselines(conv, off_mem.embedder)
@@ -373,9 +410,17 @@ def main() -> None:
             for qa in sample:
                 for name, make in contexts.items():
                     pred, secs = ask(reader, make(qa["question"]), qa["question"])
-                    answers.append({"context": name, "question": qa["question"], "gold": qa["answer"],
-                                    "category": qa["category"], "prediction": pred, "seconds": round(secs, 1),
-                                    "f1": round(answer_f1(pred, qa["answer"], qa["category"]), 3)})
+                    answers.append(
+                        {
+                            "context": name,
+                            "question": qa["question"],
+                            "gold": qa["answer"],
+                            "category": qa["category"],
+                            "prediction": pred,
+                            "seconds": round(secs, 1),
+                            "f1": round(answer_f1(pred, qa["answer"], qa["category"]), 3),
+                        }
+                    )
                     log.info("%s | %s -> %r (gold %r)", name, qa["question"], pred, qa["answer"])
             upto = full_context_sessions(conv, args.full_budget)
             in_window = {m["id"] for _, _, msgs in conv.sessions[:upto] for m in msgs}
@@ -388,11 +433,25 @@ def main() -> None:
             runs += [(qa, name, make) for qa in fits for name, make in contexts.items()]
             for qa, name, make in runs:
                 pred, secs = ask(reader, make(qa["question"]), qa["question"])
-                answers.append({"context": name, "subset": "fits_window", "question": qa["question"],
-                                "gold": qa["answer"], "category": qa["category"], "prediction": pred,
-                                "seconds": round(secs, 1), "f1": round(answer_f1(pred, qa["answer"], qa["category"]), 3)})
-            report["reader"] = {"sample": len(sample), "seed": args.seed, "full_sessions": upto,
-                                "full_context_tokens_cl100k": tokens(full), "fits_window_questions": len(fits)}
+                answers.append(
+                    {
+                        "context": name,
+                        "subset": "fits_window",
+                        "question": qa["question"],
+                        "gold": qa["answer"],
+                        "category": qa["category"],
+                        "prediction": pred,
+                        "seconds": round(secs, 1),
+                        "f1": round(answer_f1(pred, qa["answer"], qa["category"]), 3),
+                    }
+                )
+            report["reader"] = {
+                "sample": len(sample),
+                "seed": args.seed,
+                "full_sessions": upto,
+                "full_context_tokens_cl100k": tokens(full),
+                "fits_window_questions": len(fits),
+            }
             f1: dict[str, dict[str, Any]] = defaultdict(dict)
             for subset in ("sample", "fits_window"):
                 rows = [a for a in answers if (a.get("subset") == "fits_window") == (subset == "fits_window")]
@@ -410,8 +469,19 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str) + "\n")
     (out.parent / "llm_local_calls.json").write_text(json.dumps(recorder.calls, indent=1) + "\n")
-    summary = {k: report[k] for k in ("per_stage", "json", "repairs", "memory", "economy", "evidence_recall_at_10",
-                                      "answer_f1", "wall_seconds")}
+    summary = {
+        k: report[k]
+        for k in (
+            "per_stage",
+            "json",
+            "repairs",
+            "memory",
+            "economy",
+            "evidence_recall_at_10",
+            "answer_f1",
+            "wall_seconds",
+        )
+    }
     sys.stdout.write(json.dumps(summary, indent=1) + "\n")
 
 

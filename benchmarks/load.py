@@ -81,8 +81,9 @@ class Recorder:
             self.errors[kind].append(f"{type(exc).__name__}: {exc}"[:300])
 
 
-def worker(memory: LightMemory, corpus: Corpus, rec: Recorder, args: argparse.Namespace, index: int,
-           start: threading.Barrier) -> None:
+def worker(
+    memory: LightMemory, corpus: Corpus, rec: Recorder, args: argparse.Namespace, index: int, start: threading.Barrier
+) -> None:
     rng = random.Random(args.seed * 1000 + index)
     questions = corpus.queries(2000, args.seed * 7 + index, corpus.real_per_user)
     n = 0
@@ -95,9 +96,15 @@ def worker(memory: LightMemory, corpus: Corpus, rec: Recorder, args: argparse.Na
             turns = []
             for _ in range(rng.randint(1, 2)):
                 n += 1
-                turns.append({"id": f"load-{index}-{n}", "role": "user", "speaker_name": name,
-                              "content": rng.choice(BULK_TEMPLATES)(rng, name),
-                              "time_stamp": f"2025-0{1 + n % 9}-{1 + n % 28:02d}T12:00:00"})
+                turns.append(
+                    {
+                        "id": f"load-{index}-{n}",
+                        "role": "user",
+                        "speaker_name": name,
+                        "content": rng.choice(BULK_TEMPLATES)(rng, name),
+                        "time_stamp": f"2025-0{1 + n % 9}-{1 + n % 28:02d}T12:00:00",
+                    }
+                )
             t0 = time.perf_counter()
             try:
                 result = memory.add_memory(turns, user_id=user_id(u), session_id=f"load-{index}")
@@ -134,8 +141,13 @@ def lost_writes(memory: LightMemory, acked: dict[str, set[str]]) -> dict[str, An
         stored += len(turns & cited)
         pending += len((turns - cited) & waiting)
         lost += [f"{user}/{t}" for t in sorted(turns - cited - waiting)]
-    return {"acknowledged": sum(len(v) for v in acked.values()), "stored": stored, "pending": pending,
-            "lost": len(lost), "lost_examples": lost[:10]}
+    return {
+        "acknowledged": sum(len(v) for v in acked.values()),
+        "stored": stored,
+        "pending": pending,
+        "lost": len(lost),
+        "lost_examples": lost[:10],
+    }
 
 
 def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
@@ -147,8 +159,8 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         "machine": machine_info(),
         "method": {
             "store": f"{args.entries:,} entries over {args.users:,} users, built with store_scale.Corpus/build "
-                     f"({args.real_per_user} real MiniLM persona vectors per user, the rest seeded random unit "
-                     "vectors; real BM25 for all)",
+            f"({args.real_per_user} real MiniLM persona vectors per user, the rest seeded random unit "
+            "vectors; real BM25 for all)",
             "workers": args.workers,
             "duration_s": args.duration,
             "mix": {"add_memory": args.add_share, "retrieve": round(1 - args.add_share, 3)},
@@ -175,8 +187,11 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         try:
             log(f"building {args.entries:,} entries over {args.users:,} users ...")
             stats = build(memory._store, corpus, args.entries, args.batch, args.seed, dims, log)
-            result["build"] = {"entries": stats.points, "seconds": round(stats.total_s, 1),
-                               "points_per_s": round(stats.points / stats.total_s, 1)}
+            result["build"] = {
+                "entries": stats.points,
+                "seconds": round(stats.total_s, 1),
+                "points_per_s": round(stats.points / stats.total_s, 1),
+            }
             log(f"  {stats.points:,} entries in {stats.total_s:.0f}s; warming up ...")
             for u, _, q in corpus.queries(20, args.seed + 1, corpus.real_per_user):
                 memory.retrieve(q, user_id=user_id(u), strategy=args.strategy)
@@ -184,8 +199,10 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             log(f"running {args.workers} workers for {args.duration:.0f}s ...")
             load = Load()
             start = threading.Barrier(args.workers + 1)
-            threads = [threading.Thread(target=worker, args=(memory, corpus, rec, args, i, start), name=f"load-{i}")
-                       for i in range(args.workers)]
+            threads = [
+                threading.Thread(target=worker, args=(memory, corpus, rec, args, i, start), name=f"load-{i}")
+                for i in range(args.workers)
+            ]
             for t in threads:
                 t.start()
             start.wait()
@@ -195,8 +212,10 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             wall = time.perf_counter() - t_start
             result["load"] = load.done()
             ops = {k: len(v) for k, v in rec.ms.items()}
-            result["throughput_ops_per_s"] = {"total": round(sum(ops.values()) / wall, 2),
-                                              **{k: round(n / wall, 2) for k, n in ops.items()}}
+            result["throughput_ops_per_s"] = {
+                "total": round(sum(ops.values()) / wall, 2),
+                **{k: round(n / wall, 2) for k, n in ops.items()},
+            }
             result["latency_ms"] = {k: summary(v) for k, v in rec.ms.items()}
             result["errors"] = {k: {"count": len(v), "examples": v[:3]} for k, v in rec.errors.items()}
             acked = sum(len(v) for v in rec.acked.values())
@@ -213,17 +232,20 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     finally:
         if args.store is None:
             shutil.rmtree(root, ignore_errors=True)
-    result["no_lost_writes"] = (result["lost_writes_live"]["lost"] == 0
-                                and result["lost_writes_after_reopen"]["lost"] == 0)
+    result["no_lost_writes"] = (
+        result["lost_writes_live"]["lost"] == 0 and result["lost_writes_after_reopen"]["lost"] == 0
+    )
     result["finished"] = datetime.now().isoformat(timespec="seconds")
     return result
 
 
 def report(result: dict[str, Any]) -> None:
     tp = result["throughput_ops_per_s"]
-    print(f"\n{result['build']['entries']:,} entries, {result['method']['workers']} workers, "
-          f"{result['method']['duration_s']:.0f}s; other processes kept {result['load'].get('other_cores_busy', '?')} "
-          f"cores busy")
+    print(
+        f"\n{result['build']['entries']:,} entries, {result['method']['workers']} workers, "
+        f"{result['method']['duration_s']:.0f}s; other processes kept {result['load'].get('other_cores_busy', '?')} "
+        f"cores busy"
+    )
     print(f"{'op':10s} {'ops/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
     for kind, lat in sorted(result["latency_ms"].items()):
         errors = result["errors"].get(kind, {}).get("count", 0)
@@ -231,13 +253,16 @@ def report(result: dict[str, Any]) -> None:
     print(f"{'total':10s} {tp['total']:8.2f}")
     for when in ("live", "after_reopen"):
         lw = result[f"lost_writes_{when}"]
-        print(f"lost writes ({when}): {lw['lost']} of {lw['acknowledged']} acknowledged turns "
-              f"({lw['stored']} stored, {lw['pending']} pending)")
+        print(
+            f"lost writes ({when}): {lw['lost']} of {lw['acknowledged']} acknowledged turns "
+            f"({lw['stored']} stored, {lw['pending']} pending)"
+        )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--entries", type=int, default=100_000, help="entries in the store before the load starts")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of sustained load")

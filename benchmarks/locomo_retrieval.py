@@ -84,10 +84,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--convs", type=int, default=None, help="only the first N conversations")
     ap.add_argument("--data", default=None, help="LoCoMo dev folder (default ../shared/data/locomo-dev)")
-    ap.add_argument("--config", default="{}", help="extra MemoryConfig JSON, e.g. '{\"index_context\": \"turn\"}'")
+    ap.add_argument("--config", default="{}", help='extra MemoryConfig JSON, e.g. \'{"index_context": "turn"}\'')
     ap.add_argument("--strategies", default="embedding,context,hybrid")
-    ap.add_argument("--variants", default="plain,temporal,hierarchical,both",
-                    help="hybrid retrieval with/without temporal parsing and hierarchical (summary-first) retrieval")
+    ap.add_argument(
+        "--variants",
+        default="plain,temporal,hierarchical,both",
+        help="hybrid retrieval with/without temporal parsing and hierarchical (summary-first) retrieval",
+    )
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "locomo_retrieval.json"))
     args = ap.parse_args()
@@ -132,8 +135,14 @@ def main() -> None:
                 for s, name, variant in runs:
                     memory.config.retrieval.temporal = "boost" if variant in ("temporal", "both") else "off"
                     t0 = time.perf_counter()
-                    hits = memory.retrieve(qa["question"], limit=max(KS), user_id=conv.conv_id, strategy=s, now=now,
-                                           hierarchical=variant in ("hierarchical", "both"))
+                    hits = memory.retrieve(
+                        qa["question"],
+                        limit=max(KS),
+                        user_id=conv.conv_id,
+                        strategy=s,
+                        now=now,
+                        hierarchical=variant in ("hierarchical", "both"),
+                    )
                     latencies[name].append(time.perf_counter() - t0)
                     # summaries are returned ahead of the entries; recall counts the entries only
                     found = [h.entry.source_ids for h in hits if h.entry.entry_type.value != "summary"]
@@ -144,8 +153,11 @@ def main() -> None:
 
     report: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        },
         "conversations": [c.conv_id for c in convs],
         "config": extra,
         "turns": n_turns,
@@ -154,7 +166,10 @@ def main() -> None:
         "stored_tokens": stored_tokens,
         "ingest_turns_per_s": round(n_turns / ingest_s, 1),
         "retrieve_ms": {
-            s: {"p50": round(float(np.percentile(v, 50)) * 1000, 2), "p95": round(float(np.percentile(v, 95)) * 1000, 2)}
+            s: {
+                "p50": round(float(np.percentile(v, 50)) * 1000, 2),
+                "p95": round(float(np.percentile(v, 95)) * 1000, 2),
+            }
             for s, v in latencies.items()
         },
         "recall": {},

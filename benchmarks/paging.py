@@ -58,8 +58,10 @@ def main() -> None:
     rows = []
     sizes = {}
     for conv in (c for c in _locomo.load() if c.conv_id in args.conv.split(",")):
-        with tempfile.TemporaryDirectory() as root, \
-                LightMemory(MemoryConfig.from_dict({"store": {"path": root}})) as memory:
+        with (
+            tempfile.TemporaryDirectory() as root,
+            LightMemory(MemoryConfig.from_dict({"store": {"path": root}})) as memory,
+        ):
             for sid, _, msgs in conv.sessions:
                 memory.add_memory(msgs, user_id=conv.conv_id, session_id=sid)
             total = memory._store.count(memory._scope(conv.conv_id, None, None))
@@ -69,17 +71,33 @@ def main() -> None:
                 # (the cursor is absent before the change that added it: there, only offsets are measured)
                 for how in ("offset", "cursor") if hasattr(memory, "get_page") else ("offset",):
                     ids, last = page_through(memory, conv.conv_id, size, how)
-                    rows.append({"conversation": conv.conv_id, "entries": total, "page_size": size, "method": how,
-                                 "returned": len(ids), "distinct": len(set(ids)),
-                                 "never_returned": total - len(set(ids)), "last_page_ms": round(last * 1000, 2)})
-    result = {"command": " ".join(["python", "benchmarks/paging.py", *sys.argv[1:]]), "conversations": sizes,
-              "rows": rows, "git": git_state(), "load": os.getloadavg()}
+                    rows.append(
+                        {
+                            "conversation": conv.conv_id,
+                            "entries": total,
+                            "page_size": size,
+                            "method": how,
+                            "returned": len(ids),
+                            "distinct": len(set(ids)),
+                            "never_returned": total - len(set(ids)),
+                            "last_page_ms": round(last * 1000, 2),
+                        }
+                    )
+    result = {
+        "command": " ".join(["python", "benchmarks/paging.py", *sys.argv[1:]]),
+        "conversations": sizes,
+        "rows": rows,
+        "git": git_state(),
+        "load": os.getloadavg(),
+    }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print("| conversation (entries) | page size | method | returned | distinct | never returned | last page ms |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['conversation']} ({r['entries']}) | {r['page_size']} | {r['method']} | {r['returned']} | "
-              f"{r['distinct']} | {r['never_returned']} | {r['last_page_ms']} |")
+        print(
+            f"| {r['conversation']} ({r['entries']}) | {r['page_size']} | {r['method']} | {r['returned']} | "
+            f"{r['distinct']} | {r['never_returned']} | {r['last_page_ms']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,13 @@ def main() -> None:
     args = ap.parse_args()
     variants = json.loads(args.variants)
     convs = load(args.data)
-    report = {"command": " ".join(["python", *sys.argv]), "git": git_state(), "limit": args.limit,
-              "config": json.loads(args.config), "variants": {}}
+    report = {
+        "command": " ".join(["python", *sys.argv]),
+        "git": git_state(),
+        "limit": args.limit,
+        "config": json.loads(args.config),
+        "variants": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         memory = LightMemory(MemoryConfig.from_dict({**json.loads(args.config), "store": {"path": tmp}}))
         for conv in convs:
@@ -64,8 +69,11 @@ def main() -> None:
             row = {c: round(float(np.mean(v)), 3) for c, v in per_cat.items()}
             row["overall"] = round(float(np.mean([x for v in per_cat.values() for x in v])), 3)
             report["variants"][name] = {"settings": settings, f"R@{args.limit}": row}
-            print(f"{name:<28} overall {row['overall']:.3f}  " + "  ".join(f"{c} {v:.3f}" for c, v in row.items()
-                                                                        if c != "overall"), flush=True)
+            print(
+                f"{name:<28} overall {row['overall']:.3f}  "
+                + "  ".join(f"{c} {v:.3f}" for c, v in row.items() if c != "overall"),
+                flush=True,
+            )
         memory.close()
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))

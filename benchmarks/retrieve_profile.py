@@ -52,9 +52,18 @@ class RandomEmbedder:
 
 def fill(memory: LightMemory) -> None:
     for u in range(20):
-        memory.add_memory([{"role": "user", "speaker_name": NAMES[u % 4], "time_stamp": f"2025-01-0{1 + i % 9}T10:00",
-                            "content": f"I work as a nurse at Brightline Health number {u}. I have a dog named Rex{i}."}
-                           for i in range(40)], user_id=f"u{u}")
+        memory.add_memory(
+            [
+                {
+                    "role": "user",
+                    "speaker_name": NAMES[u % 4],
+                    "time_stamp": f"2025-01-0{1 + i % 9}T10:00",
+                    "content": f"I work as a nurse at Brightline Health number {u}. I have a dog named Rex{i}.",
+                }
+                for i in range(40)
+            ],
+            user_id=f"u{u}",
+        )
 
 
 def timed(fn: Callable[[int, str], Any], questions: list[str]) -> dict[str, float]:
@@ -89,8 +98,17 @@ def main() -> None:
     for name, r in rows.items():
         print(f"{name:<28} p50 {r['p50']:6.2f} ms   p95 {r['p95']:6.2f} ms")
     out = Path(__file__).parent / "results" / "retrieve_profile.json"
-    out.write_text(json.dumps({"command": "python benchmarks/retrieve_profile.py", "git": git_state(),
-                               "loadavg": os.getloadavg(), "ms": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "command": "python benchmarks/retrieve_profile.py",
+                "git": git_state(),
+                "loadavg": os.getloadavg(),
+                "ms": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 

@@ -74,7 +74,7 @@ def stream(turns: Sequence[Any], buffer: int, boundaries: Callable[[list[Any]], 
         if pos >= n:
             break
         if local:
-            buf = buf[local[-1]:]  # carry the last, possibly unfinished, topic
+            buf = buf[local[-1] :]  # carry the last, possibly unfinished, topic
         else:
             cuts.append(pos)  # nothing found: flush the whole buffer
             buf = []
@@ -96,6 +96,7 @@ def match(pred: Sequence[int], gold: Sequence[int], tol: int) -> int:
 def pk(pred: Sequence[int], gold: Sequence[int], n: int) -> float:
     """Beeferman's Pk: share of turn pairs k apart that the two segmentations disagree
     on (same segment or not); k = half the mean true segment length. Lower is better."""
+
     def labels(bounds: Sequence[int]) -> np.ndarray:
         lab = np.zeros(n, dtype=int)
         for b in bounds:
@@ -145,15 +146,17 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[y].sum() - npos * (npos + 1) / 2) / (npos * nneg))
 
 
-def run_method(name: str, convs: list[Conversation], buffer: int, with_time: bool,
-               boundaries: Callable[[list[Any]], list[int]]) -> dict[str, Any]:
+def run_method(
+    name: str, convs: list[Conversation], buffer: int, with_time: bool, boundaries: Callable[[list[Any]], list[int]]
+) -> dict[str, Any]:
     rows = []
     for c in convs:
         turns, gold = stream_turns(c, with_time)
         t0 = time.perf_counter()
         pred = stream(turns, buffer, boundaries)
-        rows.append({"conv": c.conv_id, "n": len(turns), "gold": gold, "pred": pred,
-                     "seconds": time.perf_counter() - t0})
+        rows.append(
+            {"conv": c.conv_id, "n": len(turns), "gold": gold, "pred": pred, "seconds": time.perf_counter() - t0}
+        )
     res = score(rows)
     res["method"] = name
     return res
@@ -206,8 +209,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--data", default=None, help="LoCoMo dir (default: LOCOMO_DIR or /work/shared/data/locomo-dev)")
     ap.add_argument("--threshold", type=float, default=None, help="similarity threshold (default: SegmenterConfig)")
     ap.add_argument("--cutoff", type=float, default=None, help="attention_cutoff of the attention segmenter")
-    ap.add_argument("--shared-threshold", type=float, default=0.8,
-                    help="threshold for embeddings='shared' (contextual cosines run higher; default 0.8)")
+    ap.add_argument(
+        "--shared-threshold",
+        type=float,
+        default=0.8,
+        help="threshold for embeddings='shared' (contextual cosines run higher; default 0.8)",
+    )
     ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "segmentation.json"))
     ap.add_argument("--no-diagnostics", action="store_true", help="skip the whole-conversation score AUCs")
@@ -242,8 +249,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     default = sibling()
     methods: list[tuple[str, Any, bool]] = [
         ("attention two-level (default: attention + separate MiniLM embeddings)", default, False),
-        ("attention two-level, one shared pass (contextual embeddings)",
-         sibling(embeddings="shared", threshold=args.shared_threshold), False),
+        (
+            "attention two-level, one shared pass (contextual embeddings)",
+            sibling(embeddings="shared", threshold=args.shared_threshold),
+            False,
+        ),
         ("attention only (no similarity level)", sibling(threshold=2.0, sharp_drop=None), False),
         ("similarity only (MiniLM embedder)", SimilaritySegmenter(emb, **sim_kw), False),
     ]
@@ -254,13 +264,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results.append(r)
         print(f"  {name}: done ({r['seconds']} s)", file=sys.stderr, flush=True)
     mean_len = max(1, int(round(results[0]["mean_segment_turns"])))
-    results.append(run_method(f"fixed length, a cut every {mean_len} turns (= the default's mean segment)",
-                              convs, args.buffer, False, fixed_length(mean_len)))
-    results.append(run_method(f"no segmentation (flush every {args.buffer}-turn buffer)", convs, args.buffer, False,
-                              fixed_length(10**9)))
+    results.append(
+        run_method(
+            f"fixed length, a cut every {mean_len} turns (= the default's mean segment)",
+            convs,
+            args.buffer,
+            False,
+            fixed_length(mean_len),
+        )
+    )
+    results.append(
+        run_method(
+            f"no segmentation (flush every {args.buffer}-turn buffer)", convs, args.buffer, False, fixed_length(10**9)
+        )
+    )
     timed = sibling()
-    results.append(run_method("attention two-level + time gap > 6 h (time stamps given)", convs, args.buffer, True,
-                              timed.boundaries))
+    results.append(
+        run_method(
+            "attention two-level + time gap > 6 h (time stamps given)", convs, args.buffer, True, timed.boundaries
+        )
+    )
     add_stats(results[-1], timed)
 
     diagnostics: dict[str, Any] = {}
@@ -283,12 +306,29 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "note": "low score = boundary; AUC of -score vs session starts over all gaps, mean over conversations",
         }
 
-    cfg = {k: getattr(default, k) for k in ("threshold", "attention_cutoff", "sharp_drop", "context", "radius",
-                                            "sim_window", "max_tokens", "max_turn_tokens", "embeddings", "precision")}
+    cfg = {
+        k: getattr(default, k)
+        for k in (
+            "threshold",
+            "attention_cutoff",
+            "sharp_drop",
+            "context",
+            "radius",
+            "sim_window",
+            "max_tokens",
+            "max_turn_tokens",
+            "embeddings",
+            "precision",
+        )
+    }
     report = {
-        "command": "python " + " ".join([os.path.relpath(__file__, Path.cwd()), *(argv if argv is not None else sys.argv[1:])]),
-        "data": {"conversations": [c.conv_id for c in convs], "turns": results[0]["turns"],
-                 "session_boundaries": results[0]["gold"]},
+        "command": "python "
+        + " ".join([os.path.relpath(__file__, Path.cwd()), *(argv if argv is not None else sys.argv[1:])]),
+        "data": {
+            "conversations": [c.conv_id for c in convs],
+            "turns": results[0]["turns"],
+            "session_boundaries": results[0]["gold"],
+        },
         "buffer_turns": args.buffer,
         "attention_segmenter": cfg,
         "shared_threshold": args.shared_threshold,
@@ -297,9 +337,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "results": results,
         "diagnostics": diagnostics,
-        "note": ("Scored against LoCoMo SESSION boundaries; sessions contain several topics, so cuts inside a "
-                 "session count as false positives and precision is naturally low. Time stamps are withheld except "
-                 "in the '+ time gap' line."),
+        "note": (
+            "Scored against LoCoMo SESSION boundaries; sessions contain several topics, so cuts inside a "
+            "session count as false positives and precision is naturally low. Time stamps are withheld except "
+            "in the '+ time gap' line."
+        ),
         "environment": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -317,31 +359,47 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(f"\nLoCoMo dev: {len(report['data']['conversations'])} conversations, {report['data']['turns']} turns, "
-          f"{report['data']['session_boundaries']} session boundaries; buffer {report['buffer_turns']} turns")
-    head = (f"{'method':78s} {'cuts':>5s} {'P':>5s} {'R':>5s} {'F1':>5s} | {'P±1':>5s} {'R±1':>5s} {'F1±1':>5s} | "
-            f"{'Pk':>5s} {'seg':>5s} {'turns/s':>8s} {'tok/turn':>9s}")
+    print(
+        f"\nLoCoMo dev: {len(report['data']['conversations'])} conversations, {report['data']['turns']} turns, "
+        f"{report['data']['session_boundaries']} session boundaries; buffer {report['buffer_turns']} turns"
+    )
+    head = (
+        f"{'method':78s} {'cuts':>5s} {'P':>5s} {'R':>5s} {'F1':>5s} | {'P±1':>5s} {'R±1':>5s} {'F1±1':>5s} | "
+        f"{'Pk':>5s} {'seg':>5s} {'turns/s':>8s} {'tok/turn':>9s}"
+    )
     print(head)
     print("-" * len(head))
     for r in report["results"]:
         e, t = r["exact"], r["tol1"]
         tps = f"{r['turns_per_s']:.0f}" if r["turns_per_s"] and r["turns_per_s"] < 1e6 else "-"
-        tpt = (f"{r['attention_tokens_per_turn']:.0f}+{r['embedding_tokens_per_turn']:.0f}"
-               if "attention_tokens_per_turn" in r else "-")
-        print(f"{r['method'][:78]:78s} {r['predicted']:5d} {e['precision']:5.2f} {e['recall']:5.2f} {e['f1']:5.2f} | "
-              f"{t['precision']:5.2f} {t['recall']:5.2f} {t['f1']:5.2f} | {r['pk']:5.2f} {r['mean_segment_turns']:5.1f} {tps:>8s} "
-              f"{tpt:>9s}")
+        tpt = (
+            f"{r['attention_tokens_per_turn']:.0f}+{r['embedding_tokens_per_turn']:.0f}"
+            if "attention_tokens_per_turn" in r
+            else "-"
+        )
+        print(
+            f"{r['method'][:78]:78s} {r['predicted']:5d} {e['precision']:5.2f} {e['recall']:5.2f} {e['f1']:5.2f} | "
+            f"{t['precision']:5.2f} {t['recall']:5.2f} {t['f1']:5.2f} | "
+            f"{r['pk']:5.2f} {r['mean_segment_turns']:5.1f} {tps:>8s} "
+            f"{tpt:>9s}"
+        )
     ref = report.get("reference_model_tokens_per_s") or {}
     if ref:
-        print(f"\ntok/turn = tokens encoded per streamed turn (attention windows + separate embeddings). "
-              f"Encoder speed right now: {ref['window_512']} tok/s (512-token window), {ref['batch_16x40']} tok/s "
-              f"(16 short turns); load average {report.get('load_average_1m_at_end')}.")
+        print(
+            f"\ntok/turn = tokens encoded per streamed turn (attention windows + separate embeddings). "
+            f"Encoder speed right now: {ref['window_512']} tok/s (512-token window), {ref['batch_16x40']} tok/s "
+            f"(16 short turns); load average {report.get('load_average_1m_at_end')}."
+        )
     d = report.get("diagnostics") or {}
     if d:
-        print(f"\nsignal (whole conversations): ROC-AUC backward_share {d['roc_auc_backward_share']:.3f}, "
-              f"window similarity {d['roc_auc_window_similarity']:.3f}")
-    print("\nNote: precision is against SESSION boundaries; LoCoMo sessions hold several topics each, so topic cuts "
-          "inside a session count as false positives.")
+        print(
+            f"\nsignal (whole conversations): ROC-AUC backward_share {d['roc_auc_backward_share']:.3f}, "
+            f"window similarity {d['roc_auc_window_similarity']:.3f}"
+        )
+    print(
+        "\nNote: precision is against SESSION boundaries; LoCoMo sessions hold several topics each, so topic cuts "
+        "inside a session count as false positives."
+    )
 
 
 if __name__ == "__main__":

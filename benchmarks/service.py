@@ -76,8 +76,12 @@ def pct(values: list[float], p: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, Any]:
-    return {"n": len(values), "p50_ms": round(pct(values, 50), 2), "p95_ms": round(pct(values, 95), 2),
-            "p99_ms": round(pct(values, 99), 2)}
+    return {
+        "n": len(values),
+        "p50_ms": round(pct(values, 50), 2),
+        "p95_ms": round(pct(values, 95), 2),
+        "p99_ms": round(pct(values, 99), 2),
+    }
 
 
 def sequential(retrieve: Any, jobs: list[tuple[str, str]], n: int = 200) -> dict[str, Any]:
@@ -115,8 +119,10 @@ def in_process(store: Path, jobs: list[tuple[str, str]], clients: int, seconds: 
                     kind = "retrieve"
                 else:
                     n += 1
-                    memory.add_memory([{"id": f"inproc-{i}-{n}", "role": "user", "content": f"Side note {n}: {question}"}],
-                                      user_id=user)
+                    memory.add_memory(
+                        [{"id": f"inproc-{i}-{n}", "role": "user", "content": f"Side note {n}: {question}"}],
+                        user_id=user,
+                    )
                     kind = "add"
                 with lock:
                     lat[kind].append(time.perf_counter() - t)
@@ -126,13 +132,19 @@ def in_process(store: Path, jobs: list[tuple[str, str]], clients: int, seconds: 
             t.start()
         for t in threads:
             t.join()
-    return {k: summary(v) for k, v in lat.items()} | {"ops_per_s": round(sum(map(len, lat.values())) / seconds, 1),
-                                                       "retrieve_alone": alone}
+    return {k: summary(v) for k, v in lat.items()} | {
+        "ops_per_s": round(sum(map(len, lat.values())) / seconds, 1),
+        "retrieve_alone": alone,
+    }
 
 
 def start_server(store: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "lightmem_core.cli", "--path", str(store), "serve", "--port",
-                             str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lightmem_core.cli", "--path", str(store), "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     import socket
 
     deadline = time.monotonic() + 120
@@ -142,7 +154,7 @@ def start_server(store: Path, port: int) -> subprocess.Popen:
             return proc
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start: {proc.stderr.read() if proc.stderr else ''}")
+                raise SystemExit(f"server did not start: {proc.stderr.read() if proc.stderr else ''}") from None
             time.sleep(0.1)
 
 
@@ -182,8 +194,12 @@ def main() -> None:
         outs = [Path(root) / f"client{i}.json" for i in range(args.clients)]
         procs = []
         for out in outs:
-            p = subprocess.Popen([sys.executable, "-c", CLIENT, url, str(args.seconds), str(args.read_share), str(out),
-                                  str(ROOT)], stdin=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            p = subprocess.Popen(
+                [sys.executable, "-c", CLIENT, url, str(args.seconds), str(args.read_share), str(out), str(ROOT)],
+                stdin=subprocess.PIPE,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
             p.stdin.write(json.dumps(jobs).encode())  # type: ignore[union-attr]
             p.stdin.close()  # type: ignore[union-attr]
             procs.append(p)
@@ -214,12 +230,26 @@ def main() -> None:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
     http = {k: summary(v) for k, v in lat.items()} | {
-        "ops_per_s": round(sum(map(len, lat.values())) / args.seconds, 1), "errors": len(errors),
-        "error_samples": errors[:5], "acknowledged_turns": len(acked), "lost": lost, "stored_twice": twice,
-        "retrieve_alone": alone}
-    result = {"command": " ".join(["python", "benchmarks/service.py", *sys.argv[1:]]), "clients": args.clients,
-              "seconds": args.seconds, "read_share": args.read_share, "entries": entries,
-              "in_process": local, "http": http, "sigkill": kill, "git": git_state(), "load": os.getloadavg()}
+        "ops_per_s": round(sum(map(len, lat.values())) / args.seconds, 1),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "acknowledged_turns": len(acked),
+        "lost": lost,
+        "stored_twice": twice,
+        "retrieve_alone": alone,
+    }
+    result = {
+        "command": " ".join(["python", "benchmarks/service.py", *sys.argv[1:]]),
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "read_share": args.read_share,
+        "entries": entries,
+        "in_process": local,
+        "http": http,
+        "sigkill": kill,
+        "git": git_state(),
+        "load": os.getloadavg(),
+    }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"in_process": local, "http": http, "sigkill": kill}, indent=2))
 

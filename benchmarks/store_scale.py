@@ -90,9 +90,14 @@ from typing import Any, Callable, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from lightmem_core import LightMemory, MemoryEntry, Scope  # noqa: E402
-from lightmem_core import indexing, retrieve as _retrieve  # noqa: E402
-from lightmem_core import textproc  # noqa: E402
+from lightmem_core import (  # noqa: E402  # noqa: E402
+    LightMemory,
+    MemoryEntry,
+    Scope,
+    indexing,
+    textproc,  # noqa: E402
+)
+from lightmem_core import retrieval as _retrieve
 from lightmem_core.config import EmbedderConfig  # noqa: E402
 from lightmem_core.embed import SentenceTransformerEmbedder  # noqa: E402
 from lightmem_core.lexical import Bm25Encoder  # noqa: E402
@@ -113,34 +118,157 @@ Barcelona Paris Lyon Berlin Munich Vienna Prague Krakow Copenhagen Oslo Bergen S
 Edinburgh Glasgow Kyoto Osaka Tokyo Seoul Busan Taipei Hanoi Bangkok Bali Sydney Melbourne Auckland Queenstown
 Nairobi Marrakech Cairo Istanbul Athens Naples Florence Rome Zurich Geneva Reykjavik Anchorage Tucson Sedona""".split()
 HOBBIES = [
-    ("hiking", "go hiking"), ("kayaking", "go kayaking"), ("climbing", "go climbing"), ("cycling", "go cycling"),
-    ("running", "go running"), ("skiing", "go skiing"), ("surfing", "go surfing"), ("camping", "go camping"),
-    ("fishing", "go fishing"), ("birdwatching", "go birdwatching"), ("sailing", "go sailing"),
-    ("snorkeling", "go snorkeling"), ("paddleboarding", "go paddleboarding"), ("trail running", "go trail running"),
+    ("hiking", "go hiking"),
+    ("kayaking", "go kayaking"),
+    ("climbing", "go climbing"),
+    ("cycling", "go cycling"),
+    ("running", "go running"),
+    ("skiing", "go skiing"),
+    ("surfing", "go surfing"),
+    ("camping", "go camping"),
+    ("fishing", "go fishing"),
+    ("birdwatching", "go birdwatching"),
+    ("sailing", "go sailing"),
+    ("snorkeling", "go snorkeling"),
+    ("paddleboarding", "go paddleboarding"),
+    ("trail running", "go trail running"),
 ]
 PETS = """Biscuit Pepper Mochi Luna Milo Nala Ziggy Olive Rocket Pickles Waffles Clover Juniper Maple Pretzel Sprout
 Tofu Noodle Bean Pumpkin Ginger Scout Bandit Shadow Cosmo Pixel Fig Basil Truffle Nugget""".split()
 SPECIES = ["dog", "cat", "rabbit", "parrot", "hamster", "tortoise", "ferret", "corgi", "beagle", "kitten"]
-JOBS = ["nurse", "data analyst", "carpenter", "teacher", "pharmacist", "architect", "barista", "software engineer",
-        "paramedic", "librarian", "graphic designer", "electrician", "chef", "accountant", "veterinarian",
-        "physiotherapist", "translator", "journalist", "pilot", "marine biologist"]
+JOBS = [
+    "nurse",
+    "data analyst",
+    "carpenter",
+    "teacher",
+    "pharmacist",
+    "architect",
+    "barista",
+    "software engineer",
+    "paramedic",
+    "librarian",
+    "graphic designer",
+    "electrician",
+    "chef",
+    "accountant",
+    "veterinarian",
+    "physiotherapist",
+    "translator",
+    "journalist",
+    "pilot",
+    "marine biologist",
+]
 COMPANIES = """Northwind Contoso Initech Globex Umbrella Hooli Vandelay Acme Stark Wayne Cyberdyne Soylent Tyrell
 Wonka Gringotts Aperture Massive Dynamic Oscorp Pied Piper""".split()
-FOODS = ["lasagna", "pad thai", "ramen", "paella", "tacos", "dumplings", "risotto", "curry", "shakshuka", "pho",
-         "sourdough bread", "banana bread", "gnocchi", "falafel", "pierogi", "bibimbap", "empanadas", "chili"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+FOODS = [
+    "lasagna",
+    "pad thai",
+    "ramen",
+    "paella",
+    "tacos",
+    "dumplings",
+    "risotto",
+    "curry",
+    "shakshuka",
+    "pho",
+    "sourdough bread",
+    "banana bread",
+    "gnocchi",
+    "falafel",
+    "pierogi",
+    "bibimbap",
+    "empanadas",
+    "chili",
+]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-ITEMS = ["bike helmet", "rain jacket", "coffee grinder", "tent", "pair of boots", "guitar", "camera lens", "desk lamp",
-         "backpack", "blender", "sketchbook", "yoga mat", "record player", "telescope", "cookbook", "kettle"]
-SHOPS = ["farmers market", "thrift store", "hardware store", "bookshop", "outdoor shop", "flea market", "mall",
-         "corner store", "garden centre", "music shop"]
-EVENTS = ["concert", "film festival", "street fair", "marathon", "wedding", "art exhibition", "book launch",
-          "food festival", "jazz night", "science fair", "comedy show", "pottery class"]
-ADJS = ["amazing", "exhausting", "crowded", "relaxing", "disappointing", "unforgettable", "chaotic", "lovely",
-        "freezing", "way too long", "surprisingly fun", "a bit boring"]
-SKILLS = ["Spanish", "Japanese", "pottery", "the piano", "salsa dancing", "woodworking", "watercolour painting",
-          "chess", "baking", "Python", "knitting", "photography", "the cello", "rock climbing"]
+ITEMS = [
+    "bike helmet",
+    "rain jacket",
+    "coffee grinder",
+    "tent",
+    "pair of boots",
+    "guitar",
+    "camera lens",
+    "desk lamp",
+    "backpack",
+    "blender",
+    "sketchbook",
+    "yoga mat",
+    "record player",
+    "telescope",
+    "cookbook",
+    "kettle",
+]
+SHOPS = [
+    "farmers market",
+    "thrift store",
+    "hardware store",
+    "bookshop",
+    "outdoor shop",
+    "flea market",
+    "mall",
+    "corner store",
+    "garden centre",
+    "music shop",
+]
+EVENTS = [
+    "concert",
+    "film festival",
+    "street fair",
+    "marathon",
+    "wedding",
+    "art exhibition",
+    "book launch",
+    "food festival",
+    "jazz night",
+    "science fair",
+    "comedy show",
+    "pottery class",
+]
+ADJS = [
+    "amazing",
+    "exhausting",
+    "crowded",
+    "relaxing",
+    "disappointing",
+    "unforgettable",
+    "chaotic",
+    "lovely",
+    "freezing",
+    "way too long",
+    "surprisingly fun",
+    "a bit boring",
+]
+SKILLS = [
+    "Spanish",
+    "Japanese",
+    "pottery",
+    "the piano",
+    "salsa dancing",
+    "woodworking",
+    "watercolour painting",
+    "chess",
+    "baking",
+    "Python",
+    "knitting",
+    "photography",
+    "the cello",
+    "rock climbing",
+]
 MEALS = ["brunch", "lunch", "dinner", "coffee", "drinks", "breakfast"]
 RELATIONS = ["sister", "brother", "cousin", "aunt", "uncle", "best friend", "roommate", "neighbour", "coworker"]
 FEELINGS = ["nervous", "excited", "stressed", "proud", "tired", "relieved", "grateful", "homesick"]
@@ -150,7 +278,9 @@ BULK_TEMPLATES: list[Callable[[random.Random, str], str]] = [
     lambda r, n: f"{n} said the {r.choice(EVENTS)} in {r.choice(PLACES)} was {r.choice(ADJS)}.",
     lambda r, n: f"{n} started learning {r.choice(SKILLS)} in {r.choice(MONTHS)} {r.randint(2019, 2024)}.",
     lambda r, n: f"{n} met {r.choice(NAMES)} for {r.choice(MEALS)} at a small place in {r.choice(PLACES)}.",
-    lambda r, n: f"{n}: my {r.choice(RELATIONS)} {r.choice(NAMES)} is moving to {r.choice(PLACES)} next {r.choice(MONTHS)}.",
+    lambda r, n: (
+        f"{n}: my {r.choice(RELATIONS)} {r.choice(NAMES)} is moving to {r.choice(PLACES)} next {r.choice(MONTHS)}."
+    ),
     lambda r, n: f"{n} feels {r.choice(FEELINGS)} about the {r.choice(EVENTS)} on {r.choice(WEEKDAYS)}.",
     lambda r, n: f"{n}: we went {r.choice(HOBBIES)[0]} near {r.choice(PLACES)} last {r.choice(WEEKDAYS)}.",
     lambda r, n: f"{n} recommended a {r.choice(FOODS)} recipe to {r.choice(NAMES)}.",
@@ -176,17 +306,27 @@ class Persona:
 
 def persona(rng: random.Random) -> Persona:
     return Persona(
-        name=rng.choice(NAMES), hobby=rng.choice(HOBBIES), place=rng.choice(PLACES), pet=rng.choice(PETS),
-        species=rng.choice(SPECIES), job=rng.choice(JOBS), company=rng.choice(COMPANIES), trip=rng.choice(PLACES),
-        month=rng.choice(MONTHS), food=rng.choice(FOODS), weekday=rng.choice(WEEKDAYS),
+        name=rng.choice(NAMES),
+        hobby=rng.choice(HOBBIES),
+        place=rng.choice(PLACES),
+        pet=rng.choice(PETS),
+        species=rng.choice(SPECIES),
+        job=rng.choice(JOBS),
+        company=rng.choice(COMPANIES),
+        trip=rng.choice(PLACES),
+        month=rng.choice(MONTHS),
+        food=rng.choice(FOODS),
+        weekday=rng.choice(WEEKDAYS),
     )
 
 
 def persona_facts(p: Persona) -> list[tuple[str, str]]:
     """(memory text, question about it) for the facts that get real embeddings."""
     return [
-        (f"{p.name}: I went {p.hobby[0]} near {p.place} with {p.pet} on {p.weekday}.",
-         f"Where did {p.name} {p.hobby[1]}?"),
+        (
+            f"{p.name}: I went {p.hobby[0]} near {p.place} with {p.pet} on {p.weekday}.",
+            f"Where did {p.name} {p.hobby[1]}?",
+        ),
         (f"{p.name} works as a {p.job} at {p.company}.", f"What does {p.name} do for work?"),
         (f"{p.name}'s {p.species} is called {p.pet}.", f"What is the name of {p.name}'s {p.species}?"),
         (f"{p.name} is planning a trip to {p.trip} in {p.month}.", f"When is {p.name} travelling to {p.trip}?"),
@@ -224,8 +364,9 @@ def time_calls(fn: Callable[[Any], Any], items: Sequence[Any], warmup: Sequence[
     return time_calls_cpu(fn, items, warmup)[0]
 
 
-def time_calls_cpu(fn: Callable[[Any], Any], items: Sequence[Any],
-                   warmup: Sequence[Any] = ()) -> tuple[list[float], list[float]]:
+def time_calls_cpu(
+    fn: Callable[[Any], Any], items: Sequence[Any], warmup: Sequence[Any] = ()
+) -> tuple[list[float], list[float]]:
     """Wall-clock ms and CPU ms (this process, all threads) of ``fn(item)`` per item.
 
     CPU time is what the call itself cost; wall minus CPU is mostly waiting for a
@@ -385,8 +526,9 @@ class BuildStats:
         return self.generate_s + self.write_s
 
 
-def build(store: MemoryStore, corpus: Corpus, size: int, batch: int, seed: int, dims: int,
-          progress: Callable[[str], None]) -> BuildStats:
+def build(
+    store: MemoryStore, corpus: Corpus, size: int, batch: int, seed: int, dims: int, progress: Callable[[str], None]
+) -> BuildStats:
     """Write ``size`` entries over ``corpus.users`` users; returns timing of generation vs write."""
     assert corpus.vectors is not None
     users = corpus.users
@@ -443,8 +585,9 @@ def build(store: MemoryStore, corpus: Corpus, size: int, batch: int, seed: int, 
             progress(f"  built {written:,}/{size:,} points (generate {gen_s:.1f}s, write {write_s:.1f}s)")
     if buffered:
         flush()
-    return BuildStats(points=written, per_user=base, real_per_user=real_here, generate_s=gen_s, write_s=write_s,
-                      upsert_calls=calls)
+    return BuildStats(
+        points=written, per_user=base, real_per_user=real_here, generate_s=gen_s, write_s=write_s, upsert_calls=calls
+    )
 
 
 # --- measurement ---------------------------------------------------------------------------------------
@@ -467,17 +610,30 @@ class Measure:
 
     def _plan(self, strategy: str, text: str, limit: int = 10, payload: Optional[tuple[str, ...]] = None) -> list[Any]:
         cfg = self.memory.config.retrieval
-        plans = _retrieve.plan(strategy, dense=self.dense[text], sparse=self.sparse[text], limit=limit,
-                               flt=current_filter(), config=cfg, payload=payload)
+        plans = _retrieve.plan(
+            strategy,
+            dense=self.dense[text],
+            sparse=self.sparse[text],
+            limit=limit,
+            flt=current_filter(),
+            config=cfg,
+            payload=payload,
+        )
         return [q for _, q in plans]
 
-    def search_only(self, strategy: str, queries: Optional[list[tuple[int, int, str]]] = None,
-                    payload: Optional[tuple[str, ...]] = _retrieve.RANKING_FIELDS) -> tuple[list[float], list[float]]:
+    def search_only(
+        self,
+        strategy: str,
+        queries: Optional[list[tuple[int, int, str]]] = None,
+        payload: Optional[tuple[str, ...]] = _retrieve.RANKING_FIELDS,
+    ) -> tuple[list[float], list[float]]:
         """Wall and CPU ms of ``store.search`` with the query vectors computed beforehand;
         candidates come with the ranking keys only, as in ``retrieve`` (``payload=None``: whole payloads)."""
         store = self.memory._store
-        prepared = [(Scope(user_id=user_id(u)), self._plan(strategy, q, payload=payload))
-                    for u, _, q in (queries or self.queries)]
+        prepared = [
+            (Scope(user_id=user_id(u)), self._plan(strategy, q, payload=payload))
+            for u, _, q in (queries or self.queries)
+        ]
         warm = [(Scope(user_id=user_id(u)), self._plan(strategy, q, payload=payload)) for u, _, q in self.warmup]
         return time_calls_cpu(lambda a: store.search(a[0], a[1]), prepared, warm)
 
@@ -485,8 +641,9 @@ class Measure:
         emb = self.memory.embedder
         return time_calls_cpu(lambda q: emb.embed([q[2]]), self.queries, self.warmup)
 
-    def retrieve(self, strategy: str, queries: Optional[list[tuple[int, int, str]]] = None,
-                 warmup: bool = True) -> tuple[list[float], list[float], float]:
+    def retrieve(
+        self, strategy: str, queries: Optional[list[tuple[int, int, str]]] = None, warmup: bool = True
+    ) -> tuple[list[float], list[float], float]:
         """Wall ms and CPU ms (this process, all threads) per call, and the hit rate of the asked fact."""
         mem = self.memory
         found = 0
@@ -522,16 +679,23 @@ class Measure:
         out: dict[str, Any] = {}
         for limit in (50, 10):
             for with_payload in (True, False):
-                def one(q: tuple[int, int, str]) -> Any:
-                    flt = qe.Filter(must=[qe.FieldCondition(key="user_id", match=qe.MatchValue(user_id(q[0]))),
-                                          qe.FieldCondition(key="_current", match=qe.MatchValue(1))])
+
+                def one(q: tuple[int, int, str], limit: int = limit, with_payload: bool = with_payload) -> Any:
+                    flt = qe.Filter(
+                        must=[
+                            qe.FieldCondition(key="user_id", match=qe.MatchValue(user_id(q[0]))),
+                            qe.FieldCondition(key="_current", match=qe.MatchValue(1)),
+                        ]
+                    )
                     vec = [float(x) for x in self.dense[q[2]]]
-                    req = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vec, using="dense"), filter=flt,
-                                          with_payload=with_payload)
+                    req = qe.QueryRequest(
+                        limit=limit, query=qe.Query.Nearest(vec, using="dense"), filter=flt, with_payload=with_payload
+                    )
                     return [dict(p.payload or {}) for p in shard.query(req)]
 
                 out[f"dense limit={limit} with_payload={with_payload}"] = summary(
-                    time_calls(one, self.queries, self.warmup))
+                    time_calls(one, self.queries, self.warmup)
+                )
         return out
 
 
@@ -562,14 +726,18 @@ def profile_embedding(embedder: SentenceTransformerEmbedder, texts: list[str], w
             torch.set_num_threads(threads)
             tag = f"threads={threads}"
             variants[f"embedder.embed (library path), {tag}"] = summary(
-                time_calls(lambda t: embedder.embed([t]), texts, warm))
+                time_calls(lambda t: embedder.embed([t]), texts, warm)
+            )
             variants[f"tokenizer only (model.preprocess), {tag}"] = summary(
-                time_calls(lambda t: model.preprocess([t]), texts, warm))
+                time_calls(lambda t: model.preprocess([t]), texts, warm)
+            )
             with torch.inference_mode():
                 variants[f"ST forward only (model(features)), inference_mode, {tag}"] = summary(
-                    time_calls(lambda f: model(dict(f)), feats, wfeats))
+                    time_calls(lambda f: model(dict(f)), feats, wfeats)
+                )
                 variants[f"raw HF forward + mean pool + normalize, inference_mode, {tag}"] = summary(
-                    time_calls(raw, feats, wfeats))
+                    time_calls(raw, feats, wfeats)
+                )
             with torch.no_grad():
                 variants[f"raw HF forward + pool, no_grad, {tag}"] = summary(time_calls(raw, feats, wfeats))
         torch.set_num_threads(original_threads)
@@ -580,7 +748,8 @@ def profile_embedding(embedder: SentenceTransformerEmbedder, texts: list[str], w
         reduced: dict[str, Callable[[], Any]] = {
             "bfloat16 weights": lambda: copy.deepcopy(hf).to(torch.bfloat16),
             "dynamic int8 quantized Linear": lambda: torch.ao.quantization.quantize_dynamic(
-                copy.deepcopy(hf), {torch.nn.Linear}, dtype=torch.qint8),
+                copy.deepcopy(hf), {torch.nn.Linear}, dtype=torch.qint8
+            ),
         }
         for label, make in reduced.items():
             try:
@@ -591,13 +760,16 @@ def profile_embedding(embedder: SentenceTransformerEmbedder, texts: list[str], w
                         for threads in thread_options:
                             torch.set_num_threads(threads)
                             variants[f"raw forward + pool, {label}, threads={threads}"] = summary(
-                                time_calls(lambda f: raw(f, variant), feats, wfeats))
+                                time_calls(lambda f, variant=variant: raw(f, variant), feats, wfeats)
+                            )
                         torch.set_num_threads(original_threads)
                         ref = np.vstack([raw(f) for f in feats[:100]])
                         low = np.vstack([raw(f, variant) for f in feats[:100]])
                 cos = (ref * low).sum(1)
-                quality[label] = {"cosine_to_fp32_min": round(float(cos.min()), 5),
-                                  "cosine_to_fp32_mean": round(float(cos.mean()), 5)}
+                quality[label] = {
+                    "cosine_to_fp32_min": round(float(cos.min()), 5),
+                    "cosine_to_fp32_mean": round(float(cos.mean()), 5),
+                }
             except Exception as exc:  # backends differ by build and CPU; report instead of failing
                 quality[label] = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
@@ -656,8 +828,10 @@ def print_tables(result: dict[str, Any]) -> None:
         print(json.dumps(result["sizes"], indent=2))
         return
     console = Console(width=max(Console().width, 110))
-    table = Table(title=f"retrieve(limit=10) latency in ms, {result['method']['users']:,} users "
-                        f"(target: p95 <= {TARGET_P95_MS:g} ms at 100k)")
+    table = Table(
+        title=f"retrieve(limit=10) latency in ms, {result['method']['users']:,} users "
+        f"(target: p95 <= {TARGET_P95_MS:g} ms at 100k)"
+    )
     for col in ("entries", "what", "p50", "p95", "p99", "mean", "cpu p95", "hit@10"):
         table.add_column(col, justify="left" if col == "what" else "right")
 
@@ -683,16 +857,27 @@ def print_tables(result: dict[str, Any]) -> None:
             row("", f"  retrieve {cold['strategy']} after reopen (new users)", cold["retrieve"])
         b, d, o = s["build"], s["disk_mb"]["store"], s["optimize"]
         opt = f"optimize ran ({o['seconds']:.0f}s)" if o["ran"] else "optimize not run"
-        table.add_row("", f"  build {b['total_s']:.0f}s: write {b['points_per_s_write']:,.0f} pts/s, end-to-end "
-                      f"{b['points_per_s_end_to_end']:,.0f} pts/s; disk {d['allocated']:.0f} MB allocated "
-                      f"({d['apparent']:.0f} MB apparent); {opt}; others kept "
-                      f"{s['retrieve_load'].get('other_cores_busy', '?')} cores busy",
-                      "", "", "", "", "", "", end_section=True)
+        table.add_row(
+            "",
+            f"  build {b['total_s']:.0f}s: write {b['points_per_s_write']:,.0f} pts/s, end-to-end "
+            f"{b['points_per_s_end_to_end']:,.0f} pts/s; disk {d['allocated']:.0f} MB allocated "
+            f"({d['apparent']:.0f} MB apparent); {opt}; others kept "
+            f"{s['retrieve_load'].get('other_cores_busy', '?')} cores busy",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            end_section=True,
+        )
     console.print(table)
     prof = result.get("embedding_profile")
     if prof:
-        t = Table(title=f"query embedding breakdown (mean {prof['query_tokens']['mean']} tokens/query), ms; others kept "
-                        f"{prof.get('load', {}).get('other_cores_busy', '?')} cores busy")
+        t = Table(
+            title=f"query embedding breakdown (mean {prof['query_tokens']['mean']} tokens/query), ms; others kept "
+            f"{prof.get('load', {}).get('other_cores_busy', '?')} cores busy"
+        )
         for col in ("variant", "p50", "p95", "mean"):
             t.add_column(col, justify="left" if col == "variant" else "right")
         for name, r in prof["variants"].items():
@@ -711,7 +896,9 @@ def save(result: dict[str, Any], out: Path, *, complete: bool) -> None:
 
 # --- main -------------------------------------------------------------------------------------------------
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="store sizes (entries)")
     ap.add_argument("--users", type=int, default=1000, help="users the entries are spread over")
     ap.add_argument("--queries", type=int, default=300, help="timed queries per strategy per size")
@@ -719,15 +906,31 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     ap.add_argument("--real-per-user", type=int, default=5, help="entries per user with real MiniLM vectors (max 8)")
     ap.add_argument("--batch", type=int, default=1000, help="points buffered per write round (one upsert per scope)")
     ap.add_argument("--store", type=Path, default=None, help="store directory (default: a temp dir, deleted after)")
-    ap.add_argument("--optimize", choices=("auto", "always", "never"), default="auto",
-                    help="run store.optimize() after the build: auto = only if the store search is slow (see --optimize-above-ms)")
-    ap.add_argument("--optimize-above-ms", type=float, default=5.0,
-                    help="auto: optimize when the slowest strategy's store-search CPU p50 exceeds this")
+    ap.add_argument(
+        "--optimize",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="run store.optimize() after the build: auto = only if the store search is slow (see --optimize-above-ms)",
+    )
+    ap.add_argument(
+        "--optimize-above-ms",
+        type=float,
+        default=5.0,
+        help="auto: optimize when the slowest strategy's store-search CPU p50 exceeds this",
+    )
     ap.add_argument("--no-profile", action="store_true", help="skip the query-embedding breakdown")
-    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                    help="before each timed phase, wait up to this long for other processes to go idle")
-    ap.add_argument("--quantize", action="store_true",
-                    help="embedder.quantize=True (int8 Linear layers) for the persona facts and the queries")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each timed phase, wait up to this long for other processes to go idle",
+    )
+    ap.add_argument(
+        "--quantize",
+        action="store_true",
+        help="embedder.quantize=True (int8 Linear layers) for the persona facts and the queries",
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -748,10 +951,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
             "bulk_dense_vectors": "random unit vectors (numpy, seeded); NOT model embeddings",
             "real_dense_vectors": f"{args.real_per_user} persona facts per user embedded with the packaged MiniLM",
             "embedder": "packaged all-MiniLM-L6-v2 via SentenceTransformerEmbedder"
-                        + (", quantize=True (int8 dynamic Linear)" if args.quantize else " (fp32, library default)"),
+            + (", quantize=True (int8 dynamic Linear)" if args.quantize else " (fp32, library default)"),
             "queries": "templated questions about a persona fact, embedded for real inside retrieve()",
             "sparse_vectors": "real BM25 (indexing.sparse_vector(Bm25Encoder(), entry)) for every entry",
-            "write_path": "LightMemory._store.upsert(scope, points) via indexing.to_point (private store, benchmark only)",
+            "write_path": "LightMemory._store.upsert(scope, points) via indexing.to_point "
+            "(private store, benchmark only)",
             "retrieve_call": "memory.retrieve(query, limit=10, user_id=<random user>, strategy=s)",
             "timer": "time.perf_counter, single thread, sequential calls, gc enabled",
             "queries_per_strategy": args.queries,
@@ -782,7 +986,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     corpus = Corpus(args.users, args.real_per_user, args.seed)
     log(f"embedding {args.users * args.real_per_user:,} persona facts with MiniLM ...")
     corpus.embed(embedder)
-    result["real_fact_embedding"] = {"texts": args.users * args.real_per_user, "seconds": round(corpus.embed_seconds, 2)}
+    result["real_fact_embedding"] = {
+        "texts": args.users * args.real_per_user,
+        "seconds": round(corpus.embed_seconds, 2),
+    }
 
     try:
         for size in args.sizes:
@@ -810,12 +1017,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
                 # trigger it.
                 probe = queries[: min(100, len(queries))]
 
-                def probe_search() -> dict[str, dict[str, float]]:
+                def probe_search(m: Measure = m, probe: list = probe) -> dict[str, dict[str, float]]:
                     out = {}
                     for s in STRATEGIES:
                         wall, cpu = m.search_only(s, probe)
-                        out[s] = {"p50": round(pct(wall, 50), 3), "p95": round(pct(wall, 95), 3),
-                                  "cpu_p50": round(pct(cpu, 50), 3)}
+                        out[s] = {
+                            "p50": round(pct(wall, 50), 3),
+                            "p95": round(pct(wall, 95), 3),
+                            "cpu_p50": round(pct(cpu, 50), 3),
+                        }
                     return out
 
                 wait_quiet(args.wait_quiet, log)
@@ -829,8 +1039,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
                     opt.update(ran=True, seconds=round(time.perf_counter() - t, 2))
                     opt["search_after_ms"] = probe_search()
                 else:
-                    opt["reason"] = (f"not needed: worst store-search CPU p50 {worst:.2f} ms <= {args.optimize_above_ms} ms"
-                                     if args.optimize == "auto" else "disabled (--optimize never)")
+                    opt["reason"] = (
+                        f"not needed: worst store-search CPU p50 {worst:.2f} ms <= {args.optimize_above_ms} ms"
+                        if args.optimize == "auto"
+                        else "disabled (--optimize never)"
+                    )
 
                 gc.collect()
                 wait_quiet(args.wait_quiet, log)
@@ -840,11 +1053,16 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
                 hit: dict[str, float] = {}
                 for s in STRATEGIES:
                     wall, cpu, rate = m.retrieve(s)
-                    retrieve_ms[s] = {**summary(wall), "cpu_p50_ms": round(pct(cpu, 50), 3),
-                                      "cpu_p95_ms": round(pct(cpu, 95), 3)}
+                    retrieve_ms[s] = {
+                        **summary(wall),
+                        "cpu_p50_ms": round(pct(cpu, 50), 3),
+                        "cpu_p95_ms": round(pct(cpu, 95), 3),
+                    }
                     hit[s] = round(rate, 3)
-                    log(f"    {s:9s} p50 {retrieve_ms[s]['p50_ms']:.2f}  p95 {retrieve_ms[s]['p95_ms']:.2f} ms  "
-                        f"(cpu p95 {retrieve_ms[s]['cpu_p95_ms']:.2f})  hit@10 {rate:.2f}")
+                    log(
+                        f"    {s:9s} p50 {retrieve_ms[s]['p50_ms']:.2f}  p95 {retrieve_ms[s]['p95_ms']:.2f} ms  "
+                        f"(cpu p95 {retrieve_ms[s]['cpu_p95_ms']:.2f})  hit@10 {rate:.2f}"
+                    )
                 retrieve_load = load.done()
                 wait_quiet(args.wait_quiet, log)
                 log("  timing embedding only / search only ...")
@@ -854,11 +1072,17 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
                 search_ms = {}
                 for s in STRATEGIES:
                     wall, cpu = m.search_only(s)
-                    search_ms[s] = {**summary(wall), "cpu_p50_ms": round(pct(cpu, 50), 3),
-                                    "cpu_p95_ms": round(pct(cpu, 95), 3)}
+                    search_ms[s] = {
+                        **summary(wall),
+                        "cpu_p50_ms": round(pct(cpu, 50), 3),
+                        "cpu_p95_ms": round(pct(cpu, 95), 3),
+                    }
                 wall, cpu = m.search_only("hybrid", payload=None)  # what every search cost before the selection
-                search_ms["hybrid, whole payloads"] = {**summary(wall), "cpu_p50_ms": round(pct(cpu, 50), 3),
-                                                       "cpu_p95_ms": round(pct(cpu, 95), 3)}
+                search_ms["hybrid, whole payloads"] = {
+                    **summary(wall),
+                    "cpu_p50_ms": round(pct(cpu, 50), 3),
+                    "cpu_p95_ms": round(pct(cpu, 95), 3),
+                }
                 payload = m.payload_cost()
                 parts_load = load.done()
             finally:
@@ -877,8 +1101,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
                 wait_quiet(args.wait_quiet, log)
                 load = Load()
                 wall, cpu, _ = m_cold.retrieve("hybrid")
-                cold = {"reopen_s": round(reopen_s, 2), "strategy": "hybrid",
-                        "retrieve": {**summary(wall), "cpu_p95_ms": round(pct(cpu, 95), 3)}, "load": load.done()}
+                cold = {
+                    "reopen_s": round(reopen_s, 2),
+                    "strategy": "hybrid",
+                    "retrieve": {**summary(wall), "cpu_p95_ms": round(pct(cpu, 95), 3)},
+                    "load": load.done(),
+                }
             finally:
                 memory.close()
 
@@ -908,8 +1136,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
                 "search_payload_cost": payload,
                 "parts_load": parts_load,
                 "overhead_p50_ms": {
-                    s: round(retrieve_ms[s]["p50_ms"] - (embed_ms["p50_ms"] if s != "context" else 0.0)
-                             - search_ms[s]["p50_ms"], 3)
+                    s: round(
+                        retrieve_ms[s]["p50_ms"]
+                        - (embed_ms["p50_ms"] if s != "context" else 0.0)
+                        - search_ms[s]["p50_ms"],
+                        3,
+                    )
                     for s in STRATEGIES
                 },
                 "after_reopen": cold,

@@ -55,7 +55,9 @@ def main() -> None:
             "embedding_retriever": {"model_name": "qdrant", "configs": {"collection_name": "demo", "path": args.store}},
         }
     )
-    console.print(f"[bold]LightMem demo[/bold] - store {os.path.abspath(args.store)} (opened in {time.perf_counter() - t0:.1f}s)")
+    console.print(
+        f"[bold]LightMem demo[/bold] - store {os.path.abspath(args.store)} (opened in {time.perf_counter() - t0:.1f}s)"
+    )
 
     user = sample["user_id"]
     t0 = time.perf_counter()
@@ -92,8 +94,10 @@ def main() -> None:
     # Every memory can be traced to its turns, and every change is in its history.
     top = memory.retrieve("Where does Maya work now?", limit=1, user_id=user)[0]
     sources = memory.source_turns(top.entry.id, user_id=user)
-    console.print(f"\nprovenance of the memory shown first for 'Where does Maya work now?' ({top.entry.memory!r}): "
-                  f"turn {sources[0].id} at {sources[0].time_stamp}")
+    console.print(
+        f"\nprovenance of the memory shown first for 'Where does Maya work now?' ({top.entry.memory!r}): "
+        f"turn {sources[0].id} at {sources[0].time_stamp}"
+    )
     console.print(f"history: {[(h.event, h.version) for h in memory.history(top.entry.id, user_id=user)]}")
     other = memory.retrieve("What is the name of Maya's dog?", user_id="someone-else")
     console.print(f"another user asking the same question sees {len(other)} memories.")

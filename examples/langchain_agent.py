@@ -71,8 +71,9 @@ class MemoryQuotingChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "memory-quoting"
 
-    def _generate(self, messages: list[BaseMessage], stop: Optional[list[str]] = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Optional[list[str]] = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         question = messages[-1].text
         system = messages[0].text if messages[0].type == "system" else ""
         memories = [line[2:] for line in system.splitlines() if line.startswith("- ")]
@@ -82,7 +83,7 @@ class MemoryQuotingChatModel(BaseChatModel):
             answer = "Thanks, I'll keep that in mind."
         elif best and words & set(_WORD.findall(best.lower())):
             said = _LINE.sub("", best)  # drop the "2025-04-06 10:05 Sun user:" prefix of the memory line
-            answer = f"You told me earlier: \"{said}\""
+            answer = f'You told me earlier: "{said}"'
         else:
             answer = "I don't know that yet."
         return ChatResult(generations=[ChatGeneration(message=AIMessage(answer))])
@@ -98,13 +99,17 @@ class CoreOpenAIChat(BaseChatModel):
     def _llm_type(self) -> str:
         return "lightmem-openai-compatible"
 
-    def _generate(self, messages: list[BaseMessage], stop: Optional[list[str]] = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Optional[list[str]] = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         roles = {"human": "user", "ai": "assistant", "system": "system"}
         wire = [{"role": roles.get(m.type, "user"), "content": m.text} for m in messages]
         done = self.client.complete(wire, stage="agent")
-        usage = {"input_tokens": done.usage.prompt_tokens, "output_tokens": done.usage.completion_tokens,
-                 "total_tokens": done.usage.total_tokens}
+        usage = {
+            "input_tokens": done.usage.prompt_tokens,
+            "output_tokens": done.usage.completion_tokens,
+            "total_tokens": done.usage.total_tokens,
+        }
         return ChatResult(generations=[ChatGeneration(message=AIMessage(done.text, usage_metadata=usage))])
 
 
@@ -122,13 +127,17 @@ def endpoint_model() -> Optional[BaseChatModel]:
     except ImportError:
         from lightmem_core import LLMConfig, OpenAICompatibleLLM
 
-        return CoreOpenAIChat(client=OpenAICompatibleLLM(LLMConfig(model=model, base_url=base_url,
-                                                                   api_key=api_key or "none", temperature=0)))
+        return CoreOpenAIChat(
+            client=OpenAICompatibleLLM(
+                LLMConfig(model=model, base_url=base_url, api_key=api_key or "none", temperature=0)
+            )
+        )
 
 
 def ask(agent: Any, text: str, *, user: str, thread: str) -> str:
-    result = agent.invoke({"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": thread}},
-                          context=Context(user_id=user))
+    result = agent.invoke(
+        {"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": thread}}, context=Context(user_id=user)
+    )
     answer = result["messages"][-1].text
     print(f"  [{user} / {thread}] {text}\n      -> {answer}")
     return answer
@@ -140,11 +149,20 @@ def run(store: str, *, embedder: Any = None) -> dict[str, str]:
     chat_model = real or MemoryQuotingChatModel()
     print(f"chat model: {type(chat_model).__name__}" + ("" if real else " (offline, scripted)"))
     # With a real model it also extracts the memories (usage counted per stage); offline, extraction is extractive.
-    memory = LightMemory({"store": {"path": store}, "messages_use": "user_only"},  # what the user says becomes memory
-                         llm=ChatModelLLM(real) if real else None, embedder=embedder)
+    memory = LightMemory(
+        {"store": {"path": store}, "messages_use": "user_only"},  # what the user says becomes memory
+        llm=ChatModelLLM(real) if real else None,
+        embedder=embedder,
+    )
     middleware = LightMemoryMiddleware(memory, k=4)
-    agent = create_agent(chat_model, tools=[], system_prompt="You are a warm, concise personal assistant.",
-                         middleware=[middleware], context_schema=Context, checkpointer=InMemorySaver())
+    agent = create_agent(
+        chat_model,
+        tools=[],
+        system_prompt="You are a warm, concise personal assistant.",
+        middleware=[middleware],
+        context_schema=Context,
+        checkpointer=InMemorySaver(),
+    )
     answers: dict[str, str] = {}
     try:
         print("\nThread 1 (Maya tells the agent about herself)")

@@ -62,8 +62,34 @@ QUESTIONS = [
     "Where do I work?",
 ]
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = {"the", "a", "an", "is", "my", "i", "do", "does", "what", "where", "who", "are", "to", "of", "in", "and",
-         "you", "me", "it", "at", "called", "as", "for", "on", "s", "did"}
+_STOP = {
+    "the",
+    "a",
+    "an",
+    "is",
+    "my",
+    "i",
+    "do",
+    "does",
+    "what",
+    "where",
+    "who",
+    "are",
+    "to",
+    "of",
+    "in",
+    "and",
+    "you",
+    "me",
+    "it",
+    "at",
+    "called",
+    "as",
+    "for",
+    "on",
+    "s",
+    "did",
+}
 
 
 def _words(text: str) -> set[str]:
@@ -135,8 +161,12 @@ class OpenAICompatibleLLM(CustomLLM):
         return cls(base_url=self.api_base, api_key=self.api_key)
 
     def _request(self, messages: Sequence[ChatMessage], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        return {"model": self.model, "temperature": self.temperature,
-                "messages": [{"role": m.role.value, "content": m.content or ""} for m in messages], **kwargs}
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "messages": [{"role": m.role.value, "content": m.content or ""} for m in messages],
+            **kwargs,
+        }
 
     @staticmethod
     def _response(raw: Any) -> ChatResponse:
@@ -177,8 +207,13 @@ def build_llm(env: Optional[Mapping[str, str]] = None) -> Optional[LLM]:
     try:
         from llama_index.llms.openai_like import OpenAILike  # type: ignore[import-not-found]
 
-        return OpenAILike(model=model, api_base=base_url or "https://api.openai.com/v1", api_key=api_key or "not-needed",
-                          is_chat_model=True, context_window=32768)
+        return OpenAILike(
+            model=model,
+            api_base=base_url or "https://api.openai.com/v1",
+            api_key=api_key or "not-needed",
+            is_chat_model=True,
+            context_window=32768,
+        )
     except ImportError:
         return OpenAICompatibleLLM(model=model, api_base=base_url, api_key=api_key or "not-needed")
 
@@ -190,8 +225,9 @@ def run(store: str, llm: Optional[LLM] = None, *, embedder: Any = None, out: Any
     # With an endpoint the same LLM extracts memories; offline, LightMem's extractive path does.
     # Only what the user says becomes a memory; the assistant's turns are kept as context.
     config = {"store": {"path": store}, "messages_use": "user_only"}
-    lightmem: LightMemory = create_lightmemory(config, llm=llm if online else None,
-                                               **({"embedder": embedder} if embedder is not None else {}))
+    lightmem: LightMemory = create_lightmemory(
+        config, llm=llm if online else None, **({"embedder": embedder} if embedder is not None else {})
+    )
     answers: dict[str, Any] = {"session_2": [], "other_user": []}
     try:
         out(f"-- session 1 (user maya), store {os.path.abspath(store)}")
@@ -213,21 +249,26 @@ def run(store: str, llm: Optional[LLM] = None, *, embedder: Any = None, out: Any
 
         out("-- user sam asks the same (nothing of maya's is visible)")
         other = SimpleChatEngine.from_defaults(
-            llm=chat_llm, memory=LightMemMemory.from_defaults(lightmem, user_id="sam", session_id="sam-1"))
+            llm=chat_llm, memory=LightMemMemory.from_defaults(lightmem, user_id="sam", session_id="sam-1")
+        )
         for q in QUESTIONS[:1]:
             answer = str(other.chat(q))
             answers["other_user"].append(answer)
             out(f"sam > {q}\nbot > {answer}")
 
         out("-- the memories through a RetrieverQueryEngine")
-        query_engine = RetrieverQueryEngine.from_args(LightMemRetriever(lightmem, user_id="maya", limit=3), llm=chat_llm)
+        query_engine = RetrieverQueryEngine.from_args(
+            LightMemRetriever(lightmem, user_id="maya", limit=3), llm=chat_llm
+        )
         response = query_engine.query("Which city does Maya's sister Priya live in?")
         answers["query"] = str(response)
         out(f"answer: {response}")
         for n in response.source_nodes:
             md = n.node.metadata
-            out(f"  [{n.score:.3f}] {n.node.text!r} time={md['time_stamp']} speaker={md['speaker']} "
-                f"sources={md['source_ids']}")
+            out(
+                f"  [{n.score:.3f}] {n.node.text!r} time={md['time_stamp']} speaker={md['speaker']} "
+                f"sources={md['source_ids']}"
+            )
         answers["sources"] = [n.node.metadata for n in response.source_nodes]
         if online:
             answers["usage"] = lightmem.get_token_statistics()

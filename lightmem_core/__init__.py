@@ -21,8 +21,18 @@ from .errors import (
 from .llm import LLM, BaseLLM, Completion, OpenAICompatibleLLM, Usage, estimate_tokens
 from .memory import LightMemory
 from .remote import RemoteMemory
-from .types import (AddResult, EntryPage, EntryType, Hit, HistoryRecord, MemoryEntry, Message, Scope, SkippedTurn,
-                    format_hits)
+from .types import (
+    AddResult,
+    EntryPage,
+    EntryType,
+    HistoryRecord,
+    Hit,
+    MemoryEntry,
+    Message,
+    Scope,
+    SkippedTurn,
+    format_hits,
+)
 
 __all__ = [
     "LLM",

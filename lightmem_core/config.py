@@ -38,15 +38,21 @@ class EmbedderConfig(BaseModel):
     device: str = "cpu"
     normalize: bool = True
     quantize: bool = Field(
-        False, description="int8 dynamic quantization of the local model's linear layers (CPU): ~5x faster here; "
-        "vectors differ slightly from fp32, so a store keeps the setting it was built with.")
+        False,
+        description="int8 dynamic quantization of the local model's linear layers (CPU): ~5x faster here; "
+        "vectors differ slightly from fp32, so a store keeps the setting it was built with.",
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="Weights of the local model: 'auto' = bf16 on CPUs with native bf16 (vectors within "
-        "cosine 0.99 of fp32; about twice as fast here, see benchmarks/store_scale.py), else fp32.")
+        "auto",
+        description="Weights of the local model: 'auto' = bf16 on CPUs with native bf16 (vectors within "
+        "cosine 0.99 of fp32; about twice as fast here, see benchmarks/store_scale.py), else fp32.",
+    )
     trace_queries: bool = Field(
-        True, description="Run single-text (query) embeddings of the local model through a frozen TorchScript trace "
+        True,
+        description="Run single-text (query) embeddings of the local model through a frozen TorchScript trace "
         "of its transformer: the same vectors (checked when the trace is built; falls back to eager otherwise), "
-        "about 1.5 ms less per query here.")
+        "about 1.5 ms less per query here.",
+    )
     base_url: Optional[str] = None
     api_key: Optional[str] = None
     timeout: float = Field(30.0, gt=0)
@@ -56,9 +62,13 @@ class StoreConfig(BaseModel):
     model_config = _STRICT
 
     provider: Literal["edge", "qdrant"] = Field(
-        "edge", description="'edge': embedded qdrant-edge shard on disk; 'qdrant': qdrant-client (server, :memory: or local path)."
+        "edge",
+        description="'edge': embedded qdrant-edge shard on disk; "
+        "'qdrant': qdrant-client (server, :memory: or local path).",
     )
-    path: Optional[str] = Field("./lightmem_data", description="Directory of the embedded store (edge) or qdrant-client local path.")
+    path: Optional[str] = Field(
+        "./lightmem_data", description="Directory of the embedded store (edge) or qdrant-client local path."
+    )
     collection_name: str = Field("lightmem", min_length=1, max_length=200)
     url: Optional[str] = None
     api_key: Optional[str] = None
@@ -81,14 +91,19 @@ class LLMConfig(BaseModel):
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
     json_mode: Union[bool, Literal["json_object", "json_schema"]] = Field(
-        True, description="How JSON answers are asked for: True or 'json_object' sends response_format "
+        True,
+        description="How JSON answers are asked for: True or 'json_object' sends response_format "
         "json_object; 'json_schema' sends the answer's schema (llama-server, vLLM and OpenAI constrain the "
         "output to it); False asks in the prompt only. A server that refuses one steps down to the next, "
-        "once per endpoint.")
+        "once per endpoint.",
+    )
     context_window: Optional[int] = Field(
-        None, gt=0, description="The model's context window in tokens. None: learned from the server when it "
+        None,
+        gt=0,
+        description="The model's context window in tokens. None: learned from the server when it "
         "refuses a prompt as too long (the batch is then cut in half and retried); set it to cut batches right "
-        "from the first call.")
+        "from the first call.",
+    )
 
 
 class CompressorConfig(BaseModel):
@@ -96,8 +111,10 @@ class CompressorConfig(BaseModel):
 
     provider: Literal["llmlingua-2", "entropy", "none"] = "none"
     model_path: Optional[str] = Field(
-        None, description="llmlingua-2: local model folder (None = upstream's hub id, must be cached); entropy: a causal "
-        "LM folder, or None for the zero-model word-frequency scorer.")
+        None,
+        description="llmlingua-2: local model folder (None = upstream's hub id, must be cached); entropy: a causal "
+        "LM folder, or None for the zero-model word-frequency scorer.",
+    )
     device: str = "cpu"
     rate: float = Field(0.7, gt=0, le=1, description="Share of words kept (numbers, dates and names are always kept).")
     options: dict[str, Any] = Field(default_factory=dict)
@@ -110,11 +127,15 @@ class SegmenterConfig(BaseModel):
     model_path: Optional[str] = None
     threshold: float = Field(0.5, ge=0, le=1)
     gap_hours: Optional[float] = Field(
-        6.0, gt=0, description="A pause this long between turns always starts a new topic (None = no time rule).")
+        6.0, gt=0, description="A pause this long between turns always starts a new topic (None = no time rule)."
+    )
     use_compressed: bool = Field(False, description="Segment the compressed text of turns instead of the original.")
     options: dict[str, Any] = Field(
-        default_factory=dict, description="Further keyword arguments of the segmenter class (AttentionSegmenter: "
-        "embeddings, attention_cutoff, sharp_drop, context, radius, layers, max_tokens, precision, include_speaker...).")
+        default_factory=dict,
+        description="Further keyword arguments of the segmenter class (AttentionSegmenter: "
+        "embeddings, attention_cutoff, sharp_drop, context, radius, layers, max_tokens, precision, "
+        "include_speaker...).",
+    )
 
 
 class RetrievalConfig(BaseModel):
@@ -123,40 +144,101 @@ class RetrievalConfig(BaseModel):
     strategy: Literal["embedding", "context", "hybrid"] = "hybrid"
     limit: int = Field(10, gt=0, le=1000)
     hybrid_mode: Literal["rrf", "filter_rerank"] = Field(
-        "rrf", description="'rrf': reciprocal-rank fusion of both lists; 'filter_rerank': BM25 candidates re-ranked by the vector (upstream)."
+        "rrf",
+        description="'rrf': reciprocal-rank fusion of both lists; "
+        "'filter_rerank': BM25 candidates re-ranked by the vector (upstream).",
     )
     rrf_k: int = Field(60, gt=0)
-    candidates: int = Field(30, gt=0, le=5000, description="How many hits each retriever contributes before fusion (at least 3 x limit).")
+    candidates: int = Field(
+        30, gt=0, le=5000, description="How many hits each retriever contributes before fusion (at least 3 x limit)."
+    )
     boost_candidates: int = Field(
-        20, gt=0, le=5000, description="Candidates of each boost list (period, speaker, summary) before fusion.")
+        20, gt=0, le=5000, description="Candidates of each boost list (period, speaker, summary) before fusion."
+    )
     bm25_k1: float = Field(1.2, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
     context_weight: float = Field(
-        1.0, ge=0, description="Weight of the BM25 list against the vector list in reciprocal-rank fusion.")
+        1.0, ge=0, description="Weight of the BM25 list against the vector list in reciprocal-rank fusion."
+    )
     per_source_limit: int = Field(
-        1, ge=0, description="At most this many hits drawn from the same source turn (0 = no cap), so one turn cannot crowd out the rest."
+        1,
+        ge=0,
+        description="At most this many hits drawn from the same source turn (0 = no cap), "
+        "so one turn cannot crowd out the rest.",
     )
     window: int = Field(
-        2, ge=0, le=50, description="A hit cut from a longer turn also shows up to this many of the turn's sentences "
-        "on each side (Hit.window, what the adapters put in prompts); 0 shows the sentence alone.")
+        2,
+        ge=0,
+        le=50,
+        description="A hit cut from a longer turn also shows up to this many of the turn's sentences "
+        "on each side (Hit.window, what the adapters put in prompts); 0 shows the sentence alone.",
+    )
     hierarchical: bool = Field(
-        False, description="Default for retrieve(hierarchical=...): rank session summaries first, then drill into their entries.")
-    summary_limit: int = Field(3, ge=1, le=100, description="Summaries a hierarchical retrieval ranks and returns before the entries.")
+        False,
+        description="Default for retrieve(hierarchical=...): rank session summaries first, "
+        "then drill into their entries.",
+    )
+    summary_limit: int = Field(
+        3, ge=1, le=100, description="Summaries a hierarchical retrieval ranks and returns before the entries."
+    )
     drill_weight: float = Field(
-        0.5, ge=0, description="Fusion weight of the entries found inside the best summaries' periods, against direct hits.")
+        0.5,
+        ge=0,
+        description="Fusion weight of the entries found inside the best summaries' periods, against direct hits.",
+    )
     temporal: Literal["boost", "filter", "off"] = Field(
-        "boost", description="Time expressions in a query ('last week', 'in May 2023', 'before the trip'): 'boost' ranks "
-        "entries of that period higher, 'filter' keeps only them, 'off' ignores them.")
+        "boost",
+        description="Time expressions in a query ('last week', 'in May 2023', 'before the trip'): 'boost' ranks "
+        "entries of that period higher, 'filter' keeps only them, 'off' ignores them.",
+    )
     temporal_weight: float = Field(1.5, ge=0, description="Fusion weight of the in-period lists in 'boost' mode.")
     speaker_weight: float = Field(
-        0.5, ge=0, description="Fusion weight of the lists restricted to entries spoken by a person the query names "
-        "('What did Caroline paint?'); 0 turns it off.")
+        0.5,
+        ge=0,
+        description="Fusion weight of the lists restricted to entries spoken by a person the query names "
+        "('What did Caroline paint?'); 0 turns it off.",
+    )
     recency_weight: float = Field(
-        2.0, ge=0, description="For questions about the present ('now', 'currently', 'these days'): weight of a newest-first "
-        "ordering of the best candidates.")
+        2.0,
+        ge=0,
+        description="For questions about the present ('now', 'currently', 'these days'): weight of a newest-first "
+        "ordering of the best candidates.",
+    )
     recency_prior: float = Field(
-        1.0, ge=0, description="The same newest-first weight for other questions in the present tense ('where does she "
-        "live?'); past-tense questions get none.")
+        1.0,
+        ge=0,
+        description="The same newest-first weight for other questions in the present tense ('where does she "
+        "live?'); past-tense questions get none.",
+    )
+    stages: list[str] = Field(
+        default_factory=lambda: list(_stage_names()),
+        description="The read path's stages that run, by name (all by default); see lightmem_core.retrieval.stages.",
+    )
+    stage_settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Typed settings of a stage, by its name (e.g. current_state_first)."
+    )
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, v: list[str]) -> list[str]:
+        from .retrieval.stages import check_stage_names
+
+        check_stage_names(v)
+        return list(dict.fromkeys(v))
+
+    @field_validator("stage_settings")
+    @classmethod
+    def _known_settings(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from .retrieval.stages import check_stage_settings
+
+        check_stage_settings(v)
+        return v
+
+
+def _stage_names() -> tuple[str, ...]:
+    from .retrieval.stages import STAGE_NAMES
+
+    return STAGE_NAMES
 
 
 class MemoryConfig(BaseModel):
@@ -178,34 +260,49 @@ class MemoryConfig(BaseModel):
     extraction_mode: Literal["flat", "event"] = "flat"
     extract_threshold: float = Field(0.5, ge=0, le=1)
     messages_use: Literal["user_only", "assistant_only", "hybrid"] = Field(
-        "hybrid", description="Whose turns become memories. Upstream's default is 'user_only'; 'hybrid' keeps every speaker."
+        "hybrid",
+        description="Whose turns become memories. Upstream's default is 'user_only'; 'hybrid' keeps every speaker.",
     )
     offline_unit: Literal["sentence", "turn"] = Field(
-        "sentence", description="What one offline (no LLM) entry holds: a sentence of a turn (atomic facts: a newer "
-        "statement supersedes only the sentence it contradicts) or the whole turn (a hit shows all the turn says).")
+        "sentence",
+        description="What one offline (no LLM) entry holds: a sentence of a turn (atomic facts: a newer "
+        "statement supersedes only the sentence it contradicts) or the whole turn (a hit shows all the turn says).",
+    )
     index_context: Literal["none", "turn", "neighbors"] = Field(
-        "neighbors", description="What is indexed beside each fact: nothing, its whole turn, or its turn and the one before."
+        "neighbors",
+        description="What is indexed beside each fact: nothing, its whole turn, or its turn and the one before.",
     )
     sensory_tokens: int = Field(
-        1024, gt=0, description="Turns collect in the sensory buffer up to this many tokens before topic segmentation runs."
+        1024,
+        gt=0,
+        description="Turns collect in the sensory buffer up to this many tokens before topic segmentation runs.",
     )
     extract_tokens: int = Field(
-        1024, gt=0, description="Closed topic segments collect in the short-term buffer up to this many tokens before "
+        1024,
+        gt=0,
+        description="Closed topic segments collect in the short-term buffer up to this many tokens before "
         "one extraction call (upstream hard-codes 512). Offline extraction does not wait.",
     )
     custom_instructions: str = Field("", max_length=4000, description="Appended to the extraction and summary prompts.")
     dense_context: float = Field(
-        0.35, ge=0, le=1, description="Share of the context's embedding blended into each fact's vector (0 = the fact "
-        "alone). Contexts are embedded once each, so this costs about one embedding per turn.")
+        0.35,
+        ge=0,
+        le=1,
+        description="Share of the context's embedding blended into each fact's vector (0 = the fact "
+        "alone). Contexts are embedded once each, so this costs about one embedding per turn.",
+    )
     context_vectors: Literal["sentences", "turns", "texts"] = Field(
-        "sentences", description="How a context's vector is made: 'sentences' from the vectors of its turns' "
+        "sentences",
+        description="How a context's vector is made: 'sentences' from the vectors of its turns' "
         "sentences (no extra model pass when the turns are in the same batch), 'turns' by embedding each turn once, "
-        "'texts' by embedding each context as one text (slowest).")
+        "'texts' by embedding each context as one text (slowest).",
+    )
     default_user_id: str = Field("default", min_length=1)
     history_db_path: Optional[str] = Field(None, description="SQLite journal/history file; None = beside the store.")
     max_message_chars: int = Field(100_000, gt=0)
     unsupported: dict[str, Any] = Field(
-        default_factory=dict, description="Upstream options accepted for compatibility but not implemented (see stage_status)."
+        default_factory=dict,
+        description="Upstream options accepted for compatibility but not implemented (see stage_status).",
     )
 
     @field_validator("default_user_id")
@@ -305,8 +402,19 @@ def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
             data.pop("text_embedder")
         else:
             name, c = _section(data, "text_embedder", {"huggingface", "openai", "ollama"})
-            _take(c, "text_embedder", {"model", "api_key", "embedding_dims", "ollama_base_url", "openai_base_url",
-                                        "model_kwargs", "huggingface_base_url"})
+            _take(
+                c,
+                "text_embedder",
+                {
+                    "model",
+                    "api_key",
+                    "embedding_dims",
+                    "ollama_base_url",
+                    "openai_base_url",
+                    "model_kwargs",
+                    "huggingface_base_url",
+                },
+            )
             emb: dict[str, Any] = {"provider": "sentence-transformers" if name == "huggingface" else "openai"}
             if not isinstance(c.get("model"), (str, type(None))):
                 raise ConfigError("text_embedder.configs.model", f"expected a string, got {type(c['model']).__name__}")
@@ -331,8 +439,21 @@ def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
             data.pop("embedding_retriever")
         else:
             _, c = _section(data, "embedding_retriever", {"qdrant"})
-            _take(c, "embedding_retriever", {"collection_name", "embedding_model_dims", "client", "host", "port",
-                                              "path", "url", "api_key", "on_disk"})
+            _take(
+                c,
+                "embedding_retriever",
+                {
+                    "collection_name",
+                    "embedding_model_dims",
+                    "client",
+                    "host",
+                    "port",
+                    "path",
+                    "url",
+                    "api_key",
+                    "on_disk",
+                },
+            )
             st: dict[str, Any] = {}
             for k in ("collection_name", "host", "port", "url", "api_key", "path"):
                 if c.get(k) is not None:
@@ -354,7 +475,9 @@ def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
             data.pop("context_retriever")
         else:
             _, c = _section(data, "context_retriever", {"BM25"})
-            _take(c, "context_retriever", {"k1", "b", "tokenizer", "use_stemming", "lowercase", "on_disk", "index_path"})
+            _take(
+                c, "context_retriever", {"k1", "b", "tokenizer", "use_stemming", "lowercase", "on_disk", "index_path"}
+            )
             r = out.setdefault("retrieval", {})
             if "k1" in c:
                 r["bm25_k1"] = c["k1"]
@@ -370,14 +493,34 @@ def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
         if data["memory_manager"] is None:
             data.pop("memory_manager")
         else:
-            name, c = _section(data, "memory_manager", {"openai", "deepseek", "ollama", "vllm", "transformers", "vllm_offline"})
+            name, c = _section(
+                data, "memory_manager", {"openai", "deepseek", "ollama", "vllm", "transformers", "vllm_offline"}
+            )
             if name in ("transformers", "vllm_offline"):
                 unsupported["memory_manager"] = name
             else:
-                _take(c, "memory_manager", {"model", "temperature", "api_key", "max_tokens", "top_p", "top_k",
-                                             "include_topic_summary", "enable_vision", "vision_details", "openai_base_url",
-                                             "site_url", "app_name", "ollama_base_url", "deepseek_base_url", "timeout",
-                                             "max_retries"})
+                _take(
+                    c,
+                    "memory_manager",
+                    {
+                        "model",
+                        "temperature",
+                        "api_key",
+                        "max_tokens",
+                        "top_p",
+                        "top_k",
+                        "include_topic_summary",
+                        "enable_vision",
+                        "vision_details",
+                        "openai_base_url",
+                        "site_url",
+                        "app_name",
+                        "ollama_base_url",
+                        "deepseek_base_url",
+                        "timeout",
+                        "max_retries",
+                    },
+                )
                 llm: dict[str, Any] = {"provider": name}
                 for k in ("model", "temperature", "api_key", "max_tokens", "top_p", "timeout", "max_retries"):
                     if c.get(k) is not None:
@@ -440,8 +583,17 @@ def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
             out["segmenter"] = seg
 
     # Plain keys with the same name and meaning in both shapes.
-    for key in ("pre_compress", "topic_segment", "precomp_topic_shared", "index_strategy", "update",
-                "extraction_mode", "extract_threshold", "messages_use", "history_db_path"):
+    for key in (
+        "pre_compress",
+        "topic_segment",
+        "precomp_topic_shared",
+        "index_strategy",
+        "update",
+        "extraction_mode",
+        "extract_threshold",
+        "messages_use",
+        "history_db_path",
+    ):
         if key in data:
             value = data.pop(key)
             if value is not None:

@@ -68,17 +68,20 @@ UserId = Annotated[str, Field(description="Whose memory: always the same id for 
 AgentId = Annotated[Optional[str], Field(description="Optional agent id: narrows reads, stamped on writes.")]
 SessionId = Annotated[Optional[str], Field(description="Optional session id: narrows reads, stamped on writes.")]
 MemoryId = Annotated[str, Field(description="The memory's id (from retrieve_memory or list_memories).")]
-Filters = Annotated[Optional[dict[str, Any]], Field(
-    description='Optional filters, e.g. {"time_stamp": {"gte": "2025-01-01"}}, {"speaker_name": "Maya"}, '
-                '{"session_id": "s1"}, {"entry_type": "summary"}.')]
+Filters = Annotated[
+    Optional[dict[str, Any]],
+    Field(
+        description='Optional filters, e.g. {"time_stamp": {"gte": "2025-01-01"}}, {"speaker_name": "Maya"}, '
+        '{"session_id": "s1"}, {"entry_type": "summary"}.'
+    ),
+]
 
 
 def _fastmcp() -> Any:
     try:
         import fastmcp
     except ImportError:
-        raise StageNotAvailableError(
-            "the MCP server needs fastmcp: pip install 'lightmem-agents[mcp]'") from None
+        raise StageNotAvailableError("the MCP server needs fastmcp: pip install 'lightmem-agents[mcp]'") from None
     return fastmcp
 
 
@@ -133,13 +136,20 @@ def entry_dict(entry: MemoryEntry) -> dict[str, Any]:
 
 
 def hit_dict(hit: Hit) -> dict[str, Any]:
-    return {**entry_dict(hit.entry), "window": hit.window, "score": hit.score, "retrievers": hit.retrievers,
-            "rank": hit.rank}
+    return {
+        **entry_dict(hit.entry),
+        "window": hit.window,
+        "score": hit.score,
+        "retrievers": hit.retrievers,
+        "rank": hit.rank,
+    }
 
 
 def _turn_dict(turn: Any) -> dict[str, Any]:
-    return turn.model_dump(mode="json", include={"id", "role", "speaker_id", "speaker_name", "content", "time_stamp",
-                                                 "session_id", "status"})
+    return turn.model_dump(
+        mode="json",
+        include={"id", "role", "speaker_id", "speaker_name", "content", "time_stamp", "session_id", "status"},
+    )
 
 
 def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: str = "lightmem") -> "FastMCP":
@@ -154,8 +164,9 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
     auth = _bearer_auth(token) if token else None
     server = fm.FastMCP(name, instructions=INSTRUCTIONS, auth=auth, mask_error_details=True)
 
-    def scope(user_id: str, agent_id: Optional[str], session_id: Optional[str], *,
-              write: bool = False) -> dict[str, Any]:
+    def scope(
+        user_id: str, agent_id: Optional[str], session_id: Optional[str], *, write: bool = False
+    ) -> dict[str, Any]:
         """The call's scope, checked against the caller's key (none: stdio or the shared token)."""
         key = _current_key()
         if key is not None:
@@ -173,8 +184,10 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         user_input: Annotated[str, Field(description="What the user said.")],
         user_id: UserId,
         assistant_reply: Annotated[Optional[str], Field(description="The assistant's reply, if any.")] = None,
-        time_stamp: Annotated[Optional[str], Field(
-            description="When it was said: ISO 8601, '2025/01/12 (Sun) 09:14', epoch seconds. Default: now.")] = None,
+        time_stamp: Annotated[
+            Optional[str],
+            Field(description="When it was said: ISO 8601, '2025/01/12 (Sun) 09:14', epoch seconds. Default: now."),
+        ] = None,
         force_segment: Annotated[bool, Field(description="Close the open topic now.")] = False,
         force_extract: Annotated[bool, Field(description="Extract everything buffered now.")] = False,
         agent_id: AgentId = None,
@@ -190,11 +203,20 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         messages = [{"role": "user", "content": user_input, "time_stamp": when}]
         if assistant_reply:
             messages.append({"role": "assistant", "content": assistant_reply, "time_stamp": when})
-        result = await memory.aadd_memory(messages, force_segment=force_segment, force_extract=force_extract,
-                                          actor=actor(agent_id), **scope(user_id, agent_id, session_id, write=True))
-        return {"turn_ids": result.turn_ids, "duplicate_turn_ids": result.duplicate_turn_ids,
-                "added": [entry_dict(e) for e in result.added], "pending_turns": result.pending_turns,
-                "error": result.error}
+        result = await memory.aadd_memory(
+            messages,
+            force_segment=force_segment,
+            force_extract=force_extract,
+            actor=actor(agent_id),
+            **scope(user_id, agent_id, session_id, write=True),
+        )
+        return {
+            "turn_ids": result.turn_ids,
+            "duplicate_turn_ids": result.duplicate_turn_ids,
+            "added": [entry_dict(e) for e in result.added],
+            "pending_turns": result.pending_turns,
+            "error": result.error,
+        }
 
     @server.tool
     @_mapped
@@ -203,16 +225,21 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         user_id: UserId,
         limit: Annotated[int, Field(description="How many memories at most.", ge=1, le=100)] = 10,
         filters: Filters = None,
-        strategy: Annotated[Optional[str], Field(
-            description="'embedding', 'context' (BM25 keywords) or 'hybrid'; default from the config.")] = None,
-        hierarchical: Annotated[Optional[bool], Field(
-            description="Session summaries first, then memories of the best sessions; default from the config.")] = None,
+        strategy: Annotated[
+            Optional[str],
+            Field(description="'embedding', 'context' (BM25 keywords) or 'hybrid'; default from the config."),
+        ] = None,
+        hierarchical: Annotated[
+            Optional[bool],
+            Field(description="Session summaries first, then memories of the best sessions; default from the config."),
+        ] = None,
         agent_id: AgentId = None,
         session_id: SessionId = None,
     ) -> dict[str, Any]:
         """The memories most relevant to a query, best first, with a prompt-ready block."""
-        hits = await memory.aretrieve(query, limit, filters, strategy=strategy, hierarchical=hierarchical,
-                                      **scope(user_id, agent_id, session_id))
+        hits = await memory.aretrieve(
+            query, limit, filters, strategy=strategy, hierarchical=hierarchical, **scope(user_id, agent_id, session_id)
+        )
         return {"memories": [hit_dict(h) for h in hits], "formatted": format_hits(hits)}
 
     @server.tool
@@ -220,27 +247,42 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
     async def list_memories(
         user_id: UserId,
         limit: Annotated[int, Field(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Field(ge=0, description="Skip this many (shallow pages; use cursor for deep ones).")] = 0,
+        offset: Annotated[
+            int, Field(ge=0, description="Skip this many (shallow pages; use cursor for deep ones).")
+        ] = 0,
         filters: Filters = None,
         include_superseded: Annotated[bool, Field(description="Also list memories a newer one replaced.")] = False,
         agent_id: AgentId = None,
         session_id: SessionId = None,
-        cursor: Annotated[Optional[str], Field(
-            description="next_cursor of the previous page: every memory is listed exactly once, even while "
-            "memories are added or deleted between pages.")] = None,
+        cursor: Annotated[
+            Optional[str],
+            Field(
+                description="next_cursor of the previous page: every memory is listed exactly once, even while "
+                "memories are added or deleted between pages."
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """The scope's memories in time order (ties by id), a page at a time."""
         where = scope(user_id, agent_id, session_id)
         if offset and cursor is None:  # an offset page (kept for older clients); the cursor is the way on
-            entries = await memory.aget_all(filters=filters, limit=limit + 1, offset=offset,
-                                            include_superseded=include_superseded, **where)
-            return {"memories": [entry_dict(e) for e in entries[:limit]], "offset": offset,
-                    "next_offset": offset + limit if len(entries) > limit else None, "next_cursor": None}
-        page = await memory.aget_page(filters=filters, limit=limit, after=cursor,
-                                      include_superseded=include_superseded, **where)
-        return {"memories": [entry_dict(e) for e in page.entries], "offset": 0 if cursor is None else None,
-                "next_offset": limit if cursor is None and page.next_cursor else None,
-                "next_cursor": page.next_cursor}
+            entries = await memory.aget_all(
+                filters=filters, limit=limit + 1, offset=offset, include_superseded=include_superseded, **where
+            )
+            return {
+                "memories": [entry_dict(e) for e in entries[:limit]],
+                "offset": offset,
+                "next_offset": offset + limit if len(entries) > limit else None,
+                "next_cursor": None,
+            }
+        page = await memory.aget_page(
+            filters=filters, limit=limit, after=cursor, include_superseded=include_superseded, **where
+        )
+        return {
+            "memories": [entry_dict(e) for e in page.entries],
+            "offset": 0 if cursor is None else None,
+            "next_offset": limit if cursor is None and page.next_cursor else None,
+            "next_cursor": page.next_cursor,
+        }
 
     @server.tool
     @_mapped
@@ -272,8 +314,14 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         session_id: SessionId = None,
     ) -> dict[str, Any]:
         """Correct a memory's text; the old text stays in its history."""
-        entry = await memory.aupdate(memory_id, memory_text, metadata=metadata, reason=reason, actor=actor(agent_id),
-                                     **scope(user_id, agent_id, session_id, write=True))
+        entry = await memory.aupdate(
+            memory_id,
+            memory_text,
+            metadata=metadata,
+            reason=reason,
+            actor=actor(agent_id),
+            **scope(user_id, agent_id, session_id, write=True),
+        )
         return entry_dict(entry)
 
     @server.tool
@@ -286,8 +334,9 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         session_id: SessionId = None,
     ) -> dict[str, Any]:
         """Forget a memory (its history keeps a DELETE record)."""
-        await memory.adelete(memory_id, reason=reason, actor=actor(agent_id),
-                             **scope(user_id, agent_id, session_id, write=True))
+        await memory.adelete(
+            memory_id, reason=reason, actor=actor(agent_id), **scope(user_id, agent_id, session_id, write=True)
+        )
         return {"deleted": memory_id}
 
     @server.tool
@@ -306,8 +355,9 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
     @_mapped
     async def offline_update(
         user_id: UserId,
-        score_threshold: Annotated[float, Field(
-            description="How similar two memories must be to be compared (0-1).", ge=0, le=1)] = 0.8,
+        score_threshold: Annotated[
+            float, Field(description="How similar two memories must be to be compared (0-1).", ge=0, le=1)
+        ] = 0.8,
         top_k: Annotated[int, Field(description="Neighbours looked up per memory.", ge=1, le=1000)] = 20,
         keep_top_n: Annotated[int, Field(description="Neighbours kept per memory.", ge=1, le=1000)] = 10,
         agent_id: AgentId = None,
@@ -318,11 +368,12 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         Runs over all of the user's memories (a change of fact crosses sessions), so
         agent_id and session_id cannot narrow it."""
         if agent_id is not None or session_id is not None:
-            raise InvalidInputError("agent_id" if agent_id is not None else "session_id",
-                                    "offline_update works on all of a user's memories; leave it out")
+            raise InvalidInputError(
+                "agent_id" if agent_id is not None else "session_id",
+                "offline_update works on all of a user's memories; leave it out",
+            )
         scope(user_id, None, None, write=True)
-        queued = await asyncio.to_thread(memory.construct_update_queue_all_entries, top_k, keep_top_n,
-                                         user_id=user_id)
+        queued = await asyncio.to_thread(memory.construct_update_queue_all_entries, top_k, keep_top_n, user_id=user_id)
         result = await memory.aoffline_update_all_entries(score_threshold, user_id=user_id)
         return {"queued": queued, **result}
 
@@ -337,8 +388,9 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         session_id: SessionId = None,
     ) -> dict[str, Any]:
         """Write (or refresh) one summary per session/day/week/month of the scope's memories."""
-        summaries = await memory.asummarize(window=window, since=since, until=until,
-                                            **scope(user_id, agent_id, session_id, write=True))
+        summaries = await memory.asummarize(
+            window=window, since=since, until=until, **scope(user_id, agent_id, session_id, write=True)
+        )
         return {"summaries": [entry_dict(e) for e in summaries]}
 
     @server.tool
@@ -352,8 +404,11 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
         from .timeparse import utcnow, weekday
 
         now = utcnow().replace(microsecond=0)
-        out: dict[str, Any] = {"iso": now.isoformat(), "formatted": now.strftime(f"%Y/%m/%d ({weekday(now)}) %H:%M"),
-                               "weekday": weekday(now)}
+        out: dict[str, Any] = {
+            "iso": now.isoformat(),
+            "formatted": now.strftime(f"%Y/%m/%d ({weekday(now)}) %H:%M"),
+            "weekday": weekday(now),
+        }
         if user_id is not None:
             from .types import Scope
 
@@ -361,8 +416,9 @@ def create_server(memory: "LightMemory", *, token: Optional[str] = None, name: s
                 out["scope"] = Scope(**scope(user_id, agent_id, session_id)).model_dump()
             except ValidationError as exc:
                 err = exc.errors()[0]
-                raise InvalidInputError(".".join(map(str, err["loc"])) or "scope",
-                                        err["msg"].removeprefix("Value error, ")) from None
+                raise InvalidInputError(
+                    ".".join(map(str, err["loc"])) or "scope", err["msg"].removeprefix("Value error, ")
+                ) from None
         return out
 
     return server
@@ -420,10 +476,18 @@ def serve(
 
     if not token and not is_loopback(host):
         raise ConfigError("token", f"binding {host!r} exposes the memory to the network; set --token or {ENV_TOKEN}")
-    log.info("MCP over streamable HTTP at http://%s:%d%s (%s)", host, port, http_path,
-             "bearer token required" if token else "no token")
-    serve_http(memory, keys=KeyStore(keys_path(memory.config.store.path)),
-               settings=ServerSettings(host=host, port=port, token=token))
+    log.info(
+        "MCP over streamable HTTP at http://%s:%d%s (%s)",
+        host,
+        port,
+        http_path,
+        "bearer token required" if token else "no token",
+    )
+    serve_http(
+        memory,
+        keys=KeyStore(keys_path(memory.config.store.path)),
+        settings=ServerSettings(host=host, port=port, token=token),
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -431,12 +495,20 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lightmem-mcp", description="LightMem long-term memory as an MCP server.")
     p.add_argument("--config", help="config file (JSON/TOML/YAML; default $LIGHTMEM_CONFIG)")
     p.add_argument("--path", help="store directory (default $LIGHTMEM_PATH, else the config's store.path)")
-    p.add_argument("--transport", choices=["stdio", "http"], default=env.get(ENV_TRANSPORT, "stdio"),
-                   help="stdio (spawned by the client, default) or streamable HTTP")
+    p.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default=env.get(ENV_TRANSPORT, "stdio"),
+        help="stdio (spawned by the client, default) or streamable HTTP",
+    )
     p.add_argument("--host", default=env.get(ENV_HOST, DEFAULT_HOST), help="HTTP bind address (default %(default)s)")
-    p.add_argument("--port", type=int, default=int(env.get(ENV_PORT, DEFAULT_PORT)), help="HTTP port (default %(default)s)")
+    p.add_argument(
+        "--port", type=int, default=int(env.get(ENV_PORT, DEFAULT_PORT)), help="HTTP port (default %(default)s)"
+    )
     p.add_argument("--http-path", default=DEFAULT_HTTP_PATH, help="HTTP endpoint path (default %(default)s)")
-    p.add_argument("--token", default=env.get(ENV_TOKEN), help=f"bearer token required over HTTP (default ${ENV_TOKEN})")
+    p.add_argument(
+        "--token", default=env.get(ENV_TOKEN), help=f"bearer token required over HTTP (default ${ENV_TOKEN})"
+    )
     p.add_argument("--log-level", default="WARNING", help="log level, to stderr (default %(default)s)")
     return p
 
@@ -445,8 +517,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Console script ``lightmem-mcp``."""
     args = _parser().parse_args(argv)
     # stdout is the protocol channel under stdio: every log line goes to stderr.
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from .configfile import load_config
     from .memory import LightMemory
 
@@ -457,8 +530,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"lightmem-mcp: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
-        serve(memory, transport=args.transport, host=args.host, port=args.port, token=args.token,
-              http_path=args.http_path)
+        serve(
+            memory, transport=args.transport, host=args.host, port=args.port, token=args.token, http_path=args.http_path
+        )
     except ConfigError as exc:
         print(f"lightmem-mcp: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

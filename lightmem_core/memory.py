@@ -13,30 +13,57 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
-import numpy as np
 from pydantic import ValidationError
 
-from . import indexing, retrieve as _retrieve, textproc, timeparse
+from . import indexing, textproc, timeparse
 from ._drive import Op, call, run_async, run_many_async, run_many_sync, run_sync
 from .config import MemoryConfig
 from .embed import Embedder, create_embedder
-from .errors import (AnswerTruncatedError, ConflictError, ContextWindowError, EmbeddingError, InvalidInputError, LLMError,
-                     NotFoundError)
+from .errors import (
+    AnswerTruncatedError,
+    ConflictError,
+    ContextWindowError,
+    EmbeddingError,
+    InvalidInputError,
+    LLMError,
+    NotFoundError,
+)
 from .extract import ExtractionBatch, ExtractiveExtractor, Extractor, LLMExtractor, VerbatimExtractor
 from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
 from .prompts import Prompts
 from .repairs import RepairCounts
-from .update import Decision, LLMResolver, RuleResolver, attributes
-from .store.base import (Cursor, Filter, HasIds, Match, MemoryStore, PointIn, Range, StoreSpec, VectorQuery, decode_points,
-                         encode_points, open_store)
-from .types import (AddResult, EntryPage, Hit, HistoryRecord, MemoryEntry, Message, Scope, SkippedTurn, check_metadata,
-                    is_blank)
+from .retrieval import ReadPath, RetrieveRequest, Sources, parse_filters, valid_limit
+from .store.base import (
+    Cursor,
+    Filter,
+    Match,
+    MemoryStore,
+    PointIn,
+    Range,
+    StoreSpec,
+    VectorQuery,
+    decode_points,
+    encode_points,
+    open_store,
+)
+from .types import (
+    AddResult,
+    EntryPage,
+    HistoryRecord,
+    Hit,
+    MemoryEntry,
+    Message,
+    Scope,
+    SkippedTurn,
+    check_metadata,
+    is_blank,
+)
+from .update import Decision, LLMResolver, RuleResolver
 
 log = logging.getLogger(__name__)
 
 MessagesIn = Union[str, Mapping[str, Any], Message, Sequence[Union[Mapping[str, Any], Message]]]
-MAX_QUERY_CHARS = 10_000
 _CONFLICT_RETRIES = 3
 
 
@@ -63,8 +90,11 @@ class WindowRule:
 
 _WINDOW_RULE = WindowRule()
 EXPORT_FORMAT = "lightmem-export"
-_ROLES = {"user_only": frozenset({"user"}), "assistant_only": frozenset({"assistant"}),
-          "hybrid": frozenset({"user", "assistant"})}
+_ROLES = {
+    "user_only": frozenset({"user"}),
+    "assistant_only": frozenset({"assistant"}),
+    "hybrid": frozenset({"user", "assistant"}),
+}
 
 
 def _validation_error(exc: ValidationError, prefix: str) -> InvalidInputError:
@@ -110,15 +140,21 @@ class _Writer:
                     if mid not in current:
                         raise NotFoundError(mid)
                     if current[mid] != version:
-                        raise ConflictError(f"memory {mid!r} changed concurrently (version {current[mid]}, expected {version})")
+                        raise ConflictError(
+                            f"memory {mid!r} changed concurrently (version {current[mid]}, expected {version})"
+                        )
             by_scope: dict[Scope, list[PointIn]] = {}
             for entry, point in upserts:
                 by_scope.setdefault(entry.scope, []).append(point)
             change = None
             if history:
-                ops = {"collection": collection, "scope": scope.as_payload(), "deletes": list(deletes),
-                       "upserts": [[s.as_payload(), encode_points(points)] for s, points in by_scope.items()],
-                       "turns": [list(t) for t in done_turns]}
+                ops = {
+                    "collection": collection,
+                    "scope": scope.as_payload(),
+                    "deletes": list(deletes),
+                    "upserts": [[s.as_payload(), encode_points(points)] for s, points in by_scope.items()],
+                    "turns": [list(t) for t in done_turns],
+                }
                 change = self.journal.begin_change(history, ops)
             try:
                 self._write(collection, list(by_scope.items()), scope, deletes)
@@ -131,8 +167,9 @@ class _Writer:
             elif done_turns:
                 self.journal.mark_turns_done(done_turns)
 
-    def _write(self, collection: str, upserts: Sequence[tuple[Scope, Sequence[PointIn]]], scope: Scope,
-               deletes: Sequence[str]) -> None:
+    def _write(
+        self, collection: str, upserts: Sequence[tuple[Scope, Sequence[PointIn]]], scope: Scope, deletes: Sequence[str]
+    ) -> None:
         store = self.stores[collection]
         for s, points in upserts:
             store.upsert(s, points)
@@ -143,8 +180,12 @@ class _Writer:
         """Apply a journaled change again: upserts and deletes are idempotent, so whatever
         part of it reached the store before a crash, the store ends as the change meant."""
         with self.lock:
-            self._write(ops["collection"], [(Scope(**s), decode_points(points)) for s, points in ops["upserts"]],
-                        Scope(**ops["scope"]), ops["deletes"])
+            self._write(
+                ops["collection"],
+                [(Scope(**s), decode_points(points)) for s, points in ops["upserts"]],
+                Scope(**ops["scope"]),
+                ops["deletes"],
+            )
 
     def _check_still_pending(self, done_turns: Sequence[tuple[str, str]]) -> None:
         """Two calls on one buffer may both have read it: if the other one stored these
@@ -173,16 +214,26 @@ class _Changes:
             return None
         return self.entries[entry.id][0] if entry.id in self.entries else entry
 
-    def add(self, before: MemoryEntry, after: MemoryEntry, event: str, new: MemoryEntry, reason: str, *,
-            reembed: bool) -> None:
+    def add(
+        self, before: MemoryEntry, after: MemoryEntry, event: str, new: MemoryEntry, reason: str, *, reembed: bool
+    ) -> None:
         """Record that ``new`` (the newer statement) changed ``before`` into ``after``."""
         self.expect.setdefault(before.id, before.version)
         prior = self.entries.get(before.id, (after, False))[1]
         self.entries[before.id] = (after, reembed or prior)
-        self.history.append(HistoryRecord(
-            memory_id=after.id, event=event, version=after.version, old_memory=before.memory,  # type: ignore[arg-type]
-            new_memory=after.memory if event != "SUPERSEDE" else new.memory, reason=reason, actor="update",
-            source_ids=list(new.source_ids), **after.scope.as_payload()))
+        self.history.append(
+            HistoryRecord(
+                memory_id=after.id,
+                event=event,
+                version=after.version,
+                old_memory=before.memory,
+                new_memory=after.memory if event != "SUPERSEDE" else new.memory,
+                reason=reason,
+                actor="update",
+                source_ids=list(new.source_ids),
+                **after.scope.as_payload(),
+            )
+        )
 
     def points_op(self, memory: "LightMemory", scope: Scope) -> Op[list[tuple[MemoryEntry, PointIn]]]:
         """Points for the edited entries: new vectors where the text changed, stored ones otherwise."""
@@ -241,14 +292,16 @@ class LightMemory:
         if extractor is not None:
             self._extractor: Extractor = extractor
         elif self.llm is not None:
-            self._extractor = LLMExtractor(self.llm, mode=config.extraction_mode, prompts=self.prompts,
-                                           counts=self._repairs)
+            self._extractor = LLMExtractor(
+                self.llm, mode=config.extraction_mode, prompts=self.prompts, counts=self._repairs
+            )
         else:
             self._extractor = ExtractiveExtractor(unit=config.offline_unit)
         # Online: rules only (no LLM call on the write path); offline: the LLM when there is one.
         self._online_resolver = RuleResolver()
-        self._offline_resolver = (LLMResolver(self.llm, self.prompts, counts=self._repairs) if self.llm is not None
-                                  else RuleResolver())
+        self._offline_resolver = (
+            LLMResolver(self.llm, self.prompts, counts=self._repairs) if self.llm is not None else RuleResolver()
+        )
         self._bm25 = Bm25Encoder(k1=config.retrieval.bm25_k1, b=config.retrieval.bm25_b)
         self._journal = Journal(self._journal_path())
         try:
@@ -330,16 +383,28 @@ class LightMemory:
         c = self.config
         llm = "offline extractive (no LLM)" if self.llm is None else f"LLM ({type(self.llm).__name__})"
         status = {
-            "embedder": f"enabled ({self._embedder_name()}" + (
-                f", {precision}" if (precision := self._journal.get_meta("precision")) else "") + ")",
+            "embedder": f"enabled ({self._embedder_name()}"
+            + (f", {precision}" if (precision := self._journal.get_meta("precision")) else "")
+            + ")",
             "store": f"enabled ({c.store.provider})",
-            "extraction": f"enabled: {llm}, mode {c.extraction_mode}" + (
-                "" if self.llm is not None or c.extraction_mode == "flat" else " (event mode needs an LLM; flat facts used)"),
-            "pre_compress": f"enabled ({c.compressor.provider}, rate {c.compressor.rate})" if self.compressor else "disabled",
+            "extraction": f"enabled: {llm}, mode {c.extraction_mode}"
+            + (
+                ""
+                if self.llm is not None or c.extraction_mode == "flat"
+                else " (event mode needs an LLM; flat facts used)"
+            ),
+            "pre_compress": f"enabled ({c.compressor.provider}, rate {c.compressor.rate})"
+            if self.compressor
+            else "disabled",
             "topic_segment": f"enabled ({type(self.segmenter).__name__})" if self.segmenter else "disabled",
-            "precomp_topic_shared": "enabled" if c.precomp_topic_shared and self.segmenter and self.compressor else "disabled",
-            "update": ("online (rules: merge near duplicates, supersede changed attributes)" if c.update == "online"
-                       else f"offline (on request; {type(self._offline_resolver).__name__})"),
+            "precomp_topic_shared": "enabled"
+            if c.precomp_topic_shared and self.segmenter and self.compressor
+            else "disabled",
+            "update": (
+                "online (rules: merge near duplicates, supersede changed attributes)"
+                if c.update == "online"
+                else f"offline (on request; {type(self._offline_resolver).__name__})"
+            ),
             "index_strategy": f"enabled ({c.index_strategy})",
             "retrieve_strategy": f"enabled ({c.retrieval.strategy})",
         }
@@ -386,16 +451,18 @@ class LightMemory:
     def _legacy_change_applied(self, records: Sequence[HistoryRecord]) -> bool:
         for r in records:
             found = [f for store in self._stores.values() for f in store.get(Scope(user_id=r.user_id), [r.memory_id])]
-            if (bool(found) if r.event == "DELETE" else
-                    not found or int(found[0].payload.get("version", 0)) < r.version):
+            if bool(found) if r.event == "DELETE" else not found or int(found[0].payload.get("version", 0)) < r.version:
                 return False
         return True
 
     # --- validation ----------------------------------------------------------------------
     def _scope(self, user_id: Optional[str], agent_id: Optional[str], session_id: Optional[str]) -> Scope:
         try:
-            return Scope(user_id=user_id if user_id is not None else self.config.default_user_id,
-                         agent_id=agent_id, session_id=session_id)
+            return Scope(
+                user_id=user_id if user_id is not None else self.config.default_user_id,
+                agent_id=agent_id,
+                session_id=session_id,
+            )
         except ValidationError as exc:
             raise _validation_error(exc, "scope") from None
 
@@ -415,8 +482,9 @@ class LightMemory:
                 msg = m
             elif isinstance(m, Mapping) and is_blank(m.get("content")):
                 ident = m.get("id")
-                skipped.append(SkippedTurn(index=i, id=ident if isinstance(ident, str) else None,
-                                           reason="content is empty"))
+                skipped.append(
+                    SkippedTurn(index=i, id=ident if isinstance(ident, str) else None, reason="content is empty")
+                )
                 continue
             elif isinstance(m, Mapping):
                 try:
@@ -439,28 +507,6 @@ class LightMemory:
         if skipped:
             log.info("skipped %d empty message(s)", len(skipped))
         return out, skipped
-
-    @staticmethod
-    def _query(query: Any) -> str:
-        if not isinstance(query, str):
-            raise InvalidInputError("query", f"expected a string, got {type(query).__name__}")
-        from .types import clean_text
-
-        try:
-            query = clean_text(query, what="query").strip()
-        except ValueError as exc:
-            raise InvalidInputError("query", str(exc)) from None
-        if not query:
-            raise InvalidInputError("query", "is empty")
-        if len(query) > MAX_QUERY_CHARS:
-            raise InvalidInputError("query", f"longer than {MAX_QUERY_CHARS} characters")
-        return query
-
-    @staticmethod
-    def _limit(limit: Any, field: str = "limit", maximum: int = 1000) -> int:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
-            raise InvalidInputError(field, f"expected an integer from 1 to {maximum}, got {limit!r}")
-        return limit
 
     # --- operations (written once) ----------------------------------------------------------
     def _vectors(self, entries: Sequence[MemoryEntry]) -> Op[list[PointIn]]:
@@ -487,8 +533,9 @@ class LightMemory:
             for e, (d, n) in zip(entries, dense)
         ]
 
-    def _kept_points_op(self, scope: Scope, entries: Sequence[MemoryEntry],
-                        store: MemoryStore) -> Op[list[tuple[MemoryEntry, PointIn]]]:
+    def _kept_points_op(
+        self, scope: Scope, entries: Sequence[MemoryEntry], store: MemoryStore
+    ) -> Op[list[tuple[MemoryEntry, PointIn]]]:
         """Points for entries whose text did not change: their stored dense vectors (no model
         pass), re-embedded only where a backend cannot return them."""
         if not entries:
@@ -553,8 +600,11 @@ class LightMemory:
         budget = self._extract_budget()
         for turns in topics.values():
             for t in turns:
-                if current and self._tokens([*current, t]) > budget and (t.topic_id != current[-1].topic_id
-                                                                          or self._tokens(turns) > budget):
+                if (
+                    current
+                    and self._tokens([*current, t]) > budget
+                    and (t.topic_id != current[-1].topic_id or self._tokens(turns) > budget)
+                ):
                     batches.append(current)
                     current = []
                 current.append(t)
@@ -562,13 +612,18 @@ class LightMemory:
             batches.append(current)
         return batches
 
-    def _extract_op(self, scope: Scope, turns: list[TurnRow], out: AddResult,
-                    extractor: Optional[Extractor] = None) -> Op[None]:
+    def _extract_op(
+        self, scope: Scope, turns: list[TurnRow], out: AddResult, extractor: Optional[Extractor] = None
+    ) -> Op[None]:
         """Extract, embed, resolve and store one batch; what was stored goes into ``out``
         (new entries in ``added``, existing entries the batch merged into in ``merged``)."""
         previous = yield call(self._journal, "turn_before", turns[0].scope, turns[0].seq)
-        batch = ExtractionBatch(turns=turns, previous=previous, use_roles=_ROLES[self.config.messages_use],
-                                index_context=self.config.index_context)
+        batch = ExtractionBatch(
+            turns=turns,
+            previous=previous,
+            use_roles=_ROLES[self.config.messages_use],
+            index_context=self.config.index_context,
+        )
         entries = yield from (extractor or self._extractor).extract(batch)
         points = yield from self._vectors(entries)
         wide = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
@@ -580,27 +635,47 @@ class LightMemory:
             kept = []
             for (entry, point), cands in zip(zip(entries, points), candidates):
                 decisions = yield from self._online_resolver.decide(entry, cands)
-                merged = yield from self._apply_decisions_op(wide, entry, decisions, {e.id: e for e, _ in cands}, changes)
+                merged = yield from self._apply_decisions_op(
+                    wide, entry, decisions, {e.id: e for e, _ in cands}, changes
+                )
                 if not merged:
                     kept.append((entry, point))
         # who sent the turns an entry came from (a server key), else the extractor
         sent = {t.id: t.actor for t in turns if t.actor}
-        actors = {e.id: ",".join(dict.fromkeys(sent[s] for s in e.source_ids if s in sent)) for e, _ in kept
-                  if any(s in sent for s in e.source_ids)}
+        actors = {
+            e.id: ",".join(dict.fromkeys(sent[s] for s in e.source_ids if s in sent))
+            for e, _ in kept
+            if any(s in sent for s in e.source_ids)
+        }
         history = [
-            HistoryRecord(memory_id=e.id, event="ADD", version=e.version, new_memory=e.memory, actor=actors.get(e.id, "extract"),
-                          reason=f"from turns {', '.join(e.source_ids)}", source_ids=list(e.source_ids),
-                          **e.scope.as_payload())
+            HistoryRecord(
+                memory_id=e.id,
+                event="ADD",
+                version=e.version,
+                new_memory=e.memory,
+                actor=actors.get(e.id, "extract"),
+                reason=f"from turns {', '.join(e.source_ids)}",
+                source_ids=list(e.source_ids),
+                **e.scope.as_payload(),
+            )
             for e, _ in kept
         ]
         upserts = kept + (yield from changes.points_op(self, wide))
-        yield call(self._writer, "apply", wide, upserts=upserts, history=history + changes.history,
-                   done_turns=[(t.user_id, t.id) for t in turns], expect_versions=changes.expect or None)
+        yield call(
+            self._writer,
+            "apply",
+            wide,
+            upserts=upserts,
+            history=history + changes.history,
+            done_turns=[(t.user_id, t.id) for t in turns],
+            expect_versions=changes.expect or None,
+        )
         out.added += [e for e, _ in kept]
         out.merged = list(dict.fromkeys([*out.merged, *(h.memory_id for h in changes.history if h.event == "MERGE")]))
 
-    def _neighbours_op(self, scope: Scope, vectors: Sequence[Any], before: Optional[Sequence[Optional[float]]],
-                       top_k: int) -> Op[list[list[tuple[MemoryEntry, float]]]]:
+    def _neighbours_op(
+        self, scope: Scope, vectors: Sequence[Any], before: Optional[Sequence[Optional[float]]], top_k: int
+    ) -> Op[list[list[tuple[MemoryEntry, float]]]]:
         """Current entries nearest to each vector (optionally only earlier ones), one engine batch."""
         queries = []
         for i, vec in enumerate(vectors):
@@ -614,9 +689,15 @@ class LightMemory:
             out += [[(indexing.from_payload(r.payload), float(r.score or 0.0)) for r in recs] for recs in results]
         return out
 
-    def _apply_decisions_op(self, scope: Scope, new: MemoryEntry, decisions: Sequence[Decision],
-                            targets: Mapping[str, MemoryEntry], changes: "_Changes",
-                            successor: Optional[str] = None) -> Op[bool]:
+    def _apply_decisions_op(
+        self,
+        scope: Scope,
+        new: MemoryEntry,
+        decisions: Sequence[Decision],
+        targets: Mapping[str, MemoryEntry],
+        changes: "_Changes",
+        successor: Optional[str] = None,
+    ) -> Op[bool]:
         """Record what ``new`` does to older entries; True when ``new`` merged into one.
 
         What ``new`` supersedes points at the entry that will hold its statement: the
@@ -631,24 +712,38 @@ class LightMemory:
             if target is None or not target.is_current:
                 continue
             if d.action == "merge" and not merged:
-                upd = target.model_copy(update={
-                    "source_ids": list(dict.fromkeys([*target.source_ids, *new.source_ids])),
-                    "version": target.version + 1,
-                    "metadata": {**target.metadata, "merged": [*target.metadata.get("merged", []), new.memory][-20:]},
-                })
+                upd = target.model_copy(
+                    update={
+                        "source_ids": list(dict.fromkeys([*target.source_ids, *new.source_ids])),
+                        "version": target.version + 1,
+                        "metadata": {
+                            **target.metadata,
+                            "merged": [*target.metadata.get("merged", []), new.memory][-20:],
+                        },
+                    }
+                )
                 changes.add(target, upd, "MERGE", new, d.reason, reembed=False)
                 merged = True
             elif d.action == "supersede":
-                upd = target.model_copy(update={
-                    "valid_to": new.time_stamp or timeparse.utcnow(), "superseded_by": successor,
-                    "version": target.version + 1,
-                })
+                upd = target.model_copy(
+                    update={
+                        "valid_to": new.time_stamp or timeparse.utcnow(),
+                        "superseded_by": successor,
+                        "version": target.version + 1,
+                    }
+                )
                 changes.add(target, upd, "SUPERSEDE", new, d.reason, reembed=False)
             elif d.action == "update" and d.memory:
-                upd = target.model_copy(update={"memory": d.memory, "version": target.version + 1, "context": None,
-                                                "entities": textproc.entities(d.memory),
-                                                "keywords": textproc.keywords(d.memory),
-                                                "source_ids": list(dict.fromkeys([*target.source_ids, *new.source_ids]))})
+                upd = target.model_copy(
+                    update={
+                        "memory": d.memory,
+                        "version": target.version + 1,
+                        "context": None,
+                        "entities": textproc.entities(d.memory),
+                        "keywords": textproc.keywords(d.memory),
+                        "source_ids": list(dict.fromkeys([*target.source_ids, *new.source_ids])),
+                    }
+                )
                 changes.add(target, upd, "UPDATE", new, d.reason, reembed=True)
         return merged
         yield  # an operation, for symmetry with the resolvers
@@ -681,8 +776,9 @@ class LightMemory:
                     break
         return queued
 
-    def _offline_entry_op(self, entry_id: str, scope: Scope, cands: list[tuple[str, float]],
-                          threshold: float) -> Op[int]:
+    def _offline_entry_op(
+        self, entry_id: str, scope: Scope, cands: list[tuple[str, float]], threshold: float
+    ) -> Op[int]:
         wide = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
         found = yield call(self._store, "get", wide, [entry_id])
         entry = indexing.from_payload(found[0].payload) if found else None
@@ -698,33 +794,57 @@ class LightMemory:
         # a near duplicate folds this (newer) entry into the older one: that one then holds its statement
         current = {t.id for t, _ in pairs}
         into = next((d.target_id for d in decisions if d.action == "merge" and d.target_id in current), None)
-        yield from self._apply_decisions_op(wide, entry, [d for d in decisions if d.action != "merge"],
-                                            {t.id: t for t in targets}, changes, successor=into)
+        yield from self._apply_decisions_op(
+            wide,
+            entry,
+            [d for d in decisions if d.action != "merge"],
+            {t.id: t for t in targets},
+            changes,
+            successor=into,
+        )
         # Offline, a near duplicate folds the NEWER entry into the older one.
         for d in decisions:
             if d.action == "merge" and d.target_id in current:
                 older = next(t for t, _ in pairs if t.id == d.target_id)
-                upd = older.model_copy(update={
-                    "source_ids": list(dict.fromkeys([*older.source_ids, *entry.source_ids])),
-                    "version": older.version + 1})
+                upd = older.model_copy(
+                    update={
+                        "source_ids": list(dict.fromkeys([*older.source_ids, *entry.source_ids])),
+                        "version": older.version + 1,
+                    }
+                )
                 changes.add(older, upd, "MERGE", entry, d.reason, reembed=False)
-                gone = HistoryRecord(memory_id=entry.id, event="DELETE", version=entry.version + 1,
-                                     old_memory=entry.memory, reason=f"merged into {older.id}: {d.reason}",
-                                     actor="update", **entry.scope.as_payload())
+                gone = HistoryRecord(
+                    memory_id=entry.id,
+                    event="DELETE",
+                    version=entry.version + 1,
+                    old_memory=entry.memory,
+                    reason=f"merged into {older.id}: {d.reason}",
+                    actor="update",
+                    **entry.scope.as_payload(),
+                )
                 changes.history.append(gone)
                 changes.deletes.append(entry.id)
                 changes.expect[entry.id] = entry.version
                 break
         if changes.history:
             upserts = yield from changes.points_op(self, wide)
-            yield call(self._writer, "apply", wide, upserts=upserts, deletes=changes.deletes,
-                       history=changes.history, expect_versions=changes.expect)
+            yield call(
+                self._writer,
+                "apply",
+                wide,
+                upserts=upserts,
+                deletes=changes.deletes,
+                history=changes.history,
+                expect_versions=changes.expect,
+            )
             if changes.deletes:
                 yield call(self._journal, "queue_drop", changes.deletes)
         yield call(self._journal, "queue_done", entry_id)
         return len(changes.history)
 
-    def _pipeline_op(self, scope: Scope, out: AddResult, *, force_segment: bool, force_extract: bool) -> Op[Optional[str]]:
+    def _pipeline_op(
+        self, scope: Scope, out: AddResult, *, force_segment: bool, force_extract: bool
+    ) -> Op[Optional[str]]:
         """Sensory buffer -> compression -> topic segmentation -> short-term buffer -> extraction.
 
         Every step reads its input from the journal, so a restart resumes where the last
@@ -734,8 +854,9 @@ class LightMemory:
         """
         sensory = yield call(self._journal, "buffer", scope, "sensory")
         yield from self._compress_op(scope, sensory)
-        yield from self._segment_op(scope, sensory, force_segment or force_extract or self.llm is None
-                                    and self.segmenter is None)
+        yield from self._segment_op(
+            scope, sensory, force_segment or force_extract or self.llm is None and self.segmenter is None
+        )
         conflict: Optional[Exception] = None
         for _ in range(_CONFLICT_RETRIES):
             short = yield call(self._journal, "buffer", scope, "short")
@@ -753,10 +874,11 @@ class LightMemory:
                         # the window, or the answer's budget, is smaller than the batch needs: halve and go on
                         if len(batch) > 1:
                             log.info("extraction batch of %d turns did not fit (%s); halving", len(batch), exc)
-                            work += [batch[len(batch) // 2:], batch[:len(batch) // 2]]
+                            work += [batch[len(batch) // 2 :], batch[: len(batch) // 2]]
                             continue
-                        log.warning("one turn does not fit the model's window or answer budget; it stays pending: %s",
-                                    exc)
+                        log.warning(
+                            "one turn does not fit the model's window or answer budget; it stays pending: %s", exc
+                        )
                         yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
                         return str(exc)
                     except (LLMError, EmbeddingError) as exc:
@@ -768,14 +890,29 @@ class LightMemory:
                 # A concurrent call on this buffer stored some of these turns first, or
                 # changed (or deleted) an entry this batch merges into: read the buffer again.
                 conflict = exc
-        log.info("extraction gave way to concurrent calls %d times; what is left stays pending: %s", _CONFLICT_RETRIES,
-                    conflict)
+        log.info(
+            "extraction gave way to concurrent calls %d times; what is left stays pending: %s",
+            _CONFLICT_RETRIES,
+            conflict,
+        )
         return f"concurrent changes, retry later: {conflict}"
 
-    def _add_op(self, messages: MessagesIn, scope: Scope, force_segment: bool, force_extract: bool,
-                infer: bool = True, defer: bool = False, actor: Optional[str] = None) -> Op[AddResult]:
-        for name, flag in (("infer", infer), ("defer", defer), ("force_segment", force_segment),
-                           ("force_extract", force_extract)):
+    def _add_op(
+        self,
+        messages: MessagesIn,
+        scope: Scope,
+        force_segment: bool,
+        force_extract: bool,
+        infer: bool = True,
+        defer: bool = False,
+        actor: Optional[str] = None,
+    ) -> Op[AddResult]:
+        for name, flag in (
+            ("infer", infer),
+            ("defer", defer),
+            ("force_segment", force_segment),
+            ("force_extract", force_extract),
+        ):
             if not isinstance(flag, bool):
                 raise InvalidInputError(name, f"expected true or false, got {flag!r}")
         if actor is not None and (not isinstance(actor, str) or not actor.strip()):
@@ -792,8 +929,9 @@ class LightMemory:
             if turns:
                 yield from self._extract_op(scope, turns, out, VerbatimExtractor())
         elif not defer:
-            out.error = yield from self._pipeline_op(scope, out, force_segment=force_segment,
-                                                     force_extract=force_extract)
+            out.error = yield from self._pipeline_op(
+                scope, out, force_segment=force_segment, force_extract=force_extract
+            )
         out.pending_turns = yield call(self._journal, "buffer_size", scope)
         return out
 
@@ -814,139 +952,31 @@ class LightMemory:
         out.pending_turns = sum(self._journal.buffer_size(s) for s in scopes)
         return out
 
-    def _retrieve_op(
+    def _read_path(self) -> ReadPath:
+        """Built per call from the live config, so a changed ``retrieval`` setting applies at once."""
+        return ReadPath(Sources(self._store, self._summaries, self.embedder, self._bm25), self.config.retrieval)
+
+    def _request(
         self,
         query: Any,
         limit: Any,
         filters: Optional[Mapping[str, Any]],
-        scope: Scope,
         strategy: Optional[str],
         include_superseded: bool,
-        hierarchical: Optional[bool] = None,
-        now: Any = None,
-    ) -> Op[list[Hit]]:
-        query = self._query(query)
-        limit = self._limit(limit)
-        cfg = self.config.retrieval
-        strategy = strategy or cfg.strategy
-        if strategy not in _retrieve.STRATEGIES:
-            raise InvalidInputError("strategy", f"unknown strategy {strategy!r}; expected one of {list(_retrieve.STRATEGIES)}")
-        indexed = self.config.index_strategy
-        if indexed != "hybrid" and strategy != indexed:
-            raise InvalidInputError("strategy", f"{strategy!r} needs vectors this store does not keep (index_strategy={indexed!r})")
-        if hierarchical is None:
-            hierarchical = cfg.hierarchical
-        elif not isinstance(hierarchical, bool):
-            raise InvalidInputError("hierarchical", f"expected true or false, got {hierarchical!r}")
-        try:
-            reference = timeparse.parse_time(now) if now is not None else None
-        except ValueError as exc:
-            raise InvalidInputError("now", str(exc)) from None
-        user_flt = _retrieve.parse_filters(filters)
-        flt = user_flt if include_superseded else Filter(must=(Match("_current", 1),)) & user_flt
-        store = self._store_for(filters)
-        tq = timeparse.parse_query_time(query, reference) if cfg.temporal != "off" else None
-        text = _retrieve.without_roles(tq.text if tq is not None and tq.has_range else query)
-
-        anchor = tq.anchor if tq is not None and not tq.has_range else None
-        dense = anchor_dense = None
-        if strategy in ("embedding", "hybrid"):  # the query and its event anchor in one model call
-            vectors = yield call(self.embedder, "embed", [text, anchor] if anchor else [text])
-            dense, anchor_dense = vectors[0], (vectors[1] if anchor else None)
-        sparse = self._bm25.query(text) if strategy in ("context", "hybrid") else None
-
-        def plans(prefix: str, extra: Optional[Filter]) -> list[tuple[str, Any]]:
-            # the boost lists (period, speaker, summary) only re-weigh: a shallower list will do
-            depth = None if not prefix else max(limit, cfg.boost_candidates)
-            got = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=limit, flt=extra & flt if extra else flt,
-                                 config=cfg, payload=_retrieve.RANKING_FIELDS, fetch=depth)
-            return [(f"{prefix}{name}", q) for name, q in got]
-
-        period = None
-        if tq is not None and tq.has_range:
-            period = _retrieve.time_filter(tq.start, tq.end)
-        elif anchor:
-            # "before the trip to Paris": dated from the best entry about the trip
-            sparse_anchor = self._bm25.query(anchor) if strategy in ("context", "hybrid") else None
-            best = yield from self._hits_op(self._store, scope, strategy, anchor_dense, sparse_anchor, 1, flt)
-            if best:
-                period = _retrieve.time_filter(*timeparse.period_around(
-                    best[0].entry.time_stamp or best[0].entry.recorded_at, tq.relation))
-        summaries: list[Hit] = []
-        drill = None
-        if hierarchical and store is self._store:  # level one: the best summaries
-            summaries = yield from self._hits_op(self._summaries, scope, strategy, dense, sparse, cfg.summary_limit,
-                                                 user_flt, prefix="summary:")
-            ids = tuple(dict.fromkeys(i for h in summaries for i in h.entry.metadata.get("entry_ids") or ()))
-            drill = Filter(must=(HasIds(ids),)) if ids else None
-
-        queries = plans("", period if cfg.temporal == "filter" else None)
-        if period is not None and cfg.temporal == "boost":
-            queries += plans("time:", period)
-        if drill is not None:
-            queries += plans("summary:", drill)
-        spoken = _retrieve.speaker_filter(query) if cfg.speaker_weight else None
-        if spoken is not None:
-            queries += plans("speaker:", spoken)
-        if not queries:
-            return summaries
-        results = yield call(store, "search", scope, [q for _, q in queries])
-        labelled = [(name, recs) for (name, _), recs in zip(queries, results)]
-        ranked = _retrieve.rank(labelled, limit=limit, rrf_k=cfg.rrf_k, per_source_limit=cfg.per_source_limit,
-                                weights={"context": cfg.context_weight, "time": cfg.temporal_weight,
-                                         "summary": cfg.drill_weight, "speaker": cfg.speaker_weight},
-                                recency_weight=0.0 if tq is None or tq.has_range else cfg.recency_weight if tq.recency
-                                else cfg.recency_prior if tq.present else 0.0)
-        # candidates came back with the ranking keys only: full payloads for the kept few
-        # (and for the other sentences of their turns, to choose which one a turn shows)
-        siblings = _retrieve.sibling_ids(ranked, labelled) if cfg.per_source_limit == 1 else {}
-        ids = [rec.id for rec, _, _ in ranked] + [i for group in siblings.values() for i in group]
-        payloads = {r.id: r.payload for r in (yield call(store, "get", scope, ids))}
-        present = tq is not None and not tq.has_range and tq.present
-        groups = [[rec.id, *siblings.get(rec.id, ())] for rec, _, _ in ranked]
-        ranked = _retrieve.representatives(ranked, siblings, labelled, payloads, present=present,
-                                           wants_name=present and _retrieve.asks_for_name(query))
-        hits = _retrieve.to_hits(ranked, payloads)
-        if present:
-            turns = {rec.id: [payloads[i] for i in group if i in payloads] for (rec, _, _), group in zip(ranked, groups)}
-            # a turn's closeness to the question: its best sentence in the vector list
-            cosine = {r.id: float(r.score or 0.0) for name, recs in labelled if name == "embedding" for r in recs}
-            similarity = {rec.id: max(cosine[i] for i in group if i in cosine)
-                          for (rec, _, _), group in zip(ranked, groups) if any(i in cosine for i in group)}
-            hits = _retrieve.current_state_first(hits, attributes, turns, similarity)
-        wanted = _retrieve.window_ids(hits, cfg.window)
-        missing = [i for ids in wanted.values() for i in ids if i not in payloads]
-        if missing:  # the neighbours of hits cut from longer turns: one lookup by id
-            payloads.update((r.id, r.payload) for r in (yield call(store, "get", scope, missing)))
-        hits = _retrieve.with_windows(hits, wanted, payloads, include_superseded=include_superseded)
-        if dense is not None:
-            hits = yield from self._similarities_op(store, scope, dense, hits, labelled)
-        return summaries + hits
-
-    def _similarities_op(self, store: MemoryStore, scope: Scope, dense: Any, hits: list[Hit],
-                         labelled: Sequence[tuple[str, list[Any]]]) -> Op[list[Hit]]:
-        """Each hit's cosine to the query (``Hit.similarity``): a score that means the same in
-        every query, unlike the fused rank score. Read off the vector list where the hit
-        is in it, else from its stored vector."""
-        cosine = {r.id: float(r.score or 0.0) for name, recs in labelled if name == "embedding" for r in recs}
-        missing = [h.entry.id for h in hits if h.entry.id not in cosine]
-        if missing:
-            stored = yield call(store, "vectors", scope, missing)
-            q = np.asarray(dense, dtype=np.float32)
-            cosine.update({i: float(np.dot(q, np.asarray(v, dtype=np.float32))) for i, v in stored.items()})
-        return [h.model_copy(update={"similarity": round(cosine[h.entry.id], 6)}) if h.entry.id in cosine else h
-                for h in hits]
-
-    def _hits_op(self, store: MemoryStore, scope: Scope, strategy: str, dense: Any, sparse: Any, limit: int,
-                 flt: Optional[Filter], prefix: str = "") -> Op[list[Hit]]:
-        """A plain ranked search (full payloads) of one collection: summaries, or an event anchor."""
-        cfg = self.config.retrieval
-        got = _retrieve.plan(strategy, dense=dense, sparse=sparse, limit=limit, flt=flt, config=cfg)
-        if not got:
-            return []
-        results = yield call(store, "search", scope, [q for _, q in got])
-        return _retrieve.fuse([(f"{prefix}{n}", r) for (n, _), r in zip(got, results)], limit=limit, rrf_k=cfg.rrf_k,
-                              weights={"context": cfg.context_weight})
+        hierarchical: Optional[bool],
+        now: Any,
+    ) -> RetrieveRequest:
+        return RetrieveRequest.of(
+            query,
+            limit,
+            filters,
+            strategy=strategy,
+            include_superseded=include_superseded,
+            hierarchical=hierarchical,
+            now=now,
+            config=self.config.retrieval,
+            index_strategy=self.config.index_strategy,
+        )
 
     def _store_for(self, filters: Optional[Mapping[str, Any]]) -> MemoryStore:
         """Summaries are a collection of their own; ``entry_type="summary"`` reads it."""
@@ -955,7 +985,7 @@ class LightMemory:
         return self._summaries if kind == "summary" else self._store
 
     def _summarize_op(self, scope: Scope, window: str, since: Any, until: Any) -> Op[list[MemoryEntry]]:
-        from .summarize import group_entries, summary_entry, summary_messages, extractive_summary
+        from .summarize import extractive_summary, group_entries, summary_entry, summary_messages
 
         if window not in ("session", "day", "week", "month"):
             raise InvalidInputError("window", f"expected session, day, week or month, got {window!r}")
@@ -970,8 +1000,13 @@ class LightMemory:
                 from .llm import complete_json_op
 
                 data = yield from complete_json_op(
-                    self.llm, summary_messages(self.prompts, group), stage="summary",
-                    validate=lambda d: bool(isinstance(d, dict) and isinstance(d.get("summary"), str) and d["summary"].strip()))
+                    self.llm,
+                    summary_messages(self.prompts, group),
+                    stage="summary",
+                    validate=lambda d: bool(
+                        isinstance(d, dict) and isinstance(d.get("summary"), str) and d["summary"].strip()
+                    ),
+                )
                 text = data["summary"]
             else:
                 text = extractive_summary(group)
@@ -984,11 +1019,25 @@ class LightMemory:
             if old is not None:
                 new.version = old.version + 1
             points = yield from self._vectors([new])
-            record = HistoryRecord(memory_id=new.id, event="UPDATE" if old else "ADD", version=new.version,
-                                   old_memory=old.memory if old else None, new_memory=new.memory, actor="summarize",
-                                   reason=f"{window} {key}: {len(group)} entries", **new.scope.as_payload())
-            yield call(self._writer, "apply", scope, upserts=[(new, points[0])], history=[record], collection="summaries",
-                       expect_versions={old.id: old.version} if old else None)
+            record = HistoryRecord(
+                memory_id=new.id,
+                event="UPDATE" if old else "ADD",
+                version=new.version,
+                old_memory=old.memory if old else None,
+                new_memory=new.memory,
+                actor="summarize",
+                reason=f"{window} {key}: {len(group)} entries",
+                **new.scope.as_payload(),
+            )
+            yield call(
+                self._writer,
+                "apply",
+                scope,
+                upserts=[(new, points[0])],
+                history=[record],
+                collection="summaries",
+                expect_versions={old.id: old.version} if old else None,
+            )
             out.append(new)
         return out
 
@@ -1005,30 +1054,47 @@ class LightMemory:
         entry, _ = yield from self._locate_op(memory_id, scope)
         return entry
 
-    def _page_op(self, scope: Scope, filters: Optional[Mapping[str, Any]], limit: Any, offset: Any,
-                 include_superseded: bool, after: Any = None) -> Op[EntryPage]:
+    def _page_op(
+        self,
+        scope: Scope,
+        filters: Optional[Mapping[str, Any]],
+        limit: Any,
+        offset: Any,
+        include_superseded: bool,
+        after: Any = None,
+    ) -> Op[EntryPage]:
         """One page of the scope's entries in (time stamp, id) order, and where the next starts."""
-        limit = self._limit(limit, maximum=10_000)
+        limit = valid_limit(limit, maximum=10_000)
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidInputError("offset", f"expected a non-negative integer, got {offset!r}")
         cursor = Cursor.decode(after) if after is not None else None
-        flt = _retrieve.parse_filters(filters)
+        flt = parse_filters(filters)
         if not include_superseded:
             flt = Filter(must=(Match("_current", 1),)) & flt
         # one more than asked: whether a next page exists, without another round trip
         records = yield call(self._store_for(filters), "page", scope, flt, limit=limit + 1, after=cursor, offset=offset)
         more = len(records) > limit
         records = records[:limit]
-        return EntryPage(entries=[indexing.from_payload(r.payload) for r in records],
-                         next_cursor=Cursor.of(records[-1]).encode() if more else None)
+        return EntryPage(
+            entries=[indexing.from_payload(r.payload) for r in records],
+            next_cursor=Cursor.of(records[-1]).encode() if more else None,
+        )
 
-    def _get_all_op(self, scope: Scope, filters: Optional[Mapping[str, Any]], limit: Any, offset: Any,
-                    include_superseded: bool, after: Any = None) -> Op[list[MemoryEntry]]:
+    def _get_all_op(
+        self,
+        scope: Scope,
+        filters: Optional[Mapping[str, Any]],
+        limit: Any,
+        offset: Any,
+        include_superseded: bool,
+        after: Any = None,
+    ) -> Op[list[MemoryEntry]]:
         page = yield from self._page_op(scope, filters, limit, offset, include_superseded, after)
         return page.entries
 
-    def _every_entry_op(self, scope: Scope, filters: Optional[Mapping[str, Any]],
-                        include_superseded: bool) -> Op[list[MemoryEntry]]:
+    def _every_entry_op(
+        self, scope: Scope, filters: Optional[Mapping[str, Any]], include_superseded: bool
+    ) -> Op[list[MemoryEntry]]:
         """All of the scope's entries, read page by page with cursors."""
         out: list[MemoryEntry] = []
         after: Optional[str] = None
@@ -1039,10 +1105,19 @@ class LightMemory:
                 return out
             after = page.next_cursor
 
-    def _update_op(self, memory_id: str, memory: Any, scope: Scope, metadata: Optional[Mapping[str, Any]],
-                   reason: Optional[str], expected_version: Any = None, actor: Optional[str] = None) -> Op[MemoryEntry]:
-        if expected_version is not None and (isinstance(expected_version, bool)
-                                             or not isinstance(expected_version, int) or expected_version < 1):
+    def _update_op(
+        self,
+        memory_id: str,
+        memory: Any,
+        scope: Scope,
+        metadata: Optional[Mapping[str, Any]],
+        reason: Optional[str],
+        expected_version: Any = None,
+        actor: Optional[str] = None,
+    ) -> Op[MemoryEntry]:
+        if expected_version is not None and (
+            isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 1
+        ):
             raise InvalidInputError("expected_version", f"expected a positive integer, got {expected_version!r}")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidInputError("metadata", f"expected a dict, got {type(metadata).__name__}")
@@ -1054,8 +1129,9 @@ class LightMemory:
             raise InvalidInputError("update.memory", "give the new text, new metadata, or both")
         old, collection = yield from self._locate_op(memory_id, scope)
         if expected_version is not None and old.version != expected_version:
-            raise ConflictError(f"memory {old.id!r} is at version {old.version}, not {expected_version}: "
-                                "someone changed it first")
+            raise ConflictError(
+                f"memory {old.id!r} is at version {old.version}, not {expected_version}: someone changed it first"
+            )
         same_text = memory is None or memory == old.memory
         data = old.model_dump()
         data.update(version=old.version + 1, metadata={**old.metadata, **(metadata or {})})
@@ -1066,27 +1142,58 @@ class LightMemory:
         except ValidationError as exc:
             raise _validation_error(exc, "update") from None
         if same_text:  # a metadata change: the stored vectors still hold
-            (_, point), = yield from self._kept_points_op(scope, [new], self._stores[collection])
+            ((_, point),) = yield from self._kept_points_op(scope, [new], self._stores[collection])
         else:
             new.entities = textproc.entities(new.memory)
             new.keywords = textproc.keywords(new.memory)
             (point,) = yield from self._vectors([new])
-        record = HistoryRecord(memory_id=new.id, event="UPDATE", version=new.version, old_memory=old.memory,
-                               new_memory=new.memory, reason=reason, actor=actor or "api", **new.scope.as_payload())
-        yield call(self._writer, "apply", scope, upserts=[(new, point)], history=[record],
-                   expect_versions={old.id: old.version}, collection=collection)
+        record = HistoryRecord(
+            memory_id=new.id,
+            event="UPDATE",
+            version=new.version,
+            old_memory=old.memory,
+            new_memory=new.memory,
+            reason=reason,
+            actor=actor or "api",
+            **new.scope.as_payload(),
+        )
+        yield call(
+            self._writer,
+            "apply",
+            scope,
+            upserts=[(new, point)],
+            history=[record],
+            expect_versions={old.id: old.version},
+            collection=collection,
+        )
         return new
 
     def _delete_op(self, memory_id: str, scope: Scope, reason: Optional[str], actor: Optional[str] = None) -> Op[None]:
         old, collection = yield from self._locate_op(memory_id, scope)
-        record = HistoryRecord(memory_id=old.id, event="DELETE", version=old.version + 1, old_memory=old.memory,
-                               reason=reason, actor=actor or "api", **old.scope.as_payload())
-        yield call(self._writer, "apply", scope, deletes=[old.id], history=[record],
-                   expect_versions={old.id: old.version}, collection=collection)
+        record = HistoryRecord(
+            memory_id=old.id,
+            event="DELETE",
+            version=old.version + 1,
+            old_memory=old.memory,
+            reason=reason,
+            actor=actor or "api",
+            **old.scope.as_payload(),
+        )
+        yield call(
+            self._writer,
+            "apply",
+            scope,
+            deletes=[old.id],
+            history=[record],
+            expect_versions={old.id: old.version},
+            collection=collection,
+        )
         yield call(self._journal, "queue_drop", [old.id])
 
-    def _delete_all_op(self, scope: Scope, filters: Optional[Mapping[str, Any]], actor: Optional[str] = None) -> Op[int]:
-        flt = _retrieve.parse_filters(filters)
+    def _delete_all_op(
+        self, scope: Scope, filters: Optional[Mapping[str, Any]], actor: Optional[str] = None
+    ) -> Op[int]:
+        flt = parse_filters(filters)
         total = 0
         for name, store in self._stores.items():
             while True:
@@ -1095,12 +1202,20 @@ class LightMemory:
                     break
                 entries = [indexing.from_payload(r.payload) for r in records]
                 history = [
-                    HistoryRecord(memory_id=e.id, event="DELETE", version=e.version + 1, old_memory=e.memory,
-                                  reason="delete_all", actor=actor or "api", **e.scope.as_payload())
+                    HistoryRecord(
+                        memory_id=e.id,
+                        event="DELETE",
+                        version=e.version + 1,
+                        old_memory=e.memory,
+                        reason="delete_all",
+                        actor=actor or "api",
+                        **e.scope.as_payload(),
+                    )
                     for e in entries
                 ]
-                yield call(self._writer, "apply", scope, deletes=[e.id for e in entries], history=history,
-                           collection=name)
+                yield call(
+                    self._writer, "apply", scope, deletes=[e.id for e in entries], history=history, collection=name
+                )
                 yield call(self._journal, "queue_drop", [e.id for e in entries])
                 total += len(entries)
         return total
@@ -1142,25 +1257,42 @@ class LightMemory:
         ``extract_pending`` or ``flush`` (a server's background worker). ``actor`` says
         who sent the turns; their entries' ADD records carry it.
         """
-        return run_sync(self._add_op(messages, self._scope(user_id, agent_id, session_id), force_segment, force_extract,
-                                     infer, defer, actor))
+        return run_sync(
+            self._add_op(
+                messages, self._scope(user_id, agent_id, session_id), force_segment, force_extract, infer, defer, actor
+            )
+        )
 
-    async def aadd_memory(self, messages: MessagesIn, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                          session_id: Optional[str] = None, force_segment: bool = False,
-                          force_extract: bool = False, infer: bool = True, defer: bool = False,
-                          actor: Optional[str] = None) -> AddResult:
-        return await run_async(self._add_op(messages, self._scope(user_id, agent_id, session_id), force_segment,
-                                            force_extract, infer, defer, actor))
+    async def aadd_memory(
+        self,
+        messages: MessagesIn,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        force_segment: bool = False,
+        force_extract: bool = False,
+        infer: bool = True,
+        defer: bool = False,
+        actor: Optional[str] = None,
+    ) -> AddResult:
+        return await run_async(
+            self._add_op(
+                messages, self._scope(user_id, agent_id, session_id), force_segment, force_extract, infer, defer, actor
+            )
+        )
 
-    def extract_pending(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                        force: bool = False) -> AddResult:
+    def extract_pending(
+        self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None, force: bool = False
+    ) -> AddResult:
         """Run the write path over one stream's buffered turns, as ``add_memory`` would after
         journaling them (``force=True``: as ``flush`` does, closing the topic and extracting
         whatever is buffered)."""
         return run_sync(self._extract_pending_op(self._scope(user_id, agent_id, None), force))
 
-    async def aextract_pending(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                               force: bool = False) -> AddResult:
+    async def aextract_pending(
+        self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None, force: bool = False
+    ) -> AddResult:
         return await run_async(self._extract_pending_op(self._scope(user_id, agent_id, None), force))
 
     def retrieve(
@@ -1192,20 +1324,42 @@ class LightMemory:
         returns the best ``retrieval.summary_limit`` of them ahead of the entries, and
         favours entries from those periods; ``limit`` counts the entries only.
         """
-        return run_sync(self._retrieve_many_op(query, limit, filters, self._scopes(scopes, user_id, agent_id, session_id),
-                                               strategy, include_superseded, hierarchical, now))
+        return run_sync(
+            self._read_path().run_op(
+                self._request(query, limit, filters, strategy, include_superseded, hierarchical, now),
+                self._scopes(scopes, user_id, agent_id, session_id),
+            )
+        )
 
-    async def aretrieve(self, query: str, limit: int = 10, filters: Optional[Mapping[str, Any]] = None, *,
-                        user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                        session_id: Optional[str] = None, strategy: Optional[str] = None,
-                        include_superseded: bool = False, hierarchical: Optional[bool] = None,
-                        now: Any = None, scopes: Optional[Sequence[Any]] = None) -> list[Hit]:
-        return await run_async(self._retrieve_many_op(query, limit, filters,
-                                                      self._scopes(scopes, user_id, agent_id, session_id), strategy,
-                                                      include_superseded, hierarchical, now))
+    async def aretrieve(
+        self,
+        query: str,
+        limit: int = 10,
+        filters: Optional[Mapping[str, Any]] = None,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        strategy: Optional[str] = None,
+        include_superseded: bool = False,
+        hierarchical: Optional[bool] = None,
+        now: Any = None,
+        scopes: Optional[Sequence[Any]] = None,
+    ) -> list[Hit]:
+        return await run_async(
+            self._read_path().run_op(
+                self._request(query, limit, filters, strategy, include_superseded, hierarchical, now),
+                self._scopes(scopes, user_id, agent_id, session_id),
+            )
+        )
 
-    def _scopes(self, scopes: Optional[Sequence[Any]], user_id: Optional[str], agent_id: Optional[str],
-                session_id: Optional[str]) -> list[Scope]:
+    def _scopes(
+        self,
+        scopes: Optional[Sequence[Any]],
+        user_id: Optional[str],
+        agent_id: Optional[str],
+        session_id: Optional[str],
+    ) -> list[Scope]:
         if scopes is None:
             return [self._scope(user_id, agent_id, session_id)]
         if isinstance(scopes, (str, Mapping)) or not isinstance(scopes, Sequence) or not scopes:
@@ -1224,110 +1378,216 @@ class LightMemory:
                 raise _validation_error(exc, f"scopes[{i}]") from None
         return list(dict.fromkeys(out))
 
-    def _retrieve_many_op(self, query: Any, limit: Any, filters: Optional[Mapping[str, Any]], scopes: Sequence[Scope],
-                          strategy: Optional[str], include_superseded: bool, hierarchical: Optional[bool],
-                          now: Any) -> Op[list[Hit]]:
-        """One scope as it is; several ranked together by similarity (fused scores of different
-        lists do not compare), each kept to its own best ``limit``."""
-        if len(scopes) == 1:
-            return (yield from self._retrieve_op(query, limit, filters, scopes[0], strategy, include_superseded,
-                                                 hierarchical, now))
-        hits: list[Hit] = []
-        for scope in scopes:
-            hits += yield from self._retrieve_op(query, limit, filters, scope, strategy, include_superseded,
-                                                 hierarchical, now)
-        hits.sort(key=lambda h: -(h.similarity if h.similarity is not None else h.score))
-        return [h.model_copy(update={"rank": n}) for n, h in enumerate(hits[: self._limit(limit)], start=1)]
-
-    def get(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-            session_id: Optional[str] = None) -> MemoryEntry:
+    def get(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+    ) -> MemoryEntry:
         return run_sync(self._get_op(memory_id, self._scope(user_id, agent_id, session_id)))
 
-    async def aget(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                   session_id: Optional[str] = None) -> MemoryEntry:
+    async def aget(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+    ) -> MemoryEntry:
         return await run_async(self._get_op(memory_id, self._scope(user_id, agent_id, session_id)))
 
-    def get_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None, limit: int = 100,
-                offset: int = 0, include_superseded: bool = False, after: Optional[str] = None) -> list[MemoryEntry]:
+    def get_all(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+        limit: int = 100,
+        offset: int = 0,
+        include_superseded: bool = False,
+        after: Optional[str] = None,
+    ) -> list[MemoryEntry]:
         """Entries of the scope in time order (ties by id), ``limit`` at a time from ``offset``
         or after a cursor (``get_page(...).next_cursor``): deep pages should use the cursor."""
-        return run_sync(self._get_all_op(self._scope(user_id, agent_id, session_id), filters, limit, offset,
-                                         include_superseded, after))
+        return run_sync(
+            self._get_all_op(
+                self._scope(user_id, agent_id, session_id), filters, limit, offset, include_superseded, after
+            )
+        )
 
-    async def aget_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                       session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
-                       limit: int = 100, offset: int = 0, include_superseded: bool = False,
-                       after: Optional[str] = None) -> list[MemoryEntry]:
-        return await run_async(self._get_all_op(self._scope(user_id, agent_id, session_id), filters, limit, offset,
-                                                include_superseded, after))
+    async def aget_all(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+        limit: int = 100,
+        offset: int = 0,
+        include_superseded: bool = False,
+        after: Optional[str] = None,
+    ) -> list[MemoryEntry]:
+        return await run_async(
+            self._get_all_op(
+                self._scope(user_id, agent_id, session_id), filters, limit, offset, include_superseded, after
+            )
+        )
 
-    def get_page(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                 session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None, limit: int = 100,
-                 after: Optional[str] = None, include_superseded: bool = False) -> EntryPage:
+    def get_page(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+        limit: int = 100,
+        after: Optional[str] = None,
+        include_superseded: bool = False,
+    ) -> EntryPage:
         """One page of entries in (time stamp, id) order and the cursor of the next one.
 
         Every entry that exists from the first page to the last is returned exactly once,
         whatever is added or deleted in between; each page costs the same however deep."""
-        return run_sync(self._page_op(self._scope(user_id, agent_id, session_id), filters, limit, 0,
-                                      include_superseded, after))
+        return run_sync(
+            self._page_op(self._scope(user_id, agent_id, session_id), filters, limit, 0, include_superseded, after)
+        )
 
-    async def aget_page(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                        session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
-                        limit: int = 100, after: Optional[str] = None,
-                        include_superseded: bool = False) -> EntryPage:
-        return await run_async(self._page_op(self._scope(user_id, agent_id, session_id), filters, limit, 0,
-                                             include_superseded, after))
+    async def aget_page(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+        limit: int = 100,
+        after: Optional[str] = None,
+        include_superseded: bool = False,
+    ) -> EntryPage:
+        return await run_async(
+            self._page_op(self._scope(user_id, agent_id, session_id), filters, limit, 0, include_superseded, after)
+        )
 
-    def update(self, memory_id: str, memory: Optional[str] = None, *, user_id: Optional[str] = None,
-               agent_id: Optional[str] = None, session_id: Optional[str] = None,
-               metadata: Optional[Mapping[str, Any]] = None, reason: Optional[str] = None,
-               expected_version: Optional[int] = None, actor: Optional[str] = None) -> MemoryEntry:
+    def update(
+        self,
+        memory_id: str,
+        memory: Optional[str] = None,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        reason: Optional[str] = None,
+        expected_version: Optional[int] = None,
+        actor: Optional[str] = None,
+    ) -> MemoryEntry:
         """Replace an entry's text (re-embedded) and/or merge into its metadata, keeping the
         old text in its history. ``memory=None`` changes the metadata only (no model pass).
         With ``expected_version`` the change is refused with ``ConflictError`` when someone
         else changed the entry first; without it the last writer wins and the earlier text
         stays in history. ``actor`` says who made the change (history's ``actor``)."""
-        return run_sync(self._update_op(memory_id, memory, self._scope(user_id, agent_id, session_id), metadata, reason,
-                                        expected_version, actor))
+        return run_sync(
+            self._update_op(
+                memory_id, memory, self._scope(user_id, agent_id, session_id), metadata, reason, expected_version, actor
+            )
+        )
 
-    async def aupdate(self, memory_id: str, memory: Optional[str] = None, *, user_id: Optional[str] = None,
-                      agent_id: Optional[str] = None, session_id: Optional[str] = None,
-                      metadata: Optional[Mapping[str, Any]] = None, reason: Optional[str] = None,
-                      expected_version: Optional[int] = None, actor: Optional[str] = None) -> MemoryEntry:
-        return await run_async(self._update_op(memory_id, memory, self._scope(user_id, agent_id, session_id), metadata,
-                                               reason, expected_version, actor))
+    async def aupdate(
+        self,
+        memory_id: str,
+        memory: Optional[str] = None,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        reason: Optional[str] = None,
+        expected_version: Optional[int] = None,
+        actor: Optional[str] = None,
+    ) -> MemoryEntry:
+        return await run_async(
+            self._update_op(
+                memory_id, memory, self._scope(user_id, agent_id, session_id), metadata, reason, expected_version, actor
+            )
+        )
 
-    def delete(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-               session_id: Optional[str] = None, reason: Optional[str] = None, actor: Optional[str] = None) -> None:
+    def delete(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        reason: Optional[str] = None,
+        actor: Optional[str] = None,
+    ) -> None:
         run_sync(self._delete_op(memory_id, self._scope(user_id, agent_id, session_id), reason, actor))
 
-    async def adelete(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                      session_id: Optional[str] = None, reason: Optional[str] = None,
-                      actor: Optional[str] = None) -> None:
+    async def adelete(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        reason: Optional[str] = None,
+        actor: Optional[str] = None,
+    ) -> None:
         await run_async(self._delete_op(memory_id, self._scope(user_id, agent_id, session_id), reason, actor))
 
-    def delete_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                   session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
-                   actor: Optional[str] = None) -> int:
+    def delete_all(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+        actor: Optional[str] = None,
+    ) -> int:
         """Delete every entry of the scope (history keeps a DELETE record of each)."""
         return run_sync(self._delete_all_op(self._scope(user_id, agent_id, session_id), filters, actor))
 
-    async def adelete_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                          session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
-                          actor: Optional[str] = None) -> int:
+    async def adelete_all(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+        actor: Optional[str] = None,
+    ) -> int:
         return await run_async(self._delete_all_op(self._scope(user_id, agent_id, session_id), filters, actor))
 
-    def history(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                session_id: Optional[str] = None) -> list[HistoryRecord]:
+    def history(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+    ) -> list[HistoryRecord]:
         return run_sync(self._history_op(memory_id, self._scope(user_id, agent_id, session_id)))
 
-    async def ahistory(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                       session_id: Optional[str] = None) -> list[HistoryRecord]:
+    async def ahistory(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+    ) -> list[HistoryRecord]:
         return await run_async(self._history_op(memory_id, self._scope(user_id, agent_id, session_id)))
 
-    def source_turns(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                     session_id: Optional[str] = None) -> list[TurnRow]:
+    def source_turns(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+    ) -> list[TurnRow]:
         """The journaled turns an entry was made from (its provenance)."""
         return run_sync(self._sources_op(memory_id, self._scope(user_id, agent_id, session_id)))
 
@@ -1349,8 +1609,11 @@ class LightMemory:
                 while True:  # in (time, id) order, so two exports of one memory are the same file
                     records = store.page(scope, limit=1000, after=cursor)
                     for r in records:
-                        yield {"kind": "entry", "collection": name,
-                               **indexing.from_payload(r.payload).model_dump(mode="json")}
+                        yield {
+                            "kind": "entry",
+                            "collection": name,
+                            **indexing.from_payload(r.payload).model_dump(mode="json"),
+                        }
                     if len(records) < 1000:
                         break
                     cursor = Cursor.of(records[-1])
@@ -1384,11 +1647,12 @@ class LightMemory:
                 elif kind == "history":
                     history.append(HistoryRecord.model_validate(data))
                 else:
-                    raise InvalidInputError(f"records[{i}].kind", f"expected header, turn, entry or history, got {kind!r}")
+                    raise InvalidInputError(
+                        f"records[{i}].kind", f"expected header, turn, entry or history, got {kind!r}"
+                    )
             except ValidationError as exc:
                 raise _validation_error(exc, f"records[{i}]") from None
-        counts = {"turns": self._journal.import_turns(turns) if turns else 0, "entries": 0,
-                  "history": 0}
+        counts = {"turns": self._journal.import_turns(turns) if turns else 0, "entries": 0, "history": 0}
         for name, batch in entries.items():
             for start in range(0, len(batch), 256):
                 chunk = batch[start : start + 256]
@@ -1405,17 +1669,19 @@ class LightMemory:
     def _users(self, user_id: Optional[str]) -> list[str]:
         return [self._scope(user_id, None, None).user_id] if user_id is not None else self.users()
 
-    def construct_update_queue_all_entries(self, top_k: int = 20, keep_top_n: int = 10, *,
-                                           user_id: Optional[str] = None) -> int:
+    def construct_update_queue_all_entries(
+        self, top_k: int = 20, keep_top_n: int = 10, *, user_id: Optional[str] = None
+    ) -> int:
         """Queue, for every current entry, the earlier entries it may update (nearest
         neighbours from the store, same user). Persisted, so an interrupted offline
         update resumes. Returns how many entries were queued."""
-        self._limit(top_k, "top_k")
-        self._limit(keep_top_n, "keep_top_n")
+        valid_limit(top_k, "top_k")
+        valid_limit(keep_top_n, "keep_top_n")
         return run_sync(self._queue_op(self._users(user_id), top_k, keep_top_n))
 
-    def offline_update_all_entries(self, score_threshold: float = 0.8, *, user_id: Optional[str] = None,
-                                   max_workers: int = 4) -> dict[str, int]:
+    def offline_update_all_entries(
+        self, score_threshold: float = 0.8, *, user_id: Optional[str] = None, max_workers: int = 4
+    ) -> dict[str, int]:
         """Resolve the queue: candidates scoring at least ``score_threshold`` are merged,
         updated (re-embedded) or superseded as the resolver decides; every decision goes
         to history with its reason. Safe to call again after an interruption."""
@@ -1426,38 +1692,61 @@ class LightMemory:
         results = run_many_sync(ops, max_workers)
         # Two entries racing for the same older entry: the loser retries alone, on fresh data.
         retry = [i for i, r in enumerate(results) if isinstance(r, ConflictError)]
-        for i, r in zip(retry, run_many_sync([self._offline_entry_op(*rows[i][:3], float(score_threshold))
-                                              for i in retry], 1)):
+        for i, r in zip(
+            retry, run_many_sync([self._offline_entry_op(*rows[i][:3], float(score_threshold)) for i in retry], 1)
+        ):
             results[i] = r
         errors = [r for r in results if isinstance(r, BaseException)]
         for err in errors[:3]:
             log.warning("offline update: an entry stays queued: %s", err)
-        return {"processed": len(results) - len(errors), "changes": sum(r for r in results if isinstance(r, int)),
-                "failed": len(errors)}
+        return {
+            "processed": len(results) - len(errors),
+            "changes": sum(r for r in results if isinstance(r, int)),
+            "failed": len(errors),
+        }
 
-    async def aoffline_update_all_entries(self, score_threshold: float = 0.8, *, user_id: Optional[str] = None,
-                                          max_workers: int = 4) -> dict[str, int]:
+    async def aoffline_update_all_entries(
+        self, score_threshold: float = 0.8, *, user_id: Optional[str] = None, max_workers: int = 4
+    ) -> dict[str, int]:
         rows = self._journal.queue_pending(self._scope(user_id, None, None).user_id if user_id else None)
         ops = [self._offline_entry_op(e, sc, c, float(score_threshold)) for e, sc, c in rows]
         results = await run_many_async(ops, max_workers)
         errors = [r for r in results if isinstance(r, BaseException)]
-        return {"processed": len(results) - len(errors), "changes": sum(r for r in results if isinstance(r, int)),
-                "failed": len(errors)}
+        return {
+            "processed": len(results) - len(errors),
+            "changes": sum(r for r in results if isinstance(r, int)),
+            "failed": len(errors),
+        }
 
-    def summarize(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                  session_id: Optional[str] = None, window: str = "session", since: Any = None,
-                  until: Any = None) -> list[MemoryEntry]:
+    def summarize(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        window: str = "session",
+        since: Any = None,
+        until: Any = None,
+    ) -> list[MemoryEntry]:
         """Consolidate the scope's current entries into one summary per session (or day,
         week, month), stored apart with their period; re-running updates them in place."""
         return run_sync(self._summarize_op(self._scope(user_id, agent_id, session_id), window, since, until))
 
-    async def asummarize(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                         session_id: Optional[str] = None, window: str = "session", since: Any = None,
-                         until: Any = None) -> list[MemoryEntry]:
+    async def asummarize(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        window: str = "session",
+        since: Any = None,
+        until: Any = None,
+    ) -> list[MemoryEntry]:
         return await run_async(self._summarize_op(self._scope(user_id, agent_id, session_id), window, since, until))
 
-    def pending(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                session_id: Optional[str] = None) -> list[TurnRow]:
+    def pending(
+        self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None, session_id: Optional[str] = None
+    ) -> list[TurnRow]:
         """Turns accepted but not yet turned into stored entries (buffered, or waiting
         for a retry after a failed LLM call: see ``attempts`` and ``last_error``)."""
         return self._journal.pending_turns(self._scope(user_id, agent_id, session_id))
@@ -1470,10 +1759,19 @@ class LightMemory:
     def public_config(self) -> dict[str, Any]:
         """What a client of a served memory needs to know of its config (no paths, no secrets)."""
         c = self.config
-        return {"default_user_id": c.default_user_id, "max_message_chars": c.max_message_chars, "dims": self.dims,
-                "update": c.update, "extraction_mode": c.extraction_mode,
-                "retrieval": {"strategy": c.retrieval.strategy, "limit": c.retrieval.limit,
-                              "hierarchical": c.retrieval.hierarchical, "window": c.retrieval.window}}
+        return {
+            "default_user_id": c.default_user_id,
+            "max_message_chars": c.max_message_chars,
+            "dims": self.dims,
+            "update": c.update,
+            "extraction_mode": c.extraction_mode,
+            "retrieval": {
+                "strategy": c.retrieval.strategy,
+                "limit": c.retrieval.limit,
+                "hierarchical": c.retrieval.hierarchical,
+                "window": c.retrieval.window,
+            },
+        }
 
     def pending_streams(self) -> list[Scope]:
         """The streams (user, agent) that have turns waiting for extraction (a server's
@@ -1485,16 +1783,21 @@ class LightMemory:
         if user_id is None and agent_id is None and session_id is None:
             return self._journal.pending_scopes()
         want = self._scope(user_id, agent_id, session_id)
-        return [s for s in self._journal.pending_scopes() if s.user_id == want.user_id
-                and want.agent_id in (None, s.agent_id)]
+        return [
+            s
+            for s in self._journal.pending_scopes()
+            if s.user_id == want.user_id and want.agent_id in (None, s.agent_id)
+        ]
 
-    def flush(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-              session_id: Optional[str] = None) -> AddResult:
+    def flush(
+        self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None, session_id: Optional[str] = None
+    ) -> AddResult:
         """Segment and extract everything buffered (all scopes when none is given); retries failed batches."""
         return run_sync(self._flush_op(self._flush_scopes(user_id, agent_id, session_id)))
 
-    async def aflush(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                     session_id: Optional[str] = None) -> AddResult:
+    async def aflush(
+        self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None, session_id: Optional[str] = None
+    ) -> AddResult:
         return await run_async(self._flush_op(self._flush_scopes(user_id, agent_id, session_id)))
 
     def get_repair_statistics(self) -> dict[str, int]:
@@ -1543,4 +1846,3 @@ class LightMemory:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
-

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._drive import Op, call, run_async, run_sync
 from .errors import InvalidInputError, StoreError
 from .server import api
-from .types import AddResult, EntryPage, Hit, HistoryRecord, MemoryEntry, Message
+from .types import AddResult, EntryPage, HistoryRecord, Hit, MemoryEntry, Message
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,21 @@ class _Transport:
         self._client: Any = None
         self._aclients: dict[int, Any] = {}  # one async client per event loop
 
-    def _args(self, verb: str, path: str, params: Optional[dict[str, Any]], body: Optional[dict[str, Any]]
-              ) -> dict[str, Any]:
-        query = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in (params or {}).items()
-                 if v is not None}
-        return {"method": verb, "url": self.url + path, "params": query or None,
-                "content": None if body is None else json.dumps(body, default=str).encode(),
-                "headers": {**self.headers, **({"Content-Type": "application/json"} if body is not None else {})}}
+    def _args(
+        self, verb: str, path: str, params: Optional[dict[str, Any]], body: Optional[dict[str, Any]]
+    ) -> dict[str, Any]:
+        query = {
+            k: ("true" if v is True else "false" if v is False else str(v))
+            for k, v in (params or {}).items()
+            if v is not None
+        }
+        return {
+            "method": verb,
+            "url": self.url + path,
+            "params": query or None,
+            "content": None if body is None else json.dumps(body, default=str).encode(),
+            "headers": {**self.headers, **({"Content-Type": "application/json"} if body is not None else {})},
+        }
 
     def _retry(self, attempt: int, safe: bool, exc: Optional[Exception], status: Optional[int]) -> bool:
         """Whether to try again: never past the budget; always when the request could not
@@ -73,8 +81,15 @@ class _Transport:
             api.raise_error(response.status_code, body)
         return body.get("result") if isinstance(body, dict) else body
 
-    def _exchange(self, verb: str, path: str, params: Optional[dict[str, Any]], body: Optional[dict[str, Any]],
-                  safe: bool, raw: bool) -> Op[tuple[Any, int]]:
+    def _exchange(
+        self,
+        verb: str,
+        path: str,
+        params: Optional[dict[str, Any]],
+        body: Optional[dict[str, Any]],
+        safe: bool,
+        raw: bool,
+    ) -> Op[tuple[Any, int]]:
         """One request with its retries, written once: ``request`` runs it blocking,
         ``arequest`` on the event loop (the driver picks ``send``/``asend``, ``pause``/``apause``)."""
         attempt = 0
@@ -87,15 +102,29 @@ class _Transport:
             else:
                 if not self._retry(attempt, safe, None, response.status_code):
                     return (response.text if raw and response.status_code < 400 else self._decode(response)), attempt
-            yield call(self, "pause", self.backoff * 2 ** attempt)
+            yield call(self, "pause", self.backoff * 2**attempt)
             attempt += 1
 
-    def request(self, verb: str, path: str, params: Optional[dict[str, Any]] = None,
-                body: Optional[dict[str, Any]] = None, safe: bool = True, raw: bool = False) -> tuple[Any, int]:
+    def request(
+        self,
+        verb: str,
+        path: str,
+        params: Optional[dict[str, Any]] = None,
+        body: Optional[dict[str, Any]] = None,
+        safe: bool = True,
+        raw: bool = False,
+    ) -> tuple[Any, int]:
         return run_sync(self._exchange(verb, path, params, body, safe, raw))
 
-    async def arequest(self, verb: str, path: str, params: Optional[dict[str, Any]] = None,
-                       body: Optional[dict[str, Any]] = None, safe: bool = True, raw: bool = False) -> tuple[Any, int]:
+    async def arequest(
+        self,
+        verb: str,
+        path: str,
+        params: Optional[dict[str, Any]] = None,
+        body: Optional[dict[str, Any]] = None,
+        safe: bool = True,
+        raw: bool = False,
+    ) -> tuple[Any, int]:
         return await run_async(self._exchange(verb, path, params, body, safe, raw))
 
     def send(self, args: dict[str, Any]) -> Any:
@@ -173,8 +202,16 @@ class RemoteMemory:
 
     llm = None  # extraction happens on the server
 
-    def __init__(self, url: str, api_key: Optional[str] = None, *, timeout: float = 60.0, retries: int = 4,
-                 backoff: float = 0.2, wait: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: Optional[str] = None,
+        *,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.2,
+        wait: bool = True,
+    ) -> None:
         self.url = url
         self.wait = wait
         self._http = _Transport(url, api_key, timeout, retries, backoff)
@@ -192,8 +229,9 @@ class RemoteMemory:
         args = {k: v for k, v in args.items() if v is not None}
         body = args if op.in_body else None
         params = None if op.in_body else args
-        result, _ = yield call(self._http, "request", op.verb, path, params, body,
-                               op.access == "read" if safe is None else safe)
+        result, _ = yield call(
+            self._http, "request", op.verb, path, params, body, op.access == "read" if safe is None else safe
+        )
         return api.decode(op.result, result)
 
     def _add_op(self, messages: Any, kwargs: dict[str, Any]) -> Op[AddResult]:
@@ -213,167 +251,452 @@ class RemoteMemory:
         return {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
 
     # --- writes -----------------------------------------------------------------------------------
-    def add_memory(self, messages: Any, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                   session_id: Optional[str] = None, force_segment: bool = False, force_extract: bool = False,
-                   infer: bool = True, wait: Optional[bool] = None) -> AddResult:
-        return run_sync(self._add_op(messages, {**self._scope(user_id, agent_id, session_id),
-                                                "force_segment": force_segment, "force_extract": force_extract,
-                                                "infer": infer, "wait": self.wait if wait is None else wait}))
+    def add_memory(
+        self,
+        messages: Any,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        force_segment: bool = False,
+        force_extract: bool = False,
+        infer: bool = True,
+        wait: Optional[bool] = None,
+    ) -> AddResult:
+        return run_sync(
+            self._add_op(
+                messages,
+                {
+                    **self._scope(user_id, agent_id, session_id),
+                    "force_segment": force_segment,
+                    "force_extract": force_extract,
+                    "infer": infer,
+                    "wait": self.wait if wait is None else wait,
+                },
+            )
+        )
 
-    async def aadd_memory(self, messages: Any, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                          session_id: Optional[str] = None, force_segment: bool = False, force_extract: bool = False,
-                          infer: bool = True, wait: Optional[bool] = None) -> AddResult:
-        return await run_async(self._add_op(messages, {**self._scope(user_id, agent_id, session_id),
-                                                       "force_segment": force_segment, "force_extract": force_extract,
-                                                       "infer": infer, "wait": self.wait if wait is None else wait}))
+    async def aadd_memory(
+        self,
+        messages: Any,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        force_segment: bool = False,
+        force_extract: bool = False,
+        infer: bool = True,
+        wait: Optional[bool] = None,
+    ) -> AddResult:
+        return await run_async(
+            self._add_op(
+                messages,
+                {
+                    **self._scope(user_id, agent_id, session_id),
+                    "force_segment": force_segment,
+                    "force_extract": force_extract,
+                    "infer": infer,
+                    "wait": self.wait if wait is None else wait,
+                },
+            )
+        )
 
-    def update(self, memory_id: str, memory: Optional[str] = None, *, user_id: Optional[str] = None,
-               agent_id: Optional[str] = None, session_id: Optional[str] = None,
-               metadata: Optional[Mapping[str, Any]] = None, reason: Optional[str] = None,
-               expected_version: Optional[int] = None) -> MemoryEntry:
-        return run_sync(self._op("update", {"memory_id": memory_id, "memory": memory, "metadata": metadata,
-                                            "reason": reason, "expected_version": expected_version,
-                                            **self._scope(user_id, agent_id, session_id)}))
+    def update(
+        self,
+        memory_id: str,
+        memory: Optional[str] = None,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        reason: Optional[str] = None,
+        expected_version: Optional[int] = None,
+    ) -> MemoryEntry:
+        return run_sync(
+            self._op(
+                "update",
+                {
+                    "memory_id": memory_id,
+                    "memory": memory,
+                    "metadata": metadata,
+                    "reason": reason,
+                    "expected_version": expected_version,
+                    **self._scope(user_id, agent_id, session_id),
+                },
+            )
+        )
 
-    async def aupdate(self, memory_id: str, memory: Optional[str] = None, *, user_id: Optional[str] = None,
-                      agent_id: Optional[str] = None, session_id: Optional[str] = None,
-                      metadata: Optional[Mapping[str, Any]] = None, reason: Optional[str] = None,
-                      expected_version: Optional[int] = None) -> MemoryEntry:
-        return await run_async(self._op("update", {"memory_id": memory_id, "memory": memory, "metadata": metadata,
-                                                   "reason": reason, "expected_version": expected_version,
-                                                   **self._scope(user_id, agent_id, session_id)}))
+    async def aupdate(
+        self,
+        memory_id: str,
+        memory: Optional[str] = None,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        reason: Optional[str] = None,
+        expected_version: Optional[int] = None,
+    ) -> MemoryEntry:
+        return await run_async(
+            self._op(
+                "update",
+                {
+                    "memory_id": memory_id,
+                    "memory": memory,
+                    "metadata": metadata,
+                    "reason": reason,
+                    "expected_version": expected_version,
+                    **self._scope(user_id, agent_id, session_id),
+                },
+            )
+        )
 
-    def delete(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-               session_id: Optional[str] = None, reason: Optional[str] = None) -> None:
-        run_sync(self._op("delete", {"memory_id": memory_id, "reason": reason,
-                                     **self._scope(user_id, agent_id, session_id)}))
+    def delete(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        reason: Optional[str] = None,
+    ) -> None:
+        run_sync(
+            self._op("delete", {"memory_id": memory_id, "reason": reason, **self._scope(user_id, agent_id, session_id)})
+        )
 
-    async def adelete(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                      session_id: Optional[str] = None, reason: Optional[str] = None) -> None:
-        await run_async(self._op("delete", {"memory_id": memory_id, "reason": reason,
-                                            **self._scope(user_id, agent_id, session_id)}))
+    async def adelete(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        reason: Optional[str] = None,
+    ) -> None:
+        await run_async(
+            self._op("delete", {"memory_id": memory_id, "reason": reason, **self._scope(user_id, agent_id, session_id)})
+        )
 
-    def delete_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                   session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None) -> int:
+    def delete_all(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+    ) -> int:
         return run_sync(self._op("delete_all", {"filters": filters, **self._scope(user_id, agent_id, session_id)}))
 
-    async def adelete_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                          session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None) -> int:
-        return await run_async(self._op("delete_all", {"filters": filters,
-                                                       **self._scope(user_id, agent_id, session_id)}))
+    async def adelete_all(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+    ) -> int:
+        return await run_async(
+            self._op("delete_all", {"filters": filters, **self._scope(user_id, agent_id, session_id)})
+        )
 
-    def flush(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-              session_id: Optional[str] = None) -> AddResult:
+    def flush(
+        self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None, session_id: Optional[str] = None
+    ) -> AddResult:
         return run_sync(self._op("flush", self._scope(user_id, agent_id, session_id), safe=True))
 
-    async def aflush(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                     session_id: Optional[str] = None) -> AddResult:
+    async def aflush(
+        self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None, session_id: Optional[str] = None
+    ) -> AddResult:
         return await run_async(self._op("flush", self._scope(user_id, agent_id, session_id), safe=True))
 
-    def summarize(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                  session_id: Optional[str] = None, window: str = "session", since: Any = None,
-                  until: Any = None) -> list[MemoryEntry]:
-        return run_sync(self._op("summarize", {"window": window, "since": since, "until": until,
-                                               **self._scope(user_id, agent_id, session_id)}, safe=True))
+    def summarize(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        window: str = "session",
+        since: Any = None,
+        until: Any = None,
+    ) -> list[MemoryEntry]:
+        return run_sync(
+            self._op(
+                "summarize",
+                {"window": window, "since": since, "until": until, **self._scope(user_id, agent_id, session_id)},
+                safe=True,
+            )
+        )
 
-    async def asummarize(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                         session_id: Optional[str] = None, window: str = "session", since: Any = None,
-                         until: Any = None) -> list[MemoryEntry]:
-        return await run_async(self._op("summarize", {"window": window, "since": since, "until": until,
-                                                      **self._scope(user_id, agent_id, session_id)}, safe=True))
+    async def asummarize(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        window: str = "session",
+        since: Any = None,
+        until: Any = None,
+    ) -> list[MemoryEntry]:
+        return await run_async(
+            self._op(
+                "summarize",
+                {"window": window, "since": since, "until": until, **self._scope(user_id, agent_id, session_id)},
+                safe=True,
+            )
+        )
 
-    def construct_update_queue_all_entries(self, top_k: int = 20, keep_top_n: int = 10, *,
-                                           user_id: Optional[str] = None) -> int:
-        return run_sync(self._op("construct_update_queue_all_entries", {"top_k": top_k, "keep_top_n": keep_top_n,
-                                                                        "user_id": user_id}, safe=True))
+    def construct_update_queue_all_entries(
+        self, top_k: int = 20, keep_top_n: int = 10, *, user_id: Optional[str] = None
+    ) -> int:
+        return run_sync(
+            self._op(
+                "construct_update_queue_all_entries",
+                {"top_k": top_k, "keep_top_n": keep_top_n, "user_id": user_id},
+                safe=True,
+            )
+        )
 
-    def offline_update_all_entries(self, score_threshold: float = 0.8, *, user_id: Optional[str] = None,
-                                   max_workers: int = 4) -> dict[str, int]:
-        return run_sync(self._op("offline_update_all_entries", {"score_threshold": score_threshold,
-                                                                "user_id": user_id}, safe=True))
+    def offline_update_all_entries(
+        self, score_threshold: float = 0.8, *, user_id: Optional[str] = None, max_workers: int = 4
+    ) -> dict[str, int]:
+        return run_sync(
+            self._op("offline_update_all_entries", {"score_threshold": score_threshold, "user_id": user_id}, safe=True)
+        )
 
-    async def aoffline_update_all_entries(self, score_threshold: float = 0.8, *, user_id: Optional[str] = None,
-                                          max_workers: int = 4) -> dict[str, int]:
-        return await run_async(self._op("offline_update_all_entries", {"score_threshold": score_threshold,
-                                                                       "user_id": user_id}, safe=True))
+    async def aoffline_update_all_entries(
+        self, score_threshold: float = 0.8, *, user_id: Optional[str] = None, max_workers: int = 4
+    ) -> dict[str, int]:
+        return await run_async(
+            self._op("offline_update_all_entries", {"score_threshold": score_threshold, "user_id": user_id}, safe=True)
+        )
 
     def import_records(self, records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
         return run_sync(self._op("import_records", {"records": [dict(r) for r in records]}, safe=True))
 
     # --- reads ------------------------------------------------------------------------------------
-    def retrieve(self, query: str, limit: int = 10, filters: Optional[Mapping[str, Any]] = None, *,
-                 user_id: Optional[str] = None, agent_id: Optional[str] = None, session_id: Optional[str] = None,
-                 strategy: Optional[str] = None, include_superseded: bool = False,
-                 hierarchical: Optional[bool] = None, now: Any = None,
-                 scopes: Optional[Sequence[Any]] = None) -> list[Hit]:
-        return run_sync(self._op("retrieve", {"query": query, "limit": limit, "filters": filters, "strategy": strategy,
-                                              "include_superseded": include_superseded, "hierarchical": hierarchical,
-                                              "now": now, "scopes": None if scopes is None else list(scopes),
-                                              **self._scope(user_id, agent_id, session_id)}))
+    def retrieve(
+        self,
+        query: str,
+        limit: int = 10,
+        filters: Optional[Mapping[str, Any]] = None,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        strategy: Optional[str] = None,
+        include_superseded: bool = False,
+        hierarchical: Optional[bool] = None,
+        now: Any = None,
+        scopes: Optional[Sequence[Any]] = None,
+    ) -> list[Hit]:
+        return run_sync(
+            self._op(
+                "retrieve",
+                {
+                    "query": query,
+                    "limit": limit,
+                    "filters": filters,
+                    "strategy": strategy,
+                    "include_superseded": include_superseded,
+                    "hierarchical": hierarchical,
+                    "now": now,
+                    "scopes": None if scopes is None else list(scopes),
+                    **self._scope(user_id, agent_id, session_id),
+                },
+            )
+        )
 
-    async def aretrieve(self, query: str, limit: int = 10, filters: Optional[Mapping[str, Any]] = None, *,
-                        user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                        session_id: Optional[str] = None, strategy: Optional[str] = None,
-                        include_superseded: bool = False, hierarchical: Optional[bool] = None, now: Any = None,
-                        scopes: Optional[Sequence[Any]] = None) -> list[Hit]:
-        return await run_async(self._op("retrieve", {
-            "query": query, "limit": limit, "filters": filters, "strategy": strategy,
-            "include_superseded": include_superseded, "hierarchical": hierarchical, "now": now,
-            "scopes": None if scopes is None else list(scopes), **self._scope(user_id, agent_id, session_id)}))
+    async def aretrieve(
+        self,
+        query: str,
+        limit: int = 10,
+        filters: Optional[Mapping[str, Any]] = None,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        strategy: Optional[str] = None,
+        include_superseded: bool = False,
+        hierarchical: Optional[bool] = None,
+        now: Any = None,
+        scopes: Optional[Sequence[Any]] = None,
+    ) -> list[Hit]:
+        return await run_async(
+            self._op(
+                "retrieve",
+                {
+                    "query": query,
+                    "limit": limit,
+                    "filters": filters,
+                    "strategy": strategy,
+                    "include_superseded": include_superseded,
+                    "hierarchical": hierarchical,
+                    "now": now,
+                    "scopes": None if scopes is None else list(scopes),
+                    **self._scope(user_id, agent_id, session_id),
+                },
+            )
+        )
 
-    def get(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-            session_id: Optional[str] = None) -> MemoryEntry:
+    def get(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+    ) -> MemoryEntry:
         return run_sync(self._op("get", {"memory_id": memory_id, **self._scope(user_id, agent_id, session_id)}))
 
-    async def aget(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                   session_id: Optional[str] = None) -> MemoryEntry:
+    async def aget(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+    ) -> MemoryEntry:
         return await run_async(self._op("get", {"memory_id": memory_id, **self._scope(user_id, agent_id, session_id)}))
 
-    def get_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None, limit: int = 100,
-                offset: int = 0, include_superseded: bool = False, after: Optional[str] = None) -> list[MemoryEntry]:
-        return run_sync(self._op("get_all", {"filters": filters, "limit": limit, "offset": offset,
-                                             "include_superseded": include_superseded, "after": after,
-                                             **self._scope(user_id, agent_id, session_id)}))
+    def get_all(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+        limit: int = 100,
+        offset: int = 0,
+        include_superseded: bool = False,
+        after: Optional[str] = None,
+    ) -> list[MemoryEntry]:
+        return run_sync(
+            self._op(
+                "get_all",
+                {
+                    "filters": filters,
+                    "limit": limit,
+                    "offset": offset,
+                    "include_superseded": include_superseded,
+                    "after": after,
+                    **self._scope(user_id, agent_id, session_id),
+                },
+            )
+        )
 
-    async def aget_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                       session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
-                       limit: int = 100, offset: int = 0, include_superseded: bool = False,
-                       after: Optional[str] = None) -> list[MemoryEntry]:
-        return await run_async(self._op("get_all", {"filters": filters, "limit": limit, "offset": offset,
-                                                    "include_superseded": include_superseded, "after": after,
-                                                    **self._scope(user_id, agent_id, session_id)}))
+    async def aget_all(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+        limit: int = 100,
+        offset: int = 0,
+        include_superseded: bool = False,
+        after: Optional[str] = None,
+    ) -> list[MemoryEntry]:
+        return await run_async(
+            self._op(
+                "get_all",
+                {
+                    "filters": filters,
+                    "limit": limit,
+                    "offset": offset,
+                    "include_superseded": include_superseded,
+                    "after": after,
+                    **self._scope(user_id, agent_id, session_id),
+                },
+            )
+        )
 
-    def get_page(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                 session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None, limit: int = 100,
-                 after: Optional[str] = None, include_superseded: bool = False) -> EntryPage:
-        return run_sync(self._op("get_page", {"filters": filters, "limit": limit, "after": after,
-                                              "include_superseded": include_superseded,
-                                              **self._scope(user_id, agent_id, session_id)}))
+    def get_page(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+        limit: int = 100,
+        after: Optional[str] = None,
+        include_superseded: bool = False,
+    ) -> EntryPage:
+        return run_sync(
+            self._op(
+                "get_page",
+                {
+                    "filters": filters,
+                    "limit": limit,
+                    "after": after,
+                    "include_superseded": include_superseded,
+                    **self._scope(user_id, agent_id, session_id),
+                },
+            )
+        )
 
-    async def aget_page(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                        session_id: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None,
-                        limit: int = 100, after: Optional[str] = None, include_superseded: bool = False) -> EntryPage:
-        return await run_async(self._op("get_page", {"filters": filters, "limit": limit, "after": after,
-                                                     "include_superseded": include_superseded,
-                                                     **self._scope(user_id, agent_id, session_id)}))
+    async def aget_page(
+        self,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+        filters: Optional[Mapping[str, Any]] = None,
+        limit: int = 100,
+        after: Optional[str] = None,
+        include_superseded: bool = False,
+    ) -> EntryPage:
+        return await run_async(
+            self._op(
+                "get_page",
+                {
+                    "filters": filters,
+                    "limit": limit,
+                    "after": after,
+                    "include_superseded": include_superseded,
+                    **self._scope(user_id, agent_id, session_id),
+                },
+            )
+        )
 
-    def history(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                session_id: Optional[str] = None) -> list[HistoryRecord]:
+    def history(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+    ) -> list[HistoryRecord]:
         return run_sync(self._op("history", {"memory_id": memory_id, **self._scope(user_id, agent_id, session_id)}))
 
-    async def ahistory(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                       session_id: Optional[str] = None) -> list[HistoryRecord]:
-        return await run_async(self._op("history", {"memory_id": memory_id,
-                                                    **self._scope(user_id, agent_id, session_id)}))
+    async def ahistory(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+    ) -> list[HistoryRecord]:
+        return await run_async(
+            self._op("history", {"memory_id": memory_id, **self._scope(user_id, agent_id, session_id)})
+        )
 
-    def source_turns(self, memory_id: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                     session_id: Optional[str] = None) -> list[Any]:
-        return run_sync(self._op("source_turns", {"memory_id": memory_id,
-                                                  **self._scope(user_id, agent_id, session_id)}))
+    def source_turns(
+        self,
+        memory_id: str,
+        *,
+        user_id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        session_id: Optional[str] = None,
+    ) -> list[Any]:
+        return run_sync(
+            self._op("source_turns", {"memory_id": memory_id, **self._scope(user_id, agent_id, session_id)})
+        )
 
-    def pending(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                session_id: Optional[str] = None) -> list[Any]:
+    def pending(
+        self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None, session_id: Optional[str] = None
+    ) -> list[Any]:
         return run_sync(self._op("pending", self._scope(user_id, agent_id, session_id)))
 
     def users(self) -> list[str]:
@@ -383,8 +706,9 @@ class RemoteMemory:
         return run_sync(self._op("get_token_statistics", {}))
 
     def export_records(self, *, user_id: Optional[str] = None) -> Iterator[dict[str, Any]]:
-        text, _ = self._http.request("GET", api.BY_NAME["export_records"].path,
-                                     {"user_id": user_id} if user_id else None, None, True, raw=True)
+        text, _ = self._http.request(
+            "GET", api.BY_NAME["export_records"].path, {"user_id": user_id} if user_id else None, None, True, raw=True
+        )
         for line in str(text).splitlines():
             if line.strip():
                 yield json.loads(line)

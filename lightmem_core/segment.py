@@ -224,8 +224,14 @@ def as_turns(turns: Sequence[Any], *, use_compressed: bool = False) -> list[Turn
             raise InvalidInputError(f"turns[{i}].content", f"expected a string, got {type(text).__name__}")
         speaker = _field(t, _SPEAKER_KEYS)
         tid = _field(t, _ID_KEYS)
-        out.append(Turn(text=text, speaker=None if speaker is None else str(speaker),
-                        id=None if tid is None else str(tid), time=_as_time(_field(t, _TIME_KEYS))))
+        out.append(
+            Turn(
+                text=text,
+                speaker=None if speaker is None else str(speaker),
+                id=None if tid is None else str(tid),
+                time=_as_time(_field(t, _TIME_KEYS)),
+            )
+        )
     return out
 
 
@@ -574,7 +580,9 @@ class AttentionSegmenter:
     ) -> None:
         self.config = config or SegmenterConfig()
         if embeddings not in ("separate", "shared", "embedder"):
-            raise ConfigError("segmenter.embeddings", f"expected 'separate', 'shared' or 'embedder', got {embeddings!r}")
+            raise ConfigError(
+                "segmenter.embeddings", f"expected 'separate', 'shared' or 'embedder', got {embeddings!r}"
+            )
         if embeddings == "embedder" and embedder is None:
             raise ConfigError("segmenter.embeddings", "'embedder' needs an embedder")
         if precision not in ("auto", "bf16", "fp32"):
@@ -654,8 +662,9 @@ class AttentionSegmenter:
                         # local only: a segmenter never downloads weights
                         with quiet_model_load():
                             tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-                            model = AutoModel.from_pretrained(path, attn_implementation="eager",
-                                                              local_files_only=True).eval()
+                            model = AutoModel.from_pretrained(
+                                path, attn_implementation="eager", local_files_only=True
+                            ).eval()
                     except (OSError, ValueError) as exc:
                         raise ConfigError("segmenter.model_path", f"cannot load {path!r} offline: {exc}") from None
                     self._tokenizer = tok
@@ -664,17 +673,20 @@ class AttentionSegmenter:
 
     # -- public API --
 
-    def segment(self, turns: Sequence[Any], *, windows: Optional[Sequence[Any]] = None,
-                embeddings: Optional[np.ndarray] = None) -> list[Segment]:
+    def segment(
+        self, turns: Sequence[Any], *, windows: Optional[Sequence[Any]] = None, embeddings: Optional[np.ndarray] = None
+    ) -> list[Segment]:
         """Segments of ``turns``. ``windows`` (e.g. ``SharedPass.windows`` of the
         LLMLingua-2 compressor, spans indexing into ``turns``) replaces the forward pass;
         ``embeddings`` (``[n, d]``) replaces the similarity level's embeddings."""
         ts = as_turns(turns, use_compressed=self.use_compressed)
-        return segments_from_boundaries(len(ts), self.boundaries(ts, windows=windows, embeddings=embeddings),
-                                        [t.id for t in ts])
+        return segments_from_boundaries(
+            len(ts), self.boundaries(ts, windows=windows, embeddings=embeddings), [t.id for t in ts]
+        )
 
-    def boundaries(self, turns: Sequence[Any], *, windows: Optional[Sequence[Any]] = None,
-                   embeddings: Optional[np.ndarray] = None) -> list[int]:
+    def boundaries(
+        self, turns: Sequence[Any], *, windows: Optional[Sequence[Any]] = None, embeddings: Optional[np.ndarray] = None
+    ) -> list[int]:
         """Indices ``i`` with a boundary before turn ``i`` (sorted, ``0 < i < n``)."""
         ts = as_turns(turns, use_compressed=self.use_compressed)
         n = len(ts)
@@ -740,8 +752,17 @@ class AttentionSegmenter:
         n = len(ts)
         a = backward_share(M, self.context)
         s = window_similarity(E, self.sim_window) if E is not None and len(E) == n else None
-        found = set(pick_boundaries(a, s, attention_cutoff=self.attention_cutoff, threshold=self.threshold,
-                                    radius=self.radius, sharp_drop=self.sharp_drop, n=n))
+        found = set(
+            pick_boundaries(
+                a,
+                s,
+                attention_cutoff=self.attention_cutoff,
+                threshold=self.threshold,
+                radius=self.radius,
+                sharp_drop=self.sharp_drop,
+                n=n,
+            )
+        )
         found.update(time_gap_boundaries([t.time for t in ts], self.gap_hours))
         return sorted(found)
 
@@ -778,8 +799,9 @@ class AttentionSegmenter:
 
         model, tok = self._load()
         cls, sep, pad = self._special_ids(tok)
-        ids = tok(self._texts(ts), add_special_tokens=False, truncation=True,
-                  max_length=self.max_turn_tokens)["input_ids"]
+        ids = tok(self._texts(ts), add_special_tokens=False, truncation=True, max_length=self.max_turn_tokens)[
+            "input_ids"
+        ]
         lead = 1 if cls is not None else 0
         lengths = [len(x) + (1 if sep is not None else 0) for x in ids]
         budget = self._window_budget(model) - lead
@@ -815,8 +837,12 @@ class AttentionSegmenter:
                 inp[r, : len(seqs[k])] = torch.tensor(seqs[k], dtype=torch.long)
                 mask[r, : len(seqs[k])] = 1
             with torch.inference_mode(), self._autocast(torch, model):
-                res = model(input_ids=inp.to(dev), attention_mask=mask.to(dev), output_attentions=True,
-                            output_hidden_states=want_hidden and not _is_base_model(model))
+                res = model(
+                    input_ids=inp.to(dev),
+                    attention_mask=mask.to(dev),
+                    output_attentions=True,
+                    output_hidden_states=want_hidden and not _is_base_model(model),
+                )
             atts = getattr(res, "attentions", None)
             if not atts:
                 raise StageNotAvailableError("the segmenter model returned no attentions (it needs eager attention)")
@@ -940,8 +966,9 @@ class SimilaritySegmenter:
         return segments_from_boundaries(len(ts), self.boundaries(ts, embeddings=embeddings), [t.id for t in ts])
 
 
-def create_segmenter(config: Optional[SegmenterConfig] = None, embedder: Any = None, compressor: Any = None,
-                     **kwargs: Any) -> TopicSegmenter:
+def create_segmenter(
+    config: Optional[SegmenterConfig] = None, embedder: Any = None, compressor: Any = None, **kwargs: Any
+) -> TopicSegmenter:
     """The segmenter a ``SegmenterConfig`` asks for.
 
     ``compressor``: when given (``precomp_topic_shared``) and it holds a loaded

@@ -45,25 +45,40 @@ class Resolver(Protocol):
 # these replaces the older; everything else (events, hobbies, sports, opinions)
 # accumulates: someone who runs and now also climbs still runs.
 _ATTRIBUTES: dict[str, re.Pattern[str]] = {
-    "residence": re.compile(r"\b(live[sd]?|living|moved|moving|relocat\w*|home(town)?|apartment|flat|house|"
-                            r"neighbou?rhood|settled|lease|address|based in|out in|born and raised)\b", re.I),
-    "job": re.compile(r"\b(work(s|ed|ing)?|job|employ\w*|hired|joined|role|position|company|boss|career|office|"
-                      r"colleagues?|team|teach(es|ing)?|taught|quit|left \w+( \w+)? for|start(ed|ing)? (at|as)|"
-                      r"promot\w*|intern\w*|retire\w*|freelanc\w*|"
-                      r"(i'?m|i am|as) an? [\w-]+( [\w-]+)? (at|for|with)\b)", re.I),
-    "diet": re.compile(r"\b(vegetarian|vegan|pescatarian|carnivore|diet|meat|gluten|keto|eat(ing|s)?|ate|food|"
-                       r"cuisine|spicy|mild|milk|dairy|cheese|pizza|sushi|restaurant|order(ing)?|snack|breakfast|"
-                       r"lunch|dinner|cook(ing)?)\b", re.I),
-    "relationship": re.compile(r"\b(married|marry|wife|husband|spouse|dating|date|boyfriend|girlfriend|partner|"
-                               r"engaged|fianc[ée]e?|divorc\w*|broke up|single|roommate|flatmate|best friend|"
-                               r"seeing (someone|anyone|each other))\b", re.I),
+    "residence": re.compile(
+        r"\b(live[sd]?|living|moved|moving|relocat\w*|home(town)?|apartment|flat|house|"
+        r"neighbou?rhood|settled|lease|address|based in|out in|born and raised)\b",
+        re.I,
+    ),
+    "job": re.compile(
+        r"\b(work(s|ed|ing)?|job|employ\w*|hired|joined|role|position|company|boss|career|office|"
+        r"colleagues?|team|teach(es|ing)?|taught|quit|left \w+( \w+)? for|start(ed|ing)? (at|as)|"
+        r"promot\w*|intern\w*|retire\w*|freelanc\w*|"
+        r"(i'?m|i am|as) an? [\w-]+( [\w-]+)? (at|for|with)\b)",
+        re.I,
+    ),
+    "diet": re.compile(
+        r"\b(vegetarian|vegan|pescatarian|carnivore|diet|meat|gluten|keto|eat(ing|s)?|ate|food|"
+        r"cuisine|spicy|mild|milk|dairy|cheese|pizza|sushi|restaurant|order(ing)?|snack|breakfast|"
+        r"lunch|dinner|cook(ing)?)\b",
+        re.I,
+    ),
+    "relationship": re.compile(
+        r"\b(married|marry|wife|husband|spouse|dating|date|boyfriend|girlfriend|partner|"
+        r"engaged|fianc[ée]e?|divorc\w*|broke up|single|roommate|flatmate|best friend|"
+        r"seeing (someone|anyone|each other))\b",
+        re.I,
+    ),
     "drink": re.compile(r"\b(coffee|tea|drink(ing|s)?|beer|wine|latte|espresso|matcha|soda|juice|alcohol\w*)\b", re.I),
     "pastime": re.compile(r"\b(hobby|hobbies|games?|gaming|pastime|free time|spare time|weekends?)\b", re.I),
 }
 _FAVOURITE = re.compile(r"\bfavou?rite\s+(\w+)", re.I)
-_CHANGE = re.compile(r"\b(now|these days|nowadays|anymore|any more|no longer|switch(ed)?|chang(ed|e)|mov(ed|ing)|"
-                     r"instead|used to|recently|new|started|quit|left|gave up|given up|broke up|finally|update|"
-                     r"got married|divorced|engaged|retired|since)\b", re.I)
+_CHANGE = re.compile(
+    r"\b(now|these days|nowadays|anymore|any more|no longer|switch(ed)?|chang(ed|e)|mov(ed|ing)|"
+    r"instead|used to|recently|new|started|quit|left|gave up|given up|broke up|finally|update|"
+    r"got married|divorced|engaged|retired|since)\b",
+    re.I,
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -118,8 +133,13 @@ class RuleResolver:
             if not changed:
                 continue
             attr = sorted(shared)[0]
-            out.append(Decision(old.id, "supersede",
-                                f"newer statement about {attr} ({', '.join(sorted(changed)[:4])}); similarity {score:.2f}"))
+            out.append(
+                Decision(
+                    old.id,
+                    "supersede",
+                    f"newer statement about {attr} ({', '.join(sorted(changed)[:4])}); similarity {score:.2f}",
+                )
+            )
         return out
         yield  # no LLM calls
 
@@ -147,8 +167,9 @@ class MergeRule:
 
 
 class LLMResolver:
-    def __init__(self, llm: Any, prompts: Optional[Prompts] = None, *, merge: MergeRule = MergeRule(),
-                 counts: Any = None) -> None:
+    def __init__(
+        self, llm: Any, prompts: Optional[Prompts] = None, *, merge: MergeRule = MergeRule(), counts: Any = None
+    ) -> None:
         self.llm = llm
         self.prompts = prompts or Prompts()
         self.merge = merge
@@ -159,9 +180,14 @@ class LLMResolver:
         lines = [f"NEW [{new.id}] ({when(new)}): {fold(new.memory)}", "EXISTING:"]
         lines += [f"[{e.id}] ({when(e)}): {fold(e.memory)}" for e, _ in candidates]
         system = self.prompts.system(self.prompts.update_decision)
-        system += ('\nDecide for every EXISTING memory; answer {"decisions": [{"id": "...", "action": '
-                   '"update" | "delete" | "ignore", "memory": "merged text or null", "reason": "..."}]}')
-        return [{"role": "system", "content": system}, {"role": "user", "content": "Memories (data):\n" + "\n".join(lines)}]
+        system += (
+            '\nDecide for every EXISTING memory; answer {"decisions": [{"id": "...", "action": '
+            '"update" | "delete" | "ignore", "memory": "merged text or null", "reason": "..."}]}'
+        )
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "Memories (data):\n" + "\n".join(lines)},
+        ]
 
     def decide(self, new: MemoryEntry, candidates: Sequence[tuple[MemoryEntry, float]]) -> Op[list[Decision]]:
         from .llm import complete_json_op
@@ -169,8 +195,9 @@ class LLMResolver:
         candidates = [(e, s) for e, s in candidates if e.id != new.id and e.is_current]
         if not candidates:
             return []
-        data = yield from complete_json_op(self.llm, self.messages(new, candidates), stage="update",
-                                           validate=lambda d: isinstance(d, dict))
+        data = yield from complete_json_op(
+            self.llm, self.messages(new, candidates), stage="update", validate=lambda d: isinstance(d, dict)
+        )
         items = data.get("decisions")
         if items is None and "action" in data:  # a single decision, for a single candidate
             items = [{**data, "id": candidates[0][0].id}]

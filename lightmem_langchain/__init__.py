@@ -30,13 +30,15 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._common import ScopePolicy
-    from .classic import LightMemClassicMemory
-    from .middleware import LightMemoryMiddleware
-    from .models import ChatModelLLM, LangChainEmbedder
-    from .retriever import LightMemRetriever
-    from .store import LightMemStore, NamespaceMapping
-    from .tools import create_memory_tools
+    from ._common import ScopePolicy as ScopePolicy
+    from .classic import LightMemClassicMemory as LightMemClassicMemory
+    from .middleware import LightMemoryMiddleware as LightMemoryMiddleware
+    from .models import ChatModelLLM as ChatModelLLM
+    from .models import LangChainEmbedder as LangChainEmbedder
+    from .retriever import LightMemRetriever as LightMemRetriever
+    from .store import LightMemStore as LightMemStore
+    from .store import NamespaceMapping as NamespaceMapping
+    from .tools import create_memory_tools as create_memory_tools
 
 
 def __getattr__(name: str) -> Any:

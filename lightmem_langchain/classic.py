@@ -73,8 +73,10 @@ class LightMemClassicMemory(BaseMemory):
         return {self.memory_key: text}
 
     def _turns(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> list[dict[str, str]]:
-        turns = [{"role": "user", "content": self._pick(inputs, self.input_key, "input")},
-                 {"role": "assistant", "content": self._pick(outputs, self.output_key, "output")}]
+        turns = [
+            {"role": "user", "content": self._pick(inputs, self.input_key, "input")},
+            {"role": "assistant", "content": self._pick(outputs, self.output_key, "output")},
+        ]
         return [t for t in turns if t["content"].strip()]
 
     def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -121,9 +121,13 @@ class LightMemoryMiddleware(AgentMiddleware[AgentState[Any], Any]):
         self.hierarchical = hierarchical
         self.strategy = strategy
         self.filters = dict(filters) if filters else None
-        self.policy = ScopePolicy(user_id=user_id, agent_id=agent_id, session_id=session_id,
-                                  session_from_thread=session_from_thread,
-                                  share_across_sessions=share_across_sessions)
+        self.policy = ScopePolicy(
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            session_from_thread=session_from_thread,
+            share_across_sessions=share_across_sessions,
+        )
         self.save = save
         self.min_score = min_score
         self.header = header
@@ -149,8 +153,12 @@ class LightMemoryMiddleware(AgentMiddleware[AgentState[Any], Any]):
             return None
         query = query[-MAX_QUERY_CHARS:]
         read = self.policy.read_scope(self.resolve_scope(request.runtime))
-        kwargs = {**retrieve_kwargs(strategy=self.strategy, hierarchical=self.hierarchical),
-                  **scope_kwargs(read), "limit": self.k, "filters": self.filters}
+        kwargs = {
+            **retrieve_kwargs(strategy=self.strategy, hierarchical=self.hierarchical),
+            **scope_kwargs(read),
+            "limit": self.k,
+            "filters": self.filters,
+        }
         # The same user message is recalled once per run, however many model calls the tool loop makes.
         last = next((m for m in reversed(request.messages) if getattr(m, "type", None) == "human"), None)
         key = (read, getattr(last, "id", None) or query)
@@ -219,7 +227,9 @@ class LightMemoryMiddleware(AgentMiddleware[AgentState[Any], Any]):
         return await handler(request)
 
     # --- save ------------------------------------------------------------------------------
-    def _save_args(self, state: Mapping[str, Any], runtime: Runtime[Any]) -> Optional[tuple[list[dict[str, Any]], Scope]]:
+    def _save_args(
+        self, state: Mapping[str, Any], runtime: Runtime[Any]
+    ) -> Optional[tuple[list[dict[str, Any]], Scope]]:
         if not self.save:
             return None
         turns = exchange_turns(state.get("messages") or [])
@@ -230,8 +240,12 @@ class LightMemoryMiddleware(AgentMiddleware[AgentState[Any], Any]):
     def _log_result(self, result: AddResult) -> None:
         if result.error:
             log.warning("LightMem kept the exchange pending: %s", result.error)
-        log.debug("LightMem saved %d turn(s), %d entr(y/ies), %d pending",
-                  len(result.turn_ids), len(result.added), result.pending_turns)
+        log.debug(
+            "LightMem saved %d turn(s), %d entr(y/ies), %d pending",
+            len(result.turn_ids),
+            len(result.added),
+            result.pending_turns,
+        )
 
     def _save_sync(self, turns: list[dict[str, Any]], scope: Scope) -> None:
         try:
@@ -241,8 +255,9 @@ class LightMemoryMiddleware(AgentMiddleware[AgentState[Any], Any]):
         except Exception as exc:  # noqa: BLE001
             self._failed("save", exc)
 
-    def _dispatch_save(self, state: Mapping[str, Any], runtime: Runtime[Any]
-                       ) -> Optional[tuple[list[dict[str, Any]], Scope]]:
+    def _dispatch_save(
+        self, state: Mapping[str, Any], runtime: Runtime[Any]
+    ) -> Optional[tuple[list[dict[str, Any]], Scope]]:
         """What the caller must save inline; None when there is nothing to save or the
         save went to the background worker."""
         try:

@@ -40,8 +40,9 @@ class ChatModelLLM(BaseLLM):
         invoke_kwargs: extra keyword arguments for every ``invoke`` (e.g. ``temperature``).
     """
 
-    def __init__(self, model: BaseChatModel, *, json_mode: bool = False,
-                 invoke_kwargs: Optional[dict[str, Any]] = None) -> None:
+    def __init__(
+        self, model: BaseChatModel, *, json_mode: bool = False, invoke_kwargs: Optional[dict[str, Any]] = None
+    ) -> None:
         super().__init__()
         self.model = model
         self.json_mode = json_mode
@@ -65,8 +66,14 @@ class ChatModelLLM(BaseLLM):
             prompt = sum(estimate_tokens(str(m.get("content", ""))) for m in messages)
             counted = Usage(prompt, estimate_tokens(text))
         meta = answer.response_metadata or {}
-        return Completion(text=text, usage=counted, raw=answer, model=meta.get("model_name") or meta.get("model"),
-                          finish_reason=meta.get("finish_reason"), usage_estimated=estimated)
+        return Completion(
+            text=text,
+            usage=counted,
+            raw=answer,
+            model=meta.get("model_name") or meta.get("model"),
+            finish_reason=meta.get("finish_reason"),
+            usage_estimated=estimated,
+        )
 
     def _complete(self, messages: list[dict[str, Any]], json_schema: Optional[dict[str, Any]]) -> Completion:
         answer = self.model.invoke(convert_to_messages(messages), **self._kwargs(json_schema))

@@ -23,8 +23,9 @@ from lightmem_core import Hit, InvalidInputError
 
 from ._common import hit_to_document, retrieve_kwargs
 
-_OVERRIDABLE = frozenset({"k", "filters", "user_id", "agent_id", "session_id", "strategy", "hierarchical",
-                          "include_superseded", "min_score"})
+_OVERRIDABLE = frozenset(
+    {"k", "filters", "user_id", "agent_id", "session_id", "strategy", "hierarchical", "include_superseded", "min_score"}
+)
 
 
 class LightMemRetriever(BaseRetriever):
@@ -44,7 +45,9 @@ class LightMemRetriever(BaseRetriever):
     session_id: Optional[str] = None
     k: int = Field(4, ge=1, le=1000, description="How many memories to return.")
     strategy: Optional[Literal["embedding", "context", "hybrid"]] = None
-    filters: Optional[dict[str, Any]] = Field(None, description="Core filters, e.g. {'time_stamp': {'gte': '2025-01-01'}}.")
+    filters: Optional[dict[str, Any]] = Field(
+        None, description="Core filters, e.g. {'time_stamp': {'gte': '2025-01-01'}}."
+    )
     hierarchical: Optional[bool] = None
     include_superseded: bool = False
     min_score: Optional[float] = None
@@ -52,13 +55,17 @@ class LightMemRetriever(BaseRetriever):
     def _options(self, overrides: dict[str, Any]) -> tuple[int, dict[str, Any], Optional[float]]:
         unknown = set(overrides) - _OVERRIDABLE
         if unknown:
-            raise InvalidInputError(",".join(sorted(unknown)), f"not an option of {type(self).__name__}; "
-                                    f"expected some of {sorted(_OVERRIDABLE)}")
+            raise InvalidInputError(
+                ",".join(sorted(unknown)),
+                f"not an option of {type(self).__name__}; expected some of {sorted(_OVERRIDABLE)}",
+            )
         opts = {name: overrides.get(name, getattr(self, name)) for name in _OVERRIDABLE}
-        kwargs = retrieve_kwargs(strategy=opts["strategy"], hierarchical=opts["hierarchical"],
-                                 include_superseded=opts["include_superseded"])
-        kwargs.update(filters=opts["filters"], user_id=opts["user_id"], agent_id=opts["agent_id"],
-                      session_id=opts["session_id"])
+        kwargs = retrieve_kwargs(
+            strategy=opts["strategy"], hierarchical=opts["hierarchical"], include_superseded=opts["include_superseded"]
+        )
+        kwargs.update(
+            filters=opts["filters"], user_id=opts["user_id"], agent_id=opts["agent_id"], session_id=opts["session_id"]
+        )
         return opts["k"], kwargs, opts["min_score"]
 
     @staticmethod

@@ -47,7 +47,6 @@ from langgraph.store.base import (
     BaseStore,
     GetOp,
     IndexConfig,
-    InvalidNamespaceError,
     Item,
     ListNamespacesOp,
     MatchCondition,
@@ -125,7 +124,7 @@ class NamespaceMapping(BaseModel):
     def home(self, user: str) -> Optional[tuple[str, ...]]:
         """The namespace a scope's memories that did not come through the store show in."""
         if user.startswith(_NS_SCOPE):
-            body = user[len(_NS_SCOPE):]
+            body = user[len(_NS_SCOPE) :]
             return tuple(unquote(p) for p in body.split(".")) if body else ()
         if user.startswith(_NS_HASHED):
             return None
@@ -200,8 +199,11 @@ def _compare(value: Any, condition: Any) -> bool:
             return all(_operator(value, op, arg) for op, arg in condition.items())
         return isinstance(value, dict) and all(_compare(value.get(k), c) for k, c in condition.items())
     if isinstance(condition, (list, tuple)):
-        return (isinstance(value, (list, tuple)) and len(value) == len(condition)
-                and all(_compare(v, c) for v, c in zip(value, condition)))
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) == len(condition)
+            and all(_compare(v, c) for v, c in zip(value, condition))
+        )
     return bool(value == condition)
 
 
@@ -317,8 +319,9 @@ class LightMemStore(BaseStore):
         self._sweeper: Optional[tuple[threading.Event, Future]] = None
 
     @classmethod
-    def from_path(cls, path: str, *, index: Optional[IndexConfig] = None, config: Optional[dict[str, Any]] = None,
-                  **kwargs: Any) -> "LightMemStore":
+    def from_path(
+        cls, path: str, *, index: Optional[IndexConfig] = None, config: Optional[dict[str, Any]] = None, **kwargs: Any
+    ) -> "LightMemStore":
         """A store on its own embedded memory at ``path``; ``index["embed"]`` (LangChain
         embeddings, a function or a provider string) becomes the memory's embedder.
         The store owns the memory: ``close()`` (or ``with``) closes it."""
@@ -392,8 +395,9 @@ class LightMemStore(BaseStore):
         home = self.mapping.home(entry.user_id)
         return home if home is not None else (entry.user_id,)
 
-    def _item(self, entry: MemoryEntry, score: Optional[float] = None, *, search: bool = False,
-              window: Optional[str] = None) -> Item:
+    def _item(
+        self, entry: MemoryEntry, score: Optional[float] = None, *, search: bool = False, window: Optional[str] = None
+    ) -> Item:
         meta = entry.metadata
         if KEY in meta:
             key, value = str(meta[KEY]), dict(meta.get(VALUE) or {})
@@ -423,8 +427,7 @@ class LightMemStore(BaseStore):
     def _entries_op(self, namespace: tuple[str, ...], scope: Scope, key: str) -> MemoryOp[list[MemoryEntry]]:
         """The memories behind ``key`` in exactly this namespace: one look-up by key and path."""
         where = scope_kwargs(scope)
-        found = yield mcall("get_all", **where, filters={"metadata": {KEY: key, PATH: _path(namespace)}},
-                            limit=1000)
+        found = yield mcall("get_all", **where, filters={"metadata": {KEY: key, PATH: _path(namespace)}}, limit=1000)
         if found or not _UUID.match(key) or self.mapping.home(scope.user_id) != namespace:
             return list(found)
         try:  # a memory that did not come through the store: its key is its id
@@ -487,10 +490,14 @@ class LightMemStore(BaseStore):
         now = _now()
         ttl = op.ttl if _number(op.ttl) else None
         meta: dict[str, Any] = {
-            KEY: key, VALUE: value, PATH: _path(namespace),
+            KEY: key,
+            VALUE: value,
+            PATH: _path(namespace),
             PREFIXES: [_path(namespace[:i]) for i in range(1, len(namespace) + 1)],
             CREATED: next((e.metadata[CREATED] for e in existing if CREATED in e.metadata), now.isoformat()),
-            UPDATED: now.isoformat(), NOINDEX: int(unindexed), TTL: ttl,
+            UPDATED: now.isoformat(),
+            NOINDEX: int(unindexed),
+            TTL: ttl,
             EXPIRES: now.timestamp() + ttl * 60 if ttl is not None else None,
         }
         if self.extract:
@@ -501,12 +508,21 @@ class LightMemStore(BaseStore):
             entry = by_field.pop(field, None)
             if entry is None:
                 continue
-            same = (entry.memory == text.strip() and ttl is None and
-                    {k: entry.metadata.get(k) for k in (VALUE, NOINDEX, TTL)} == {VALUE: value, NOINDEX: int(unindexed),
-                                                                               TTL: None})
+            same = (
+                entry.memory == text.strip()
+                and ttl is None
+                and {k: entry.metadata.get(k) for k in (VALUE, NOINDEX, TTL)}
+                == {VALUE: value, NOINDEX: int(unindexed), TTL: None}
+            )
             if not same:
-                yield mcall("update", entry.id, None if entry.memory == text.strip() else text, **where,
-                            metadata={**meta, FIELD: field}, reason=reason)
+                yield mcall(
+                    "update",
+                    entry.id,
+                    None if entry.memory == text.strip() else text,
+                    **where,
+                    metadata={**meta, FIELD: field},
+                    reason=reason,
+                )
         for entry in by_field.values():  # fields the new value no longer has
             yield mcall("delete", entry.id, **where, reason=reason)
         have = {e.metadata.get(FIELD) for e in existing}
@@ -514,10 +530,18 @@ class LightMemStore(BaseStore):
         if new:
             yield from self._add_op(namespace, key, new, meta, where)
 
-    def _add_op(self, namespace: tuple[str, ...], key: str, texts: list[tuple[Optional[str], str]],
-                meta: dict[str, Any], where: dict[str, Any]) -> MemoryOp[list[MemoryEntry]]:
-        turns = [{"id": self._turn_id(namespace, key, f), "role": self.role, "content": t,
-                  "metadata": {**meta, FIELD: f}} for f, t in texts]
+    def _add_op(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        texts: list[tuple[Optional[str], str]],
+        meta: dict[str, Any],
+        where: dict[str, Any],
+    ) -> MemoryOp[list[MemoryEntry]]:
+        turns = [
+            {"id": self._turn_id(namespace, key, f), "role": self.role, "content": t, "metadata": {**meta, FIELD: f}}
+            for f, t in texts
+        ]
         result = yield mcall("add_memory", turns, infer=False, **where)
         again = [t for t in turns if t["id"] in result.duplicate_turn_ids]
         added = list(result.added)
@@ -527,23 +551,33 @@ class LightMemStore(BaseStore):
             added += (yield mcall("add_memory", again, infer=False, **where)).added
         return added
 
-    def _put_extracted_op(self, namespace: tuple[str, ...], key: str, texts: list[tuple[Optional[str], str]],
-                          meta: dict[str, Any], existing: list[MemoryEntry], where: dict[str, Any],
-                          reason: str) -> MemoryOp[None]:
+    def _put_extracted_op(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        texts: list[tuple[Optional[str], str]],
+        meta: dict[str, Any],
+        existing: list[MemoryEntry],
+        where: dict[str, Any],
+        reason: str,
+    ) -> MemoryOp[None]:
         """``extract=True``: the value goes through the memory's extraction (LLM facts), and
         every fact made from it is tagged with the key."""
         for entry in existing:
             yield mcall("delete", entry.id, **where, reason=reason)
         turn_id = f"{self._turn_id(namespace, key, None)}-{uuid.uuid4().hex[:12]}"
         text = "\n".join(t for _, t in texts)
-        result = yield mcall("add_memory", [{"id": turn_id, "role": self.role, "content": text}], force_extract=True,
-                             **where)
+        result = yield mcall(
+            "add_memory", [{"id": turn_id, "role": self.role, "content": text}], force_extract=True, **where
+        )
         if result.error:
             raise LLMError(f"put {key!r}: extraction failed, the value is journaled and pending: {result.error}")
         mine = [e for e in result.added if turn_id in e.source_ids]
         if not mine:
-            raise LightMemError(f"put {key!r}: extraction made no memory of the value (merged into an existing one "
-                                "by online update, or filtered out by messages_use)")
+            raise LightMemError(
+                f"put {key!r}: extraction made no memory of the value (merged into an existing one "
+                "by online update, or filtered out by messages_use)"
+            )
         for entry in mine:
             yield mcall("update", entry.id, None, **where, metadata={**meta, FIELD: None}, reason=reason)
 
@@ -551,8 +585,12 @@ class LightMemStore(BaseStore):
     def _expire_op(self, entries: Sequence[MemoryEntry], scope: Scope) -> MemoryOp[None]:
         for entry in entries:
             try:
-                yield mcall("delete", entry.id, **scope_kwargs(scope),
-                            reason=f"expired: TTL of {entry.metadata.get(TTL)} minutes")
+                yield mcall(
+                    "delete",
+                    entry.id,
+                    **scope_kwargs(scope),
+                    reason=f"expired: TTL of {entry.metadata.get(TTL)} minutes",
+                )
             except NotFoundError:  # swept by another reader meanwhile
                 pass
 
@@ -566,8 +604,14 @@ class LightMemStore(BaseStore):
             due = now + float(ttl) * 60
             if due - float(entry.metadata.get(EXPIRES) or 0.0) > 0.01 * float(ttl) * 60:
                 try:
-                    yield mcall("update", entry.id, None, **scope_kwargs(scope), metadata={EXPIRES: due},
-                                reason="TTL refreshed on read")
+                    yield mcall(
+                        "update",
+                        entry.id,
+                        None,
+                        **scope_kwargs(scope),
+                        metadata={EXPIRES: due},
+                        reason="TTL refreshed on read",
+                    )
                 except NotFoundError:
                     pass
 
@@ -584,8 +628,9 @@ class LightMemStore(BaseStore):
         now = time.time()
         for user in self._all_users():
             while True:
-                expired = yield mcall("get_all", user_id=user, filters={f"metadata.{EXPIRES}": {"lte": now}},
-                                      limit=_PAGE)
+                expired = yield mcall(
+                    "get_all", user_id=user, filters={f"metadata.{EXPIRES}": {"lte": now}}, limit=_PAGE
+                )
                 if not expired:
                     break
                 yield from self._expire_op(expired, Scope(user_id=user))
@@ -644,7 +689,8 @@ class LightMemStore(BaseStore):
 
         def wanted(item: Item) -> bool:
             return item.namespace[: len(prefix)] == prefix and all(
-                _compare(_at(item.value, k), c) for k, c in (op.filter or {}).items())
+                _compare(_at(item.value, k), c) for k, c in (op.filter or {}).items()
+            )
 
         found: list[tuple[Optional[float], SearchItem, MemoryEntry, Scope]] = []
         for user, by_path in self.mapping.covering(prefix, self._all_users()):
@@ -653,8 +699,9 @@ class LightMemStore(BaseStore):
             if by_path:
                 flt[f"metadata.{PREFIXES}"] = _path(prefix)
             if op.query:
-                found += yield from self._ranked_op(op.query, scope, {**flt, f"metadata.{NOINDEX}": {"nin": [1]}},
-                                                    want, wanted)
+                found += yield from self._ranked_op(
+                    op.query, scope, {**flt, f"metadata.{NOINDEX}": {"nin": [1]}}, want, wanted
+                )
             else:
                 found += yield from self._listed_op(scope, flt, want, wanted)
         if op.query and len({(i.namespace, i.key) for _, i, _, _ in found}) < want:
@@ -663,8 +710,10 @@ class LightMemStore(BaseStore):
                 flt = {**pushed, **self._live(now), f"metadata.{NOINDEX}": 1}
                 if by_path:
                     flt[f"metadata.{PREFIXES}"] = _path(prefix)
-                found += [(None, i, e, s) for _, i, e, s in (yield from self._listed_op(Scope(user_id=user), flt,
-                                                                                      want, wanted))]
+                found += [
+                    (None, i, e, s)
+                    for _, i, e, s in (yield from self._listed_op(Scope(user_id=user), flt, want, wanted))
+                ]
         if op.query:
             # LightMem's retrieval chooses the candidates (meaning, keywords, time); they come
             # back by similarity, as LangGraph's stores order them, over every scope alike
@@ -679,14 +728,15 @@ class LightMemStore(BaseStore):
             if ident not in seen:
                 seen.add(ident)
                 items.append((item, entry, scope))
-        page = items[op.offset: want]
+        page = items[op.offset : want]
         if op.refresh_ttl:
             for _, entry, scope in page:
                 yield from self._refresh_op([entry], scope, now)
         return [item for item, _, _ in page]
 
-    def _ranked_op(self, query: str, scope: Scope, flt: dict[str, Any], want: int,
-                   wanted: Any) -> MemoryOp[list[tuple[Optional[float], SearchItem, MemoryEntry, Scope]]]:
+    def _ranked_op(
+        self, query: str, scope: Scope, flt: dict[str, Any], want: int, wanted: Any
+    ) -> MemoryOp[list[tuple[Optional[float], SearchItem, MemoryEntry, Scope]]]:
         """The scope's items for a query, in retrieval order, until ``want`` keys pass the exact filter."""
         n = min(_MAX_HITS, max(3 * want, 30))  # deeper than the page: the page is re-ordered by similarity
         while True:
@@ -704,8 +754,9 @@ class LightMemStore(BaseStore):
                 return out
             n = min(_MAX_HITS, n * 4)
 
-    def _listed_op(self, scope: Scope, flt: dict[str, Any], want: int,
-                   wanted: Any) -> MemoryOp[list[tuple[Optional[float], SearchItem, MemoryEntry, Scope]]]:
+    def _listed_op(
+        self, scope: Scope, flt: dict[str, Any], want: int, wanted: Any
+    ) -> MemoryOp[list[tuple[Optional[float], SearchItem, MemoryEntry, Scope]]]:
         """The scope's items in time order, page by page, until ``want`` keys pass the exact filter."""
         out: list[tuple[Optional[float], SearchItem, MemoryEntry, Scope]] = []
         keys: set[tuple[tuple[str, ...], str]] = set()
@@ -730,7 +781,7 @@ class LightMemStore(BaseStore):
                 prefix = max(prefix, tuple(c.path), key=len)
         now = time.time()
         found: set[tuple[str, ...]] = set()
-        for user, by_path in self.mapping.covering(prefix, self._all_users()):
+        for user, _by_path in self.mapping.covering(prefix, self._all_users()):
             home = self.mapping.home(user)
             where = {"user_id": user, "filters": self._live(now)}
             if user.startswith(_NS_SCOPE) and home is not None:  # a scope of one namespace: is anything in it?
@@ -747,7 +798,7 @@ class LightMemStore(BaseStore):
         names = [ns for ns in found if all(_ns_matches(ns, c) for c in conditions)]
         if op.max_depth is not None:
             names = [ns[: op.max_depth] for ns in names]
-        return sorted(set(names))[op.offset: op.offset + op.limit]
+        return sorted(set(names))[op.offset : op.offset + op.limit]
 
     # --- convenience -------------------------------------------------------------------------
     def remember_users(self, *user_ids: str) -> None:
@@ -760,7 +811,7 @@ def _ns_matches(namespace: tuple[str, ...], condition: MatchCondition) -> bool:
     path = tuple(condition.path)
     if len(namespace) < len(path):
         return False
-    part = namespace[: len(path)] if condition.match_type == "prefix" else namespace[len(namespace) - len(path):]
+    part = namespace[: len(path)] if condition.match_type == "prefix" else namespace[len(namespace) - len(path) :]
     return all(p == "*" or p == n for p, n in zip(path, part))
 
 

@@ -21,16 +21,28 @@ from pydantic import BaseModel, Field
 
 from lightmem_core import Hit, LightMemError, MemoryEntry, Scope
 
-from ._common import MemoryOp, ScopePolicy, adrive, as_scope, drive, entry_metadata, mcall, retrieve_kwargs, scope_kwargs
+from ._common import (
+    MemoryOp,
+    ScopePolicy,
+    adrive,
+    as_scope,
+    drive,
+    entry_metadata,
+    mcall,
+    retrieve_kwargs,
+    scope_kwargs,
+)
 
 TOOL_NAMES = ("save", "search", "update", "delete")
 
 
 class SaveMemoryInput(BaseModel):
-    content: str = Field(description="The fact to remember, self-contained, e.g. 'Maya is allergic to peanuts.'",
-                         min_length=1, max_length=4000)
-    time_stamp: Optional[str] = Field(
-        None, description="When it happened or was said (ISO 8601), if not now.")
+    content: str = Field(
+        description="The fact to remember, self-contained, e.g. 'Maya is allergic to peanuts.'",
+        min_length=1,
+        max_length=4000,
+    )
+    time_stamp: Optional[str] = Field(None, description="When it happened or was said (ISO 8601), if not now.")
 
 
 class SearchMemoryInput(BaseModel):
@@ -62,8 +74,16 @@ def _hit_line(hit: Hit) -> str:
 class _MemoryTools:
     """The operations behind the tools, each written once for sync and async."""
 
-    def __init__(self, memory: Any, scope: Optional[Scope], policy: ScopePolicy, k: int, speaker_name: Optional[str],
-                 strategy: Optional[str], hierarchical: Optional[bool]) -> None:
+    def __init__(
+        self,
+        memory: Any,
+        scope: Optional[Scope],
+        policy: ScopePolicy,
+        k: int,
+        speaker_name: Optional[str],
+        strategy: Optional[str],
+        hierarchical: Optional[bool],
+    ) -> None:
         self.memory = memory
         self.scope = scope
         self.policy = policy
@@ -82,8 +102,9 @@ class _MemoryTools:
     def read_scope(self, runtime: Optional[ToolRuntime]) -> Scope:
         return self.policy.read_scope(self.write_scope(runtime))
 
-    def save(self, runtime: Optional[ToolRuntime], content: str, time_stamp: Optional[str] = None
-             ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
+    def save(
+        self, runtime: Optional[ToolRuntime], content: str, time_stamp: Optional[str] = None
+    ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
         turn: dict[str, Any] = {"role": "user", "content": content}
         if self.speaker_name:
             turn["speaker_name"] = self.speaker_name
@@ -95,36 +116,53 @@ class _MemoryTools:
         if not result.added:
             return "Nothing new to save (already known).", []
         lines = "\n".join(_line(e) for e in result.added)
-        return f"Saved {len(result.added)} memory(ies):\n{lines}", [entry_metadata(e) | {"memory": e.memory}
-                                                                    for e in result.added]
+        return f"Saved {len(result.added)} memory(ies):\n{lines}", [
+            entry_metadata(e) | {"memory": e.memory} for e in result.added
+        ]
 
-    def search(self, runtime: Optional[ToolRuntime], query: str, k: Optional[int] = None
-               ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
+    def search(
+        self, runtime: Optional[ToolRuntime], query: str, k: Optional[int] = None
+    ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
         opts = retrieve_kwargs(strategy=self.strategy, hierarchical=self.hierarchical)
         hits = yield mcall("retrieve", query, k or self.k, **scope_kwargs(self.read_scope(runtime)), **opts)
         if not hits:
             return "No memories found.", []
         return "\n".join(_hit_line(h) for h in hits), [
-            entry_metadata(h.entry) | {"memory": h.entry.memory, "window": h.window, "score": h.score} for h in hits]
+            entry_metadata(h.entry) | {"memory": h.entry.memory, "window": h.window, "score": h.score} for h in hits
+        ]
 
-    def update(self, runtime: Optional[ToolRuntime], memory_id: str, content: str, reason: Optional[str] = None
-               ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
-        entry = yield mcall("update", memory_id, content, **scope_kwargs(self.read_scope(runtime)),
-                            reason=reason or "updated by the agent")
+    def update(
+        self, runtime: Optional[ToolRuntime], memory_id: str, content: str, reason: Optional[str] = None
+    ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
+        entry = yield mcall(
+            "update",
+            memory_id,
+            content,
+            **scope_kwargs(self.read_scope(runtime)),
+            reason=reason or "updated by the agent",
+        )
         return f"Updated: {_line(entry)}", [entry_metadata(entry) | {"memory": entry.memory}]
 
-    def delete(self, runtime: Optional[ToolRuntime], memory_id: str, reason: Optional[str] = None
-               ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
-        yield mcall("delete", memory_id, **scope_kwargs(self.read_scope(runtime)),
-                    reason=reason or "deleted by the agent")
+    def delete(
+        self, runtime: Optional[ToolRuntime], memory_id: str, reason: Optional[str] = None
+    ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
+        yield mcall(
+            "delete", memory_id, **scope_kwargs(self.read_scope(runtime)), reason=reason or "deleted by the agent"
+        )
         return f"Deleted memory {memory_id}.", [{"id": memory_id}]
 
 
 _SPECS: dict[str, tuple[type[BaseModel], str]] = {
-    "save": (SaveMemoryInput, "Save a fact about the user or the conversation to long-term memory, so it can be "
-             "recalled in later conversations. Use for stable facts, preferences, plans and corrections."),
-    "search": (SearchMemoryInput, "Search long-term memory (earlier conversations and saved facts). Returns one "
-               "memory per line as '[id] time memory'."),
+    "save": (
+        SaveMemoryInput,
+        "Save a fact about the user or the conversation to long-term memory, so it can be "
+        "recalled in later conversations. Use for stable facts, preferences, plans and corrections.",
+    ),
+    "search": (
+        SearchMemoryInput,
+        "Search long-term memory (earlier conversations and saved facts). Returns one "
+        "memory per line as '[id] time memory'.",
+    ),
     "update": (UpdateMemoryInput, "Replace the text of a memory that is wrong or outdated (use the id from search)."),
     "delete": (DeleteMemoryInput, "Delete a memory that is wrong or that the user asked to forget (id from search)."),
 }
@@ -167,8 +205,14 @@ def _make_tool(ops: _MemoryTools, action: str, name: str) -> StructuredTool:
             raise ToolException(str(exc)) from exc
 
     return _MemoryTool.from_function(
-        func=run, coroutine=arun, name=name, description=description, args_schema=schema,
-        response_format="content_and_artifact", handle_tool_error=True, handle_validation_error=True,
+        func=run,
+        coroutine=arun,
+        name=name,
+        description=description,
+        args_schema=schema,
+        response_format="content_and_artifact",
+        handle_tool_error=True,
+        handle_validation_error=True,
         infer_schema=False,
     )
 

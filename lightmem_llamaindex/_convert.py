@@ -48,8 +48,9 @@ def message_text(message: ChatMessage) -> str:
     return "\n".join(b.text for b in message.blocks if isinstance(b, TextBlock) and b.text).strip()
 
 
-def to_turns(messages: Iterable[ChatMessage], *, include_system: bool = False,
-             max_chars: Optional[int] = None) -> list[dict[str, Any]]:
+def to_turns(
+    messages: Iterable[ChatMessage], *, include_system: bool = False, max_chars: Optional[int] = None
+) -> list[dict[str, Any]]:
     """``ChatMessage`` objects as the core's message dicts.
 
     Messages without text (an assistant message that only calls tools) are skipped;
@@ -95,7 +96,7 @@ def query_from(messages: Optional[Sequence[ChatMessage]], input: Any = None, win
     users = [t for t in (message_text(m) for m in (messages or []) if m.role == MessageRole.USER) if t]
     if not users and messages:
         users = [t for t in (message_text(m) for m in messages) if t][-1:]
-    return "\n".join(users[-max(1, window):])
+    return "\n".join(users[-max(1, window) :])
 
 
 def is_summary(hit: Hit) -> bool:
@@ -135,6 +136,9 @@ def without_recent(hits: Sequence[Hit], recent: set[str], limit: int) -> list[Hi
     in the recent chat is in the prompt already.
     """
     summaries = [h for h in hits if is_summary(h)]
-    entries = [h for h in hits if not is_summary(h)
-               and not (recent and h.entry.source_ids and set(h.entry.source_ids) <= recent)]
+    entries = [
+        h
+        for h in hits
+        if not is_summary(h) and not (recent and h.entry.source_ids and set(h.entry.source_ids) <= recent)
+    ]
     return summaries + entries[:limit]

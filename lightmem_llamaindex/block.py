@@ -117,25 +117,35 @@ class LightMemMemoryBlock(BaseMemoryBlock[str]):
         if not turns:
             return
         result = await self.lightmem.aadd_memory(
-            turns, user_id=self.user_id, agent_id=self.agent_id, session_id=session_id,
+            turns,
+            user_id=self.user_id,
+            agent_id=self.agent_id,
+            session_id=session_id,
             force_extract=self.force_extract,
         )
         if result.error:
             log.warning("LightMem kept %d turn(s) pending: %s", result.pending_turns, result.error)
 
     # --- reads --------------------------------------------------------------------------
-    async def _aget(self, messages: Optional[List[ChatMessage]] = None, session_id: Optional[str] = None,
-                    **block_kwargs: Any) -> str:
+    async def _aget(
+        self, messages: Optional[List[ChatMessage]] = None, session_id: Optional[str] = None, **block_kwargs: Any
+    ) -> str:
         if self.save_every_turn and not self._fed_every_turn and messages and not self._warned:
             self._warned = True
-            log.warning("LightMemMemoryBlock(save_every_turn=True) is inside a plain Memory, which only flushes "
-                        "on overflow; use LightMemChatMemory to save every turn")
+            log.warning(
+                "LightMemMemoryBlock(save_every_turn=True) is inside a plain Memory, which only flushes "
+                "on overflow; use LightMemChatMemory to save every turn"
+            )
         query = query_from(messages, block_kwargs.get("input"), self.query_window)
         if not query:
             return ""
         recent = recent_turn_ids(messages)  # saved every turn: the current chat is journaled already
         hits = await self.lightmem.aretrieve(
-            query, fetch_limit(self.limit, recent), self.filters, user_id=self.user_id, agent_id=self.agent_id,
+            query,
+            fetch_limit(self.limit, recent),
+            self.filters,
+            user_id=self.user_id,
+            agent_id=self.agent_id,
             session_id=(self.session_id or session_id) if self.session_scoped_reads else None,
             hierarchical=self.hierarchical,
         )
@@ -205,8 +215,13 @@ class LightMemChatMemory(Memory):
         **memory_kwargs: Any,
     ) -> "LightMemChatMemory":
         """A ``Memory`` with one ``LightMemMemoryBlock`` for ``user_id``; the session id is shared."""
-        block = LightMemMemoryBlock(lightmem=lightmem, user_id=user_id, agent_id=agent_id,
-                                    save_every_turn=save_every_turn, **(block_kwargs or {}))
+        block = LightMemMemoryBlock(
+            lightmem=lightmem,
+            user_id=user_id,
+            agent_id=agent_id,
+            save_every_turn=save_every_turn,
+            **(block_kwargs or {}),
+        )
         return cls.from_defaults(session_id=session_id, memory_blocks=[block], **memory_kwargs)  # type: ignore[return-value]
 
     def _every_turn_blocks(self) -> list[LightMemMemoryBlock]:

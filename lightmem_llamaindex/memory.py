@@ -71,7 +71,9 @@ class LightMemMemory(BaseMemory):
 
     def __init__(self, lightmem: LightMemory, *, primary_memory: Optional[BaseMemory] = None, **data: Any) -> None:
         if not isinstance(lightmem, (LightMemory, RemoteMemory)):
-            raise TypeError(f"lightmem must be a lightmem_core.LightMemory or RemoteMemory, got {type(lightmem).__name__}")
+            raise TypeError(
+                f"lightmem must be a lightmem_core.LightMemory or RemoteMemory, got {type(lightmem).__name__}"
+            )
         if primary_memory is None:
             primary_memory = Memory.from_defaults(session_id=data.get("session_id"))
         super().__init__(primary_memory=primary_memory, **data)
@@ -107,8 +109,7 @@ class LightMemMemory(BaseMemory):
         if token_limit is not None:
             mem_kwargs["token_limit"] = token_limit
         primary = Memory.from_defaults(**mem_kwargs)
-        out = cls(lightmem, primary_memory=primary, user_id=user_id, agent_id=agent_id, session_id=session_id,
-                  **kwargs)
+        out = cls(lightmem, primary_memory=primary, user_id=user_id, agent_id=agent_id, session_id=session_id, **kwargs)
         out._owns_lightmem = owned
         return out
 
@@ -127,8 +128,11 @@ class LightMemMemory(BaseMemory):
         return {"user_id": self.user_id, "agent_id": self.agent_id, "session_id": self.session_id}
 
     def _read_scope(self) -> dict[str, Optional[str]]:
-        return {"user_id": self.user_id, "agent_id": self.agent_id,
-                "session_id": self.session_id if self.session_scoped_reads else None}
+        return {
+            "user_id": self.user_id,
+            "agent_id": self.agent_id,
+            "session_id": self.session_id if self.session_scoped_reads else None,
+        }
 
     def _report(self, result: AddResult) -> None:
         if result.error:
@@ -162,8 +166,13 @@ class LightMemMemory(BaseMemory):
         if not query:
             return self._with_memories(messages, [])
         recent = recent_turn_ids(messages)
-        hits = self._lightmem.retrieve(query, fetch_limit(self.search_limit, recent), self.filters,
-                                       hierarchical=self.hierarchical, **self._read_scope())
+        hits = self._lightmem.retrieve(
+            query,
+            fetch_limit(self.search_limit, recent),
+            self.filters,
+            hierarchical=self.hierarchical,
+            **self._read_scope(),
+        )
         return self._with_memories(messages, without_recent(hits, recent, self.search_limit))
 
     async def aget(self, input: Optional[str] = None, **kwargs: Any) -> List[ChatMessage]:
@@ -172,8 +181,13 @@ class LightMemMemory(BaseMemory):
         if not query:
             return self._with_memories(messages, [])
         recent = recent_turn_ids(messages)
-        hits = await self._lightmem.aretrieve(query, fetch_limit(self.search_limit, recent), self.filters,
-                                              hierarchical=self.hierarchical, **self._read_scope())
+        hits = await self._lightmem.aretrieve(
+            query,
+            fetch_limit(self.search_limit, recent),
+            self.filters,
+            hierarchical=self.hierarchical,
+            **self._read_scope(),
+        )
         return self._with_memories(messages, without_recent(hits, recent, self.search_limit))
 
     def get_all(self) -> List[ChatMessage]:

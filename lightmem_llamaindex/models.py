@@ -22,8 +22,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.llms.llm import LLM as LlamaLLM
 
-from lightmem_core import LightMemory, MemoryConfig
-from lightmem_core import BaseLLM, Completion, Usage, embedding_matrix, estimate_tokens
+from lightmem_core import BaseLLM, Completion, LightMemory, MemoryConfig, Usage, embedding_matrix, estimate_tokens
 
 log = logging.getLogger(__name__)
 

@@ -94,7 +94,9 @@ class LightMemRetriever(BaseRetriever):
         verbose: bool = False,
     ) -> None:
         if not isinstance(lightmem, (LightMemory, RemoteMemory)):
-            raise TypeError(f"lightmem must be a lightmem_core.LightMemory or RemoteMemory, got {type(lightmem).__name__}")
+            raise TypeError(
+                f"lightmem must be a lightmem_core.LightMemory or RemoteMemory, got {type(lightmem).__name__}"
+            )
         super().__init__(callback_manager=callback_manager, verbose=verbose)
         self.lightmem = lightmem
         self.user_id = user_id
@@ -108,8 +110,11 @@ class LightMemRetriever(BaseRetriever):
 
     def _kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
-            "user_id": self.user_id, "agent_id": self.agent_id, "session_id": self.session_id,
-            "strategy": self.strategy, "include_superseded": self.include_superseded,
+            "user_id": self.user_id,
+            "agent_id": self.agent_id,
+            "session_id": self.session_id,
+            "strategy": self.strategy,
+            "include_superseded": self.include_superseded,
             "hierarchical": self.hierarchical,
         }
         return kwargs

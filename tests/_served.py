@@ -24,8 +24,9 @@ class Served:
         self.port = free_port()
         self.settings = ServerSettings(port=self.port, **settings)
         self.app = create_app(memory, keys=keys, settings=self.settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
         self.thread = threading.Thread(target=self.server.run, name="lightmem-served", daemon=True)
 
     @property

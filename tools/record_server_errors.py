@@ -31,15 +31,26 @@ def main() -> None:
     try:
         long_prompt = " ".join(f"word{i}" for i in range(1500))
         cases = {
-            "context_overflow": {"model": "local", "max_tokens": 16,
-                                 "messages": [{"role": "user", "content": long_prompt}]},
-            "json_schema": {"model": "local", "max_tokens": 16,
-                            "messages": [{"role": "user", "content": "Reply with a JSON object."}],
-                            "response_format": {"type": "json_schema", "json_schema": {
-                                "name": "answer", "schema": {"type": "object"}}}},
-            "json_object": {"model": "local", "max_tokens": 16,
-                            "messages": [{"role": "user", "content": "Reply with a JSON object."}],
-                            "response_format": {"type": "json_object"}},
+            "context_overflow": {
+                "model": "local",
+                "max_tokens": 16,
+                "messages": [{"role": "user", "content": long_prompt}],
+            },
+            "json_schema": {
+                "model": "local",
+                "max_tokens": 16,
+                "messages": [{"role": "user", "content": "Reply with a JSON object."}],
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": {"type": "object"}},
+                },
+            },
+            "json_object": {
+                "model": "local",
+                "max_tokens": 16,
+                "messages": [{"role": "user", "content": "Reply with a JSON object."}],
+                "response_format": {"type": "json_object"},
+            },
         }
         out = {"server": local_llm.LLAMA_CPP_PYTHON, "model": "SmolLM2-135M-Instruct Q4_1", "n_ctx": N_CTX}
         for name, body in cases.items():

@@ -69,9 +69,17 @@ class Key:
         return f"key:{self.name}" + (f"/{agent_id}" if agent_id else "")
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "users": list(self.users), "read_users": list(self.read_users),
-                "agents": None if self.agents is None else list(self.agents), "read_only": self.read_only,
-                "admin": self.admin, "created_at": self.created_at, "revoked_at": self.revoked_at}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "users": list(self.users),
+            "read_users": list(self.read_users),
+            "agents": None if self.agents is None else list(self.agents),
+            "read_only": self.read_only,
+            "admin": self.admin,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
 
 
 ADMIN = Key(id="local", name="local-admin", admin=True)  # the single-user token (LIGHTMEM_MCP_TOKEN), and no-key stdio
@@ -102,37 +110,63 @@ class KeyStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, salt BLOB NOT NULL,"
-                         " hash BLOB NOT NULL, grants TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, salt BLOB NOT NULL,"
+            " hash BLOB NOT NULL, grants TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)"
+        )
         self._verified: dict[bytes, str] = {}  # digest of a presented key -> key id, after one scrypt check
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def create(self, *, name: Optional[str] = None, users: Sequence[str] = (), read_users: Sequence[str] = (),
-               agents: Optional[Sequence[str]] = None, read_only: bool = False, admin: bool = False) -> tuple[Key, str]:
+    def create(
+        self,
+        *,
+        name: Optional[str] = None,
+        users: Sequence[str] = (),
+        read_users: Sequence[str] = (),
+        agents: Optional[Sequence[str]] = None,
+        read_only: bool = False,
+        admin: bool = False,
+    ) -> tuple[Key, str]:
         """A new key and its secret, shown this once."""
         users_t, read_t = _ids(users, "users"), _ids(read_users, "read_users")
         if not admin and not users_t and not read_t:
             raise InvalidInputError("users", "a key needs --users, --read-users or --admin")
         key_id = secrets.token_hex(6)
         secret = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-        key = Key(id=key_id, name=name or key_id, users=users_t, read_users=read_t,
-                  agents=None if agents is None else _ids(agents, "agents"), read_only=read_only, admin=admin)
+        key = Key(
+            id=key_id,
+            name=name or key_id,
+            users=users_t,
+            read_users=read_t,
+            agents=None if agents is None else _ids(agents, "agents"),
+            read_only=read_only,
+            admin=admin,
+        )
         salt = secrets.token_bytes(16)
         grants = {k: v for k, v in key.public().items() if k in ("users", "read_users", "agents", "read_only", "admin")}
         with self._lock:
-            self._db.execute("INSERT INTO keys VALUES (?,?,?,?,?,?,NULL)",
-                             (key.id, key.name, salt, _hash(secret, salt), json.dumps(grants), key.created_at))
+            self._db.execute(
+                "INSERT INTO keys VALUES (?,?,?,?,?,?,NULL)",
+                (key.id, key.name, salt, _hash(secret, salt), json.dumps(grants), key.created_at),
+            )
         return key, secret
 
     def _key(self, row: sqlite3.Row) -> Key:
         g = json.loads(row["grants"])
-        return Key(id=row["id"], name=row["name"], users=tuple(g.get("users", ())),
-                   read_users=tuple(g.get("read_users", ())),
-                   agents=None if g.get("agents") is None else tuple(g["agents"]), read_only=bool(g.get("read_only")),
-                   admin=bool(g.get("admin")), created_at=row["created_at"], revoked_at=row["revoked_at"])
+        return Key(
+            id=row["id"],
+            name=row["name"],
+            users=tuple(g.get("users", ())),
+            read_users=tuple(g.get("read_users", ())),
+            agents=None if g.get("agents") is None else tuple(g["agents"]),
+            read_only=bool(g.get("read_only")),
+            admin=bool(g.get("admin")),
+            created_at=row["created_at"],
+            revoked_at=row["revoked_at"],
+        )
 
     def list(self) -> list[Key]:
         with self._lock:
@@ -144,8 +178,10 @@ class KeyStore:
 
     def revoke(self, key_id: str) -> Key:
         with self._lock:
-            cur = self._db.execute("UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                                   (datetime.now(timezone.utc).isoformat(), key_id))
+            cur = self._db.execute(
+                "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (datetime.now(timezone.utc).isoformat(), key_id),
+            )
             if cur.rowcount == 0:
                 raise InvalidInputError("id", f"no active key {key_id!r}")
             row = self._db.execute("SELECT * FROM keys WHERE id = ?", (key_id,)).fetchone()

@@ -92,9 +92,11 @@ def scope_filter(scope: Scope) -> Filter:
 
 def in_scope(payload: dict[str, Any], scope: Scope) -> bool:
     """What ``scope_filter(scope)`` matches, tested on one payload."""
-    return (payload.get("user_id") == scope.user_id
-            and (scope.agent_id is None or payload.get("agent_id") == scope.agent_id)
-            and (scope.session_id is None or payload.get("session_id") == scope.session_id))
+    return (
+        payload.get("user_id") == scope.user_id
+        and (scope.agent_id is None or payload.get("agent_id") == scope.agent_id)
+        and (scope.session_id is None or payload.get("session_id") == scope.session_id)
+    )
 
 
 @dataclass
@@ -107,18 +109,29 @@ class PointIn:
 
 def encode_points(points: Sequence[PointIn]) -> list[dict[str, Any]]:
     """Points as JSON-able dicts (dense vectors as base64 float32), for the journal's redo records."""
-    return [{"id": p.id, "payload": p.payload,
-             "dense": None if p.dense is None else base64.b64encode(np.asarray(p.dense, dtype="<f4").tobytes()).decode(),
-             "sparse": None if p.sparse is None else [[int(i) for i in p.sparse.indices],
-                                                      [float(v) for v in p.sparse.values]]}
-            for p in points]
+    return [
+        {
+            "id": p.id,
+            "payload": p.payload,
+            "dense": None if p.dense is None else base64.b64encode(np.asarray(p.dense, dtype="<f4").tobytes()).decode(),
+            "sparse": None
+            if p.sparse is None
+            else [[int(i) for i in p.sparse.indices], [float(v) for v in p.sparse.values]],
+        }
+        for p in points
+    ]
 
 
 def decode_points(rows: Sequence[dict[str, Any]]) -> list[PointIn]:
-    return [PointIn(id=r["id"], payload=r["payload"],
-                    dense=None if r["dense"] is None else np.frombuffer(base64.b64decode(r["dense"]), dtype="<f4").tolist(),
-                    sparse=None if r["sparse"] is None else SparseVec(indices=r["sparse"][0], values=r["sparse"][1]))
-            for r in rows]
+    return [
+        PointIn(
+            id=r["id"],
+            payload=r["payload"],
+            dense=None if r["dense"] is None else np.frombuffer(base64.b64decode(r["dense"]), dtype="<f4").tolist(),
+            sparse=None if r["sparse"] is None else SparseVec(indices=r["sparse"][0], values=r["sparse"][1]),
+        )
+        for r in rows
+    ]
 
 
 @dataclass(slots=True)
@@ -211,8 +224,9 @@ class MemoryStore(ABC):
     def _search(self, queries: list[VectorQuery], idf_corpus: Filter) -> list[list[Record]]: ...
 
     @abstractmethod
-    def _scroll(self, flt: Filter, limit: int, order_by: Optional[str], descending: bool,
-                start: Optional[str] = None) -> list[Record]:
+    def _scroll(
+        self, flt: Filter, limit: int, order_by: Optional[str], descending: bool, start: Optional[str] = None
+    ) -> list[Record]:
         """Up to ``limit`` points of ``flt``: by the payload key ``order_by``, or (None) by
         ascending id from ``start`` (inclusive), as both engines scroll."""
 
@@ -235,7 +249,7 @@ class MemoryStore(ABC):
         callers re-embed instead."""
         return {}
 
-    def optimize(self) -> None:
+    def optimize(self) -> None:  # noqa: B027 - optional hook: backends with nothing to compact keep the no-op
         """Compact segments; slow, so only on request (never on the hot path)."""
 
     def _drop_all(self) -> None:
@@ -256,8 +270,7 @@ class MemoryStore(ABC):
             return
         # Ids are global to the collection: refuse to overwrite a point that another
         # scope owns, whatever the payload says.
-        owner = Filter(must=(HasIds(tuple(point_ids([p.id for p in points]))),),
-                       must_not=(scope_filter(scope),))
+        owner = Filter(must=(HasIds(tuple(point_ids([p.id for p in points]))),), must_not=(scope_filter(scope),))
         if self._count(owner):
             raise InvalidInputError("points", "an id belongs to an entry of another scope")
         self._upsert(points)
@@ -293,8 +306,9 @@ class MemoryStore(ABC):
     ) -> list[Record]:
         return self._scroll(scope_filter(scope) & flt, limit, order_by, descending)
 
-    def page(self, scope: Scope, flt: Optional[Filter] = None, *, limit: int, after: Optional[Cursor] = None,
-             offset: int = 0) -> list[Record]:
+    def page(
+        self, scope: Scope, flt: Optional[Filter] = None, *, limit: int, after: Optional[Cursor] = None, offset: int = 0
+    ) -> list[Record]:
         """Points of the scope in (time stamp, id) order: ``limit`` of them, after the
         cursor (or skipping ``offset``).
 
@@ -358,8 +372,9 @@ class MemoryStore(ABC):
             raise InvalidInputError("limit", "must be positive")
         # Only the filter changes: every other field of the request (the payload keys to
         # return among them) reaches the engine as the caller wrote it.
-        return dataclasses.replace(q, filter=sf & q.filter,
-                                   prefetch=self._scope_query(q.prefetch, sf) if q.prefetch else None)
+        return dataclasses.replace(
+            q, filter=sf & q.filter, prefetch=self._scope_query(q.prefetch, sf) if q.prefetch else None
+        )
 
     def __enter__(self) -> "MemoryStore":
         return self

@@ -22,26 +22,55 @@ LOCOMO = {
     "speaker_b": "Melanie",
     "session_1_date_time": "1:56 pm on 8 May, 2023",
     "session_1": [
-        {"speaker": "Caroline", "dia_id": "D1:1", "text": "I went to a LGBTQ support group yesterday and it was so powerful."},
-        {"speaker": "Melanie", "dia_id": "D1:2", "text": "Wow, that's cool! I painted a lake sunrise last year.",
-         "blip_caption": "a painting of a sunrise over a lake"},
+        {
+            "speaker": "Caroline",
+            "dia_id": "D1:1",
+            "text": "I went to a LGBTQ support group yesterday and it was so powerful.",
+        },
+        {
+            "speaker": "Melanie",
+            "dia_id": "D1:2",
+            "text": "Wow, that's cool! I painted a lake sunrise last year.",
+            "blip_caption": "a painting of a sunrise over a lake",
+        },
         {"speaker": "Caroline", "dia_id": "D1:3", "text": "I'm researching adoption agencies to start a family."},
     ],
     "session_2_date_time": "1:14 pm on 25 May, 2023",
     "session_2": [
-        {"speaker": "Melanie", "dia_id": "D2:1", "text": "We're going camping in the mountains next month with the kids."},
+        {
+            "speaker": "Melanie",
+            "dia_id": "D2:1",
+            "text": "We're going camping in the mountains next month with the kids.",
+        },
         {"speaker": "Caroline", "dia_id": "D2:2", "text": "I ran a charity race for mental health last Saturday."},
     ],
     "session_3_date_time": "7:55 pm on 9 June, 2023",
-    "qa": [{"question": "What did Caroline research?", "answer": "Adoption agencies", "evidence": ["D1:3"], "category": 4}],
+    "qa": [
+        {"question": "What did Caroline research?", "answer": "Adoption agencies", "evidence": ["D1:3"], "category": 4}
+    ],
 }
 PLAIN = [
-    {"id": "t1", "role": "user", "content": "My dog Biscuit is a corgi.", "time_stamp": "2025/01/12 (Sun) 09:14",
-     "session_id": "jan"},
-    {"id": "t2", "role": "assistant", "content": "Biscuit sounds adorable!", "time_stamp": "2025-01-12T09:15:00",
-     "session_id": "jan"},
-    {"id": "t3", "role": "user", "content": "I start at Brightline Health on April 28.", "time_stamp": "2025-04-06T10:05:00",
-     "session_id": "apr"},
+    {
+        "id": "t1",
+        "role": "user",
+        "content": "My dog Biscuit is a corgi.",
+        "time_stamp": "2025/01/12 (Sun) 09:14",
+        "session_id": "jan",
+    },
+    {
+        "id": "t2",
+        "role": "assistant",
+        "content": "Biscuit sounds adorable!",
+        "time_stamp": "2025-01-12T09:15:00",
+        "session_id": "jan",
+    },
+    {
+        "id": "t3",
+        "role": "user",
+        "content": "I start at Brightline Health on April 28.",
+        "time_stamp": "2025-04-06T10:05:00",
+        "session_id": "apr",
+    },
 ]
 
 
@@ -72,16 +101,30 @@ def cli(embedder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
 # LongMemEval's shape: questions, each with its own haystack; an empty assistant turn as real
 # exports have; has_answer on the evidence turn.
 LONGMEMEVAL = [
-    {"question_id": "q1", "question": "What is my cat's name?", "question_date": "2023/06/06 (Tue) 08:19",
-     "haystack_session_ids": ["s-a", "s-b"], "haystack_dates": ["2023/04/25 (Tue) 04:07", "2023/05/02 (Tue) 10:00"],
-     "haystack_sessions": [
-         [{"role": "user", "content": "Can you recommend a travel backpack?"}, {"role": "assistant", "content": ""}],
-         [{"role": "user", "content": "My cat Juniper knocked over my coffee again.", "has_answer": True},
-          {"role": "assistant", "content": "Cats love knocking things over!"}]]},
-    {"question_id": "q2", "question": "Where did I go hiking?", "question_date": "2023/06/07 (Wed) 09:00",
-     "haystack_session_ids": ["s-c"], "haystack_dates": ["2023/05/20 (Sat) 18:30"],
-     "haystack_sessions": [[{"role": "user", "content": "I hiked Mount Tam last weekend."},
-                            {"role": "assistant", "content": "   "}]]},
+    {
+        "question_id": "q1",
+        "question": "What is my cat's name?",
+        "question_date": "2023/06/06 (Tue) 08:19",
+        "haystack_session_ids": ["s-a", "s-b"],
+        "haystack_dates": ["2023/04/25 (Tue) 04:07", "2023/05/02 (Tue) 10:00"],
+        "haystack_sessions": [
+            [{"role": "user", "content": "Can you recommend a travel backpack?"}, {"role": "assistant", "content": ""}],
+            [
+                {"role": "user", "content": "My cat Juniper knocked over my coffee again.", "has_answer": True},
+                {"role": "assistant", "content": "Cats love knocking things over!"},
+            ],
+        ],
+    },
+    {
+        "question_id": "q2",
+        "question": "Where did I go hiking?",
+        "question_date": "2023/06/07 (Wed) 09:00",
+        "haystack_session_ids": ["s-c"],
+        "haystack_dates": ["2023/05/20 (Sat) 18:30"],
+        "haystack_sessions": [
+            [{"role": "user", "content": "I hiked Mount Tam last weekend."}, {"role": "assistant", "content": "   "}]
+        ],
+    },
 ]
 
 
@@ -189,8 +232,10 @@ def test_export_import_round_trip(cli: Cli, files: dict[str, Path], tmp_path: Pa
 
 def test_bad_input_names_the_place_and_writes_nothing(cli: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"role": "user", "content": "fine"}\n\n{"role": "user", "content": "also fine"}\n'
-                   '{"role": "robot", "content": "no"}\n')
+    bad.write_text(
+        '{"role": "user", "content": "fine"}\n\n{"role": "user", "content": "also fine"}\n'
+        '{"role": "robot", "content": "no"}\n'
+    )
     result = cli("ingest", str(bad), code=2)
     assert "line 4.role" in result.stderr
     unknown = tmp_path / "unknown.json"
@@ -200,18 +245,31 @@ def test_bad_input_names_the_place_and_writes_nothing(cli: Cli, tmp_path: Path) 
     assert "--filter" in cli("list", "--filter", "{not json", code=2).stderr
     assert "filters.time_stamp.gt" in cli("search", "x", "--filter", '{"time_stamp": {"gt": "soon"}}', code=2).stderr
     broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"kind": "header", "format": "lightmem-export", "version": 1}\n{"kind": "entry", "memory": ""}\n')
+    broken.write_text(
+        '{"kind": "header", "format": "lightmem-export", "version": 1}\n{"kind": "entry", "memory": ""}\n'
+    )
     assert "records[1]" in cli("import", str(broken), code=2).stderr
 
 
 def test_search_shows_a_sentence_with_its_window(cli: Cli, tmp_path: Path) -> None:
     chat = tmp_path / "matcha.json"
-    chat.write_text(json.dumps([{"id": "m1", "role": "user", "time_stamp": "2025-06-18T08:05:00",
-                                 "content": "Is ceremonial grade matcha worth the price? I whisk up a bowl every "
-                                            "single morning now and want to upgrade."}]))
+    chat.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "m1",
+                    "role": "user",
+                    "time_stamp": "2025-06-18T08:05:00",
+                    "content": "Is ceremonial grade matcha worth the price? I whisk up a bowl every "
+                    "single morning now and want to upgrade.",
+                }
+            ]
+        )
+    )
     cli("ingest", str(chat), "--user", "zoe")
-    top = next(h for h in cli.json("search", "What does Zoe whisk every morning?", "--user", "zoe")
-               if "whisk" in h["memory"])
+    top = next(
+        h for h in cli.json("search", "What does Zoe whisk every morning?", "--user", "zoe") if "whisk" in h["memory"]
+    )
     assert "matcha" not in top["memory"] and "matcha" in top["window"]
     human = cli("search", "What does Zoe whisk every morning?", "--user", "zoe").stdout
     assert "in context:" in human and "ceremonial grade matcha" in " ".join(human.split())

@@ -17,13 +17,23 @@ from lightmem_core.errors import ConfigError
 
 def test_file_then_inline_json_then_path(tmp_path: Path) -> None:
     f = tmp_path / "lightmem.json"
-    f.write_text(json.dumps({"retrieve_strategy": "context", "store": {"collection_name": "a", "path": "/x"},
-                             "retrieval": {"limit": 5, "rrf_k": 10}}))
+    f.write_text(
+        json.dumps(
+            {
+                "retrieve_strategy": "context",
+                "store": {"collection_name": "a", "path": "/x"},
+                "retrieval": {"limit": 5, "rrf_k": 10},
+            }
+        )
+    )
     env = {"LIGHTMEM_CONFIG": str(f), "LIGHTMEM_CONFIG_JSON": '{"retrieval": {"rrf_k": 20}, "update": "online"}'}
     got = load_config(environ=env, store_path=tmp_path / "s")
-    assert got == {"retrieve_strategy": "context", "update": "online",
-                   "store": {"collection_name": "a", "path": str(tmp_path / "s")},
-                   "retrieval": {"limit": 5, "rrf_k": 20}}
+    assert got == {
+        "retrieve_strategy": "context",
+        "update": "online",
+        "store": {"collection_name": "a", "path": str(tmp_path / "s")},
+        "retrieval": {"limit": 5, "rrf_k": 20},
+    }
     assert load_config(environ={}) == {}
     # an explicit file wins over the environment's
     other = tmp_path / "other.toml"
@@ -33,20 +43,31 @@ def test_file_then_inline_json_then_path(tmp_path: Path) -> None:
 
 def test_upstream_keys_with_a_path_override(tmp_path: Path) -> None:
     f = tmp_path / "upstream.json"
-    f.write_text(json.dumps({"embedding_retriever": {"model_name": "qdrant",
-                                                     "configs": {"collection_name": "up", "path": "/elsewhere"}}}))
+    f.write_text(
+        json.dumps(
+            {
+                "embedding_retriever": {
+                    "model_name": "qdrant",
+                    "configs": {"collection_name": "up", "path": "/elsewhere"},
+                }
+            }
+        )
+    )
     from lightmem_core import MemoryConfig
 
     cfg = MemoryConfig.from_dict(load_config(f, store_path=tmp_path / "here", environ={}))
     assert cfg.store.collection_name == "up" and cfg.store.path == str(tmp_path / "here")
 
 
-@pytest.mark.parametrize("name,text,needle", [
-    ("missing.json", None, "cannot read"),
-    ("bad.json", "{nope", "not valid json"),
-    ("bad.toml", "= 1", "not valid toml"),
-    ("list.json", "[1, 2]", "must hold an object"),
-])
+@pytest.mark.parametrize(
+    "name,text,needle",
+    [
+        ("missing.json", None, "cannot read"),
+        ("bad.json", "{nope", "not valid json"),
+        ("bad.toml", "= 1", "not valid toml"),
+        ("list.json", "[1, 2]", "must hold an object"),
+    ],
+)
 def test_bad_files_are_config_errors(tmp_path: Path, name: str, text: str | None, needle: str) -> None:
     f = tmp_path / name
     if text is not None:

@@ -19,8 +19,17 @@ import pytest
 from tests._net import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
-NOISE = ("Loading weights", "[transformers]", "loss_type", "it/s]", "BuildBackendWarning", "!!",
-         "SetuptoolsDeprecationWarning", "License classifiers", "project.license")
+NOISE = (
+    "Loading weights",
+    "[transformers]",
+    "loss_type",
+    "it/s]",
+    "BuildBackendWarning",
+    "!!",
+    "SetuptoolsDeprecationWarning",
+    "License classifiers",
+    "project.license",
+)
 
 
 def _env() -> dict[str, str]:
@@ -37,24 +46,52 @@ def _quiet(text: str) -> None:
 def test_an_install_prints_no_warnings(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
-                           "--no-deps", "-e", str(ROOT)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-deps",
+            "-e",
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     _quiet(done.stdout + done.stderr)
 
 
 def test_commands_that_load_the_model_print_only_their_output(tmp_path: Path) -> None:
     chat = tmp_path / "chat.json"
-    chat.write_text(json.dumps([{"role": "user", "content": "My dog Biscuit is a corgi."},
-                                {"role": "assistant", "content": ""}]))
+    chat.write_text(
+        json.dumps([{"role": "user", "content": "My dog Biscuit is a corgi."}, {"role": "assistant", "content": ""}])
+    )
     lightmem = [sys.executable, "-m", "lightmem_core.cli", "--path", str(tmp_path / "store")]
-    ingest = subprocess.run([*lightmem, "ingest", str(chat), "--user", "maya"], capture_output=True, text=True,
-                            env=_env(), cwd=ROOT, timeout=240)
+    ingest = subprocess.run(
+        [*lightmem, "ingest", str(chat), "--user", "maya"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=240,
+    )
     assert ingest.returncode == 0, ingest.stderr
     _quiet(ingest.stdout + ingest.stderr)
     assert "1 turns ingested" in ingest.stdout and "1 empty turns skipped" in ingest.stdout
-    search = subprocess.run([*lightmem, "search", "What breed is the dog?", "--user", "maya"], capture_output=True,
-                            text=True, env=_env(), cwd=ROOT, timeout=240)
+    search = subprocess.run(
+        [*lightmem, "search", "What breed is the dog?", "--user", "maya"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=240,
+    )
     assert search.returncode == 0, search.stderr
     _quiet(search.stdout + search.stderr)
     assert "corgi" in search.stdout and search.stderr.strip() == ""
@@ -65,10 +102,24 @@ def test_an_mcp_servers_log_has_no_model_noise(tmp_path: Path) -> None:
     import httpx
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "lightmem_core.mcp", "--transport", "http", "--port", str(port),
-                             "--path", str(tmp_path / "store")],
-                            env={**_env(), "LIGHTMEM_MCP_TOKEN": "t0ken-for-the-test"}, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lightmem_core.mcp",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+            "--path",
+            str(tmp_path / "store"),
+        ],
+        env={**_env(), "LIGHTMEM_MCP_TOKEN": "t0ken-for-the-test"},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_port(port, proc)
         from fastmcp import Client

@@ -20,8 +20,13 @@ NOISE = ("Loading weights", "[transformers]", "loss_type", "it/s]")
 
 def test_the_demo_judges_what_it_shows_and_prints_nothing_else(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "250", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    run = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py"), "--fresh", "--store", str(tmp_path)],
-                         capture_output=True, text=True, env=env, timeout=240)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py"), "--fresh", "--store", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert run.returncode == 0, run.stderr
     for noise in NOISE:
         assert noise not in run.stdout + run.stderr, noise

@@ -36,8 +36,11 @@ def test_bad_messages(make_memory, messages, field) -> None:
 def test_bad_scope_and_query(make_memory) -> None:
     m = make_memory()
     m.add_memory("Remember that my locker number is 4411.", user_id="u")
-    for kwargs, field in [({"user_id": ""}, "scope.user_id"), ({"user_id": "a\nb"}, "scope.user_id"),
-                          ({"user_id": "u", "session_id": "x" * 300}, "scope.session_id")]:
+    for kwargs, field in [
+        ({"user_id": ""}, "scope.user_id"),
+        ({"user_id": "a\nb"}, "scope.user_id"),
+        ({"user_id": "u", "session_id": "x" * 300}, "scope.session_id"),
+    ]:
         with pytest.raises(InvalidInputError) as err:
             m.retrieve("locker", **kwargs)
         assert err.value.field == field
@@ -64,13 +67,30 @@ def test_wrong_vector_size_and_bad_sparse_never_reach_engine(make_memory) -> Non
     store = m._store  # the storage boundary itself: callers of the store protocol get the same checks
     payload = {"user_id": "u", "agent_id": None, "session_id": None}
     with pytest.raises(InvalidInputError, match="dimensions"):
-        store.upsert(Scope(user_id="u"), [PointIn(id="00000000-0000-0000-0000-000000000001", payload=payload, dense=[0.1] * 17)])
+        store.upsert(
+            Scope(user_id="u"), [PointIn(id="00000000-0000-0000-0000-000000000001", payload=payload, dense=[0.1] * 17)]
+        )
     with pytest.raises(InvalidInputError, match="indices"):
-        store.upsert(Scope(user_id="u"), [PointIn(id="00000000-0000-0000-0000-000000000002", payload=payload,
-                                                 dense=[0.1] * 384, sparse=SparseVec([1, 2], [0.5]))])
+        store.upsert(
+            Scope(user_id="u"),
+            [
+                PointIn(
+                    id="00000000-0000-0000-0000-000000000002",
+                    payload=payload,
+                    dense=[0.1] * 384,
+                    sparse=SparseVec([1, 2], [0.5]),
+                )
+            ],
+        )
     with pytest.raises(InvalidInputError, match="scope"):
-        store.upsert(Scope(user_id="u"), [PointIn(id="00000000-0000-0000-0000-000000000003",
-                                                 payload={**payload, "user_id": "v"}, dense=[0.1] * 384)])
+        store.upsert(
+            Scope(user_id="u"),
+            [
+                PointIn(
+                    id="00000000-0000-0000-0000-000000000003", payload={**payload, "user_id": "v"}, dense=[0.1] * 384
+                )
+            ],
+        )
     assert len(m.get_all(user_id="u")) == 1
     assert m.retrieve("teal", user_id="u")[0].entry.memory.endswith("teal.")
 
@@ -82,7 +102,10 @@ def test_wrong_vector_size_and_bad_sparse_never_reach_engine(make_memory) -> Non
         ({"retrieve_strategy": "psychic"}, "retrieval.strategy"),
         ({"index_strategy": "both"}, "index_strategy"),
         ({"text_embedder": {"model_name": "word2vec", "configs": {}}}, "text_embedder.model_name"),
-        ({"embedding_retriever": {"model_name": "qdrant", "configs": {"colour": 1}}}, "embedding_retriever.configs.colour"),
+        (
+            {"embedding_retriever": {"model_name": "qdrant", "configs": {"colour": 1}}},
+            "embedding_retriever.configs.colour",
+        ),
         ({"memory_manager": {"model_name": "openai", "configs": {"temperature": 9}}}, "llm.temperature"),
         ({"retrieval": {"limit": 0}}, "retrieval.limit"),
         ({"update": "sometimes"}, "update"),
@@ -99,14 +122,22 @@ def test_empty_turns_are_skipped_and_reported(make_memory) -> None:
     """Real logs (LongMemEval_S among them) carry assistant turns with empty content; one
     of them made the whole batch fail (``messages[8].content: content is empty``)."""
     m = make_memory()
-    r = m.add_memory([{"id": "a", "role": "user", "content": "I adopted a beagle named Pickle."},
-                      {"id": "b", "role": "assistant", "content": ""},
-                      {"role": "assistant", "content": "  \n\t "},
-                      {"id": "d", "role": "user", "content": "\x00\x01"},
-                      {"id": "e", "role": "user", "content": "Pickle is two years old."}], user_id="u")
+    r = m.add_memory(
+        [
+            {"id": "a", "role": "user", "content": "I adopted a beagle named Pickle."},
+            {"id": "b", "role": "assistant", "content": ""},
+            {"role": "assistant", "content": "  \n\t "},
+            {"id": "d", "role": "user", "content": "\x00\x01"},
+            {"id": "e", "role": "user", "content": "Pickle is two years old."},
+        ],
+        user_id="u",
+    )
     assert r.turn_ids == ["a", "e"]
-    assert [(s.index, s.id, s.reason) for s in r.skipped] == [(1, "b", "content is empty"), (2, None, "content is empty"),
-                                                              (3, "d", "content is empty")]
+    assert [(s.index, s.id, s.reason) for s in r.skipped] == [
+        (1, "b", "content is empty"),
+        (2, None, "content is empty"),
+        (3, "d", "content is empty"),
+    ]
     assert {t.id for t in m.source_turns(m.get_all(user_id="u")[0].id, user_id="u")} <= {"a", "e"}
     assert len(m.get_all(user_id="u")) == 2
     # a batch of nothing but empty turns is still an error, and writes nothing

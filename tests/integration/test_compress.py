@@ -71,7 +71,9 @@ def lingua(tiny_lingua_dir: Path) -> LLMLingua2Compressor:
 @pytest.fixture(scope="module")
 def lingua_exact(tiny_lingua_dir: Path) -> LLMLingua2Compressor:
     pytest.importorskip("llmlingua")
-    cfg = CompressorConfig(provider="llmlingua-2", model_path=str(tiny_lingua_dir), rate=0.5, options={"backend": "llmlingua"})
+    cfg = CompressorConfig(
+        provider="llmlingua-2", model_path=str(tiny_lingua_dir), rate=0.5, options={"backend": "llmlingua"}
+    )
     return LLMLingua2Compressor(cfg)
 
 
@@ -177,7 +179,9 @@ def test_llmlingua_backend_leaves_global_rng_alone(tiny_lingua_dir: Path) -> Non
     random.seed(1234)
     expected = random.random()
     random.seed(1234)
-    LLMLingua2Compressor(CompressorConfig(provider="llmlingua-2", model_path=str(tiny_lingua_dir), options={"backend": "llmlingua"}))
+    LLMLingua2Compressor(
+        CompressorConfig(provider="llmlingua-2", model_path=str(tiny_lingua_dir), options={"backend": "llmlingua"})
+    )
     assert random.random() == expected
 
 
@@ -186,10 +190,16 @@ def test_llmlingua_backend_needs_a_known_model_name(tiny_lingua_dir: Path, tmp_p
     other = tmp_path / "tiny-token-classifier"
     os.symlink(tiny_lingua_dir, other)
     with pytest.raises(ConfigError) as e:
-        LLMLingua2Compressor(CompressorConfig(provider="llmlingua-2", model_path=str(other), options={"backend": "llmlingua"}))
+        LLMLingua2Compressor(
+            CompressorConfig(provider="llmlingua-2", model_path=str(other), options={"backend": "llmlingua"})
+        )
     assert e.value.field == "compressor.model_path"
     # the fast backend does not care about the name
-    assert LLMLingua2Compressor(CompressorConfig(provider="llmlingua-2", model_path=str(other))).compress(["on 5 June"])[0].text
+    assert (
+        LLMLingua2Compressor(CompressorConfig(provider="llmlingua-2", model_path=str(other)))
+        .compress(["on 5 June"])[0]
+        .text
+    )
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -219,7 +229,9 @@ def test_default_model_is_not_downloaded() -> None:
 
 def test_unknown_backend(tiny_lingua_dir: Path) -> None:
     with pytest.raises(ConfigError) as e:
-        LLMLingua2Compressor(CompressorConfig(provider="llmlingua-2", model_path=str(tiny_lingua_dir), options={"backend": "gpu"}))
+        LLMLingua2Compressor(
+            CompressorConfig(provider="llmlingua-2", model_path=str(tiny_lingua_dir), options={"backend": "gpu"})
+        )
     assert e.value.field == "compressor.options.backend"
 
 
@@ -283,7 +295,9 @@ def test_empty_batches(lingua: LLMLingua2Compressor, lm_entropy: EntropyCompress
 
 
 def test_int8_quantize_option(tiny_lingua_dir: Path) -> None:
-    comp = LLMLingua2Compressor(CompressorConfig(provider="llmlingua-2", model_path=str(tiny_lingua_dir), options={"quantize": True}))
+    comp = LLMLingua2Compressor(
+        CompressorConfig(provider="llmlingua-2", model_path=str(tiny_lingua_dir), options={"quantize": True})
+    )
     (r,) = comp.compress(["I went to Paris on 3 June with my old friend Bob and it rained all day long."], rate=0.5)
     assert {"Paris", "3", "June", "Bob"} <= set(words(r.text))
     assert comp.compress_with_attention(["a b 1", "c d"]).windows[0].attention.shape == (7, 7)
@@ -301,7 +315,11 @@ def test_upstream_pre_compressor_config_works(tiny_lingua_dir: Path) -> None:
             "pre_compressor": {
                 "model_name": "llmlingua-2",
                 "configs": {
-                    "llmlingua_config": {"model_name": str(tiny_lingua_dir), "device_map": "cpu", "use_llmlingua2": True},
+                    "llmlingua_config": {
+                        "model_name": str(tiny_lingua_dir),
+                        "device_map": "cpu",
+                        "use_llmlingua2": True,
+                    },
                     "llmlingua2_config": {"max_batch_size": 50, "max_force_token": 100},
                     "compress_config": {"instruction": "", "rate": 0.6, "target_token": -1},
                 },
@@ -318,7 +336,9 @@ def test_upstream_pre_compressor_config_works(tiny_lingua_dir: Path) -> None:
 
 def test_upstream_compress_keys(tiny_lingua_dir: Path) -> None:
     def make(**opts: object) -> LLMLingua2Compressor:
-        return LLMLingua2Compressor(CompressorConfig(provider="llmlingua-2", model_path=str(tiny_lingua_dir), options=opts))
+        return LLMLingua2Compressor(
+            CompressorConfig(provider="llmlingua-2", model_path=str(tiny_lingua_dir), options=opts)
+        )
 
     long = "the quick brown fox jumps over the lazy dog and then runs far away into the deep green forest"
     (r,) = make(target_token=5).compress([long])
@@ -337,7 +357,9 @@ def test_upstream_word_level_strategy(tiny_lm_dir: Path) -> None:
     text = "pottery classes rock"
 
     def scores(strategy: str) -> list[float]:
-        comp = EntropyCompressor(CompressorConfig(provider="entropy", model_path=str(tiny_lm_dir), options={"word_level_strategy": strategy}))
+        comp = EntropyCompressor(
+            CompressorConfig(provider="entropy", model_path=str(tiny_lm_dir), options={"word_level_strategy": strategy})
+        )
         return comp.unit_scores([text])[0]
 
     total, mean, first = scores("sum"), scores("average"), scores("first_token")

@@ -59,15 +59,17 @@ def test_a_text_gets_one_vector_alone_and_in_any_batch(forced: SentenceTransform
         assert cosines.min() >= 0.9999, cosines
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # Same-length batches need no padding: the eager batch is the eager single vector, bit for bit.
-    eager = SentenceTransformerEmbedder(EmbedderConfig(precision=forced.precision, trace_queries=False),
-                                        model=forced.model)
+    eager = SentenceTransformerEmbedder(
+        EmbedderConfig(precision=forced.precision, trace_queries=False), model=forced.model
+    )
     eager_alone = np.stack([eager.embed([t])[0] for t in TEXTS])
     assert np.array_equal(eager_alone, eager.embed(TEXTS))
 
 
 def test_the_query_trace_gives_the_eager_vectors(forced: SentenceTransformerEmbedder) -> None:
-    eager = SentenceTransformerEmbedder(EmbedderConfig(precision=forced.precision, trace_queries=False),
-                                        model=forced.model)
+    eager = SentenceTransformerEmbedder(
+        EmbedderConfig(precision=forced.precision, trace_queries=False), model=forced.model
+    )
     for text in TEXTS:
         assert np.allclose(forced.embed([text])[0], eager.embed([text])[0], atol=1e-5)
     assert isinstance(forced._traced, torch.jit.ScriptModule)
@@ -86,10 +88,12 @@ def test_a_stored_vector_is_the_query_vector_of_its_words(forced: SentenceTransf
     """End to end: entries are embedded in one batch at ingest; the query of the same words
     must find each with (almost) cosine 1 in either precision."""
     texts = TEXTS[:5]
-    with LightMemory(MemoryConfig.from_dict({"store": {"path": str(tmp_path)}, "dense_context": 0.0}),
-                     embedder=forced) as memory:
-        memory.add_memory([{"id": f"t{i}", "role": "user", "content": t} for i, t in enumerate(texts)],
-                          user_id="u", infer=False)
+    with LightMemory(
+        MemoryConfig.from_dict({"store": {"path": str(tmp_path)}, "dense_context": 0.0}), embedder=forced
+    ) as memory:
+        memory.add_memory(
+            [{"id": f"t{i}", "role": "user", "content": t} for i, t in enumerate(texts)], user_id="u", infer=False
+        )
         for text in texts:
             hits = memory.retrieve(text, user_id="u", strategy="embedding", limit=1)
             assert hits[0].entry.memory == text.strip()
@@ -117,8 +121,9 @@ def test_auto_follows_the_cpu(cpu: Any, native: bool, expected: str) -> None:
     assert emb.precision == expected
 
 
-def test_auto_falls_back_to_fp32_when_bf16_vectors_are_off(cpu: Any, monkeypatch: pytest.MonkeyPatch,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_falls_back_to_fp32_when_bf16_vectors_are_off(
+    cpu: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A CPU may report bf16 (or AMX) and compute it wrongly. The check compares bf16
     probe vectors with fp32 ones; a bound no real bf16 can meet stands in for that CPU."""
     cpu(True)
@@ -170,5 +175,7 @@ def test_a_store_written_in_fp32_stays_fp32_on_a_bf16_cpu(cpu: Any, tmp_path: An
     cpu(True)
     with LightMemory(config) as memory:
         assert memory.embedder.precision == "fp32"
-        assert memory.embedder_identity() == {"embedder": "sentence-transformers:packaged-all-MiniLM-L6-v2",
-                                              "precision": "fp32"}
+        assert memory.embedder_identity() == {
+            "embedder": "sentence-transformers:packaged-all-MiniLM-L6-v2",
+            "precision": "fp32",
+        }

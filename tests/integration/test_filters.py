@@ -8,8 +8,14 @@ import pytest
 from lightmem_core import InvalidInputError
 
 TURNS = [
-    {"id": f"t{i}", "role": "user", "content": f"Day {i} note: I planted {i} tulip bulbs in the garden.",
-     "time_stamp": f"2025-05-0{i}T12:00:00", "speaker_name": "Ann" if i % 2 else "Ben", "metadata": {"kind": "odd" if i % 2 else "even"}}
+    {
+        "id": f"t{i}",
+        "role": "user",
+        "content": f"Day {i} note: I planted {i} tulip bulbs in the garden.",
+        "time_stamp": f"2025-05-0{i}T12:00:00",
+        "speaker_name": "Ann" if i % 2 else "Ben",
+        "metadata": {"kind": "odd" if i % 2 else "even"},
+    }
     for i in range(1, 6)
 ]
 
@@ -56,7 +62,9 @@ def days(hits_or_entries):
 def test_filter_operators(mem, flt, expected) -> None:
     assert days(mem.get_all(user_id="u", filters=flt)) == expected
     for strategy in ("embedding", "context", "hybrid"):
-        assert days(mem.retrieve("tulip bulbs garden", limit=20, filters=flt, user_id="u", strategy=strategy)) == expected
+        assert (
+            days(mem.retrieve("tulip bulbs garden", limit=20, filters=flt, user_id="u", strategy=strategy)) == expected
+        )
 
 
 @pytest.mark.parametrize(
@@ -80,9 +88,19 @@ def test_bad_filters_name_the_field(mem, flt, field) -> None:
 
 def test_logical_filters_and_numeric_metadata(make_memory) -> None:
     m = make_memory()
-    m.add_memory([{"id": f"t{i}", "role": "user", "content": f"Receipt {i} for the bakery.",
-                   "metadata": {"amount": i * 1.5, "shop": "bakery" if i % 2 else "cafe", "n": i}}
-                  for i in range(6)], user_id="u", infer=False)
+    m.add_memory(
+        [
+            {
+                "id": f"t{i}",
+                "role": "user",
+                "content": f"Receipt {i} for the bakery.",
+                "metadata": {"amount": i * 1.5, "shop": "bakery" if i % 2 else "cafe", "n": i},
+            }
+            for i in range(6)
+        ],
+        user_id="u",
+        infer=False,
+    )
 
     def ids(flt):
         return sorted(e.source_ids[0] for e in m.get_all(user_id="u", filters=flt))
@@ -95,8 +113,11 @@ def test_logical_filters_and_numeric_metadata(make_memory) -> None:
     assert ids({"AND": [{"metadata.shop": "cafe"}, {"metadata.n": {"gt": 1}}]}) == ["t2", "t4"]
     hits = m.retrieve("bakery receipt", user_id="u", filters={"NOT": [{"metadata.n": {"lte": 3}}]})
     assert sorted(h.entry.source_ids[0] for h in hits) == ["t4", "t5"]
-    for bad, field in [({"metadata.shop": {"gt": "a"}}, "filters.metadata.shop.gt"), ({"OR": []}, "filters.OR"),
-                       ({"NOT": [{"colour": 1}]}, "filters.NOT[0].colour")]:
+    for bad, field in [
+        ({"metadata.shop": {"gt": "a"}}, "filters.metadata.shop.gt"),
+        ({"OR": []}, "filters.OR"),
+        ({"NOT": [{"colour": 1}]}, "filters.NOT[0].colour"),
+    ]:
         with pytest.raises(InvalidInputError) as err:
             m.get_all(user_id="u", filters=bad)
         assert err.value.field == field
@@ -122,5 +143,15 @@ def test_metadata_only_update_versions_and_similarity(make_memory) -> None:
     (hit,) = m.retrieve("where is the passport", user_id="u", limit=1)
     assert 0.2 < hit.similarity <= 1.0 and hit.similarity != hit.score
     (again,) = m.retrieve("passport drawer location", user_id="u", limit=1)
-    assert abs(again.similarity - float(np.dot(m.embedder.embed(["passport drawer location"])[0],
-                                               m._store.vectors(m._scope("u", None, None), [entry.id])[entry.id]))) < 1e-4
+    assert (
+        abs(
+            again.similarity
+            - float(
+                np.dot(
+                    m.embedder.embed(["passport drawer location"])[0],
+                    m._store.vectors(m._scope("u", None, None), [entry.id])[entry.id],
+                )
+            )
+        )
+        < 1e-4
+    )

@@ -31,7 +31,7 @@ from lightmem_core.llm import (
 from tests.fake_llm import FakeLLMServer, FaultSpec, count_tokens, fake_llm  # noqa: F401 (fixture)
 
 TAGGED = [
-    {"role": "system", "content": "Extract the facts. Answer in JSON: {\"facts\": [...]}"},
+    {"role": "system", "content": 'Extract the facts. Answer in JSON: {"facts": [...]}'},
     {"role": "user", "content": "[t1] Alice: I moved to Lisbon in 2021.\n[t2] Bob: My dog is called Rex."},
 ]
 EXPECTED_FACTS = {
@@ -87,11 +87,13 @@ def test_default_responder_contract(fake_llm: FakeLLMServer) -> None:
     assert complete_json(llm, TAGGED) == EXPECTED_FACTS
     assert complete_json(llm, user("UPDATE_DECISION\nold: a\nnew: b"), stage="update")["action"] == "ignore"
     assert complete_json(llm, user("SUMMARIZE: alpha beta gamma"), stage="summary") == {"summary": "alpha beta gamma"}
-    timed = user("Conversation (data):\n```\n[s1:0] Alice (2023-05-01 14:30): I got a cat.\n"
-                 "[s1:1] Bob: Nice!\n```")
-    assert complete_json(llm, timed) == {"facts": [
-        {"fact": "Alice said: I got a cat.", "source_ids": ["s1:0"]},
-        {"fact": "Bob said: Nice!", "source_ids": ["s1:1"]}]}
+    timed = user("Conversation (data):\n```\n[s1:0] Alice (2023-05-01 14:30): I got a cat.\n[s1:1] Bob: Nice!\n```")
+    assert complete_json(llm, timed) == {
+        "facts": [
+            {"fact": "Alice said: I got a cat.", "source_ids": ["s1:0"]},
+            {"fact": "Bob said: Nice!", "source_ids": ["s1:1"]},
+        ]
+    }
     fake_llm.responder = lambda req: json.dumps({"custom": len(req["messages"])})
     assert complete_json(llm, TAGGED) == {"custom": 2}
     fake_llm.responder = lambda req: None  # None falls back to the default
@@ -168,8 +170,11 @@ def test_response_format_rejected_falls_back_once_per_instance(fake_llm: FakeLLM
 def test_rejected_optional_parameters_are_adapted(fake_llm: FakeLLMServer) -> None:
     llm = make_llm(fake_llm)
     fake_llm.script(
-        FaultSpec(status=400, message="Unsupported parameter: 'max_tokens' is not supported with this model. "
-                                      "Use 'max_completion_tokens' instead."),
+        FaultSpec(
+            status=400,
+            message="Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+        ),
         FaultSpec(status=400, message="Unsupported value: 'temperature' does not support 0.1 with this model."),
     )
     assert llm.complete(user("reasoning model")).text == "ECHO: reasoning model"
@@ -241,8 +246,9 @@ def test_no_retries_when_max_retries_is_zero(fake_llm: FakeLLMServer) -> None:
     assert fake_llm.calls["chat"] == 1
 
 
-@pytest.mark.parametrize("status, exc_type", [(400, openai.BadRequestError), (401, openai.AuthenticationError),
-                                              (404, openai.NotFoundError)])
+@pytest.mark.parametrize(
+    "status, exc_type", [(400, openai.BadRequestError), (401, openai.AuthenticationError), (404, openai.NotFoundError)]
+)
 def test_client_errors_fail_at_once(fake_llm: FakeLLMServer, status: int, exc_type: type) -> None:
     llm = make_llm(fake_llm)
     fake_llm.script(FaultSpec(status=status, message="nope"))
@@ -261,7 +267,9 @@ def test_client_errors_fail_at_once(fake_llm: FakeLLMServer, status: int, exc_ty
     "body",
     [
         "```json\n" + json.dumps(EXPECTED_FACTS) + "\n```",
-        "Sure! Here are the facts:\n```\n" + json.dumps(EXPECTED_FACTS, indent=2) + "\n```\nLet me know if you need more.",
+        "Sure! Here are the facts:\n```\n"
+        + json.dumps(EXPECTED_FACTS, indent=2)
+        + "\n```\nLet me know if you need more.",
         "The answer is " + json.dumps(EXPECTED_FACTS) + " -- hope that helps {really}.",
     ],
     ids=["fenced", "fenced-with-prose", "prose-around"],
@@ -306,7 +314,9 @@ def test_validate_rejects_and_transforms(fake_llm: FakeLLMServer) -> None:
     fake_llm.script(FaultSpec(body='{"wrong": 1}'))
     schema = {"type": "object", "required": ["facts"]}
     assert complete_json(llm, TAGGED, schema=schema, validate=facts_only) == [
-        "Alice said: I moved to Lisbon in 2021.", "Bob said: My dog is called Rex."]
+        "Alice said: I moved to Lisbon in 2021.",
+        "Bob said: My dog is called Rex.",
+    ]
     assert fake_llm.calls["chat"] == 2
     repair = fake_llm.requests[1]["messages"][-1]["content"]
     assert "expected an object with 'facts'" in repair and '"required"' in repair
@@ -365,7 +375,7 @@ def test_base_llm_gives_accounting_to_other_backends() -> None:
         def _complete(self, messages: list[dict[str, Any]], json_schema: dict[str, Any] | None) -> Completion:
             if messages[-1]["content"] == "boom":
                 raise RuntimeError("backend exploded")
-            return Completion("```json\n{\"ok\": true}\n```", Usage(5, 2))
+            return Completion('```json\n{"ok": true}\n```', Usage(5, 2))
 
     class NoSuperInit(Canned):
         def __init__(self) -> None:  # forgets super().__init__(); accounting still works
@@ -378,8 +388,14 @@ def test_base_llm_gives_accounting_to_other_backends() -> None:
     with pytest.raises(LLMError, match="backend exploded"):
         llm.complete(user("boom"))
     stats = llm.get_token_statistics()
-    assert stats["summary"] == {"calls": 2, "failures": 0, "attempts": 2, "prompt_tokens": 10,
-                                "completion_tokens": 4, "total_tokens": 14}
+    assert stats["summary"] == {
+        "calls": 2,
+        "failures": 0,
+        "attempts": 2,
+        "prompt_tokens": 10,
+        "completion_tokens": 4,
+        "total_tokens": 14,
+    }
     assert stats["extraction"]["failures"] == 1
 
 
@@ -387,8 +403,14 @@ def test_base_llm_gives_accounting_to_other_backends() -> None:
 
 
 def test_upstream_memory_manager_config_talks_to_server(fake_llm: FakeLLMServer) -> None:
-    cfg = MemoryConfig.from_dict({"memory_manager": {"model_name": "openai", "configs": {
-        "model": "m", "api_key": "k", "max_tokens": 100, "openai_base_url": fake_llm.base_url}}})
+    cfg = MemoryConfig.from_dict(
+        {
+            "memory_manager": {
+                "model_name": "openai",
+                "configs": {"model": "m", "api_key": "k", "max_tokens": 100, "openai_base_url": fake_llm.base_url},
+            }
+        }
+    )
     assert cfg.llm is not None
     llm = create_llm(cfg.llm)
     assert complete_json(llm, TAGGED) == EXPECTED_FACTS
@@ -424,7 +446,9 @@ def test_bad_messages_rejected_before_the_network(fake_llm: FakeLLMServer) -> No
 def test_openai_embedder_against_fake_server(fake_llm: FakeLLMServer) -> None:
     from lightmem_core.embed import OpenAIEmbedder
 
-    emb = OpenAIEmbedder(EmbedderConfig(provider="openai", base_url=fake_llm.base_url, model="fake-embed", batch_size=4))
+    emb = OpenAIEmbedder(
+        EmbedderConfig(provider="openai", base_url=fake_llm.base_url, model="fake-embed", batch_size=4)
+    )
     texts = [f"text number {i} about tea" for i in range(10)]
     vecs = emb.embed(texts)
     assert vecs.shape == (10, 64) and vecs.dtype == np.float32
@@ -439,7 +463,8 @@ def test_openai_embedder_against_fake_server(fake_llm: FakeLLMServer) -> None:
     asv = asyncio.run(emb.aembed(texts[:3]))
     assert np.allclose(asv, vecs[:3])
 
-    unnorm = OpenAIEmbedder(EmbedderConfig(provider="openai", base_url=fake_llm.base_url, model="fake-embed",
-                                           normalize=False))
+    unnorm = OpenAIEmbedder(
+        EmbedderConfig(provider="openai", base_url=fake_llm.base_url, model="fake-embed", normalize=False)
+    )
     raw = unnorm.embed(["tea tea tea"])
     assert np.linalg.norm(raw[0]) > 1.5  # the server's vectors are not unit length

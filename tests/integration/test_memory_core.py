@@ -12,21 +12,51 @@ import pytest
 from lightmem_core import LightMemory, NotFoundError, StoreLockedError
 
 MAYA = [
-    {"id": "m1", "role": "user", "content": "My dog is called Biscuit. He is a three year old corgi.",
-     "time_stamp": "2025-01-12T09:00:00", "speaker_name": "Maya"},
-    {"id": "m2", "role": "assistant", "content": "Biscuit sounds adorable! Corgis are great company.",
-     "time_stamp": "2025-01-12T09:00:30"},
-    {"id": "m3", "role": "user", "content": "I work as a data analyst at Northwind Labs in Seattle.",
-     "time_stamp": "2025-02-03T19:00:00", "speaker_name": "Maya"},
-    {"id": "m4", "role": "user", "content": "We are flying to Lisbon on June 14 for a week.",
-     "time_stamp": "2025-03-09T14:30:00", "speaker_name": "Maya", "metadata": {"topic": "travel"}},
+    {
+        "id": "m1",
+        "role": "user",
+        "content": "My dog is called Biscuit. He is a three year old corgi.",
+        "time_stamp": "2025-01-12T09:00:00",
+        "speaker_name": "Maya",
+    },
+    {
+        "id": "m2",
+        "role": "assistant",
+        "content": "Biscuit sounds adorable! Corgis are great company.",
+        "time_stamp": "2025-01-12T09:00:30",
+    },
+    {
+        "id": "m3",
+        "role": "user",
+        "content": "I work as a data analyst at Northwind Labs in Seattle.",
+        "time_stamp": "2025-02-03T19:00:00",
+        "speaker_name": "Maya",
+    },
+    {
+        "id": "m4",
+        "role": "user",
+        "content": "We are flying to Lisbon on June 14 for a week.",
+        "time_stamp": "2025-03-09T14:30:00",
+        "speaker_name": "Maya",
+        "metadata": {"topic": "travel"},
+    },
 ]
 # Overlapping content for another user: same names, different facts.
 BOB = [
-    {"id": "m1", "role": "user", "content": "My dog is called Rex. He is a beagle.", "time_stamp": "2025-01-13T10:00:00",
-     "speaker_name": "Bob"},
-    {"id": "b2", "role": "user", "content": "I work as a nurse at Northwind Clinic.", "time_stamp": "2025-02-04T10:00:00",
-     "speaker_name": "Bob"},
+    {
+        "id": "m1",
+        "role": "user",
+        "content": "My dog is called Rex. He is a beagle.",
+        "time_stamp": "2025-01-13T10:00:00",
+        "speaker_name": "Bob",
+    },
+    {
+        "id": "b2",
+        "role": "user",
+        "content": "I work as a nurse at Northwind Clinic.",
+        "time_stamp": "2025-02-04T10:00:00",
+        "speaker_name": "Bob",
+    },
 ]
 
 
@@ -112,8 +142,9 @@ def test_session_and_agent_narrow_reads(make_memory) -> None:
 
 def test_update_reembeds_and_history(mem: LightMemory) -> None:
     target = next(e for e in mem.get_all(user_id="maya") if "Northwind Labs" in e.memory)
-    updated = mem.update(target.id, "Maya works at Brightline Health as a senior analyst.", user_id="maya",
-                         reason="job change")
+    updated = mem.update(
+        target.id, "Maya works at Brightline Health as a senior analyst.", user_id="maya", reason="job change"
+    )
     assert updated.version == 2 and updated.source_ids == target.source_ids
     hits = mem.retrieve("Brightline Health", limit=1, user_id="maya", strategy="embedding")
     assert hits[0].entry.id == target.id  # found by its new vector, not the stale one
@@ -203,21 +234,41 @@ def test_a_turn_shows_the_sentence_that_answers(make_memory) -> None:
     # the sentence stating where the user lives, not the one saying where they no longer
     # do (fusion alone showed "I'm no longer in London.").
     turns = [
-        ("t1", "user", "My flat in London is tiny, but I love being able to walk along the river after work.",
-         "03-02T18:50"),
+        (
+            "t1",
+            "user",
+            "My flat in London is tiny, but I love being able to walk along the river after work.",
+            "03-02T18:50",
+        ),
         ("t2", "assistant", "Evening walks by the Thames are hard to beat.", "03-02T18:51"),
         ("t5", "user", "How do I politely ask my neighbour to keep the noise down after 11?", "04-15T21:20"),
-        ("t6", "assistant", "Catch them at a calm moment, be friendly and specific about the time, and suggest a "
-         "simple compromise.", "04-15T21:21"),
-        ("t9", "user", "I'm no longer in London. The rent got ridiculous, so I've moved back up to Manchester, and "
-         "I can actually afford a spare room.", "10-14T17:30"),
-        ("t10", "assistant", "A spare room is a real luxury, and the Peak District is now close by for weekend hikes.",
-         "10-14T17:31"),
+        (
+            "t6",
+            "assistant",
+            "Catch them at a calm moment, be friendly and specific about the time, and suggest a simple compromise.",
+            "04-15T21:21",
+        ),
+        (
+            "t9",
+            "user",
+            "I'm no longer in London. The rent got ridiculous, so I've moved back up to Manchester, and "
+            "I can actually afford a spare room.",
+            "10-14T17:30",
+        ),
+        (
+            "t10",
+            "assistant",
+            "A spare room is a real luxury, and the Peak District is now close by for weekend hikes.",
+            "10-14T17:31",
+        ),
     ]
     m = make_memory()
     for tid, role, text, when in turns:
-        m.add_memory([{"id": tid, "role": role, "content": text, "time_stamp": f"2024-{when}:00"}], user_id="u",
-                     session_id=when[:5])
+        m.add_memory(
+            [{"id": tid, "role": role, "content": text, "time_stamp": f"2024-{when}:00"}],
+            user_id="u",
+            session_id=when[:5],
+        )
     hits = m.retrieve("Where does the user live now?", limit=5, user_id="u")
     shown = next(h for h in hits if h.entry.source_ids == ["t9"])
     assert "Manchester" in shown.entry.memory

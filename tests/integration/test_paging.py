@@ -39,18 +39,29 @@ def _config(backend: str, root: str) -> MemoryConfig:
 
 
 def _turns(tag: str, n: int, draw_stamp: Callable[[int], str]) -> list[dict[str, Any]]:
-    return [{"id": f"{tag}-{i}", "role": "user", "content": f"Note {tag}-{i}: the {i % 5} boxes went upstairs.",
-             "time_stamp": draw_stamp(i)} for i in range(n)]
+    return [
+        {
+            "id": f"{tag}-{i}",
+            "role": "user",
+            "content": f"Note {tag}-{i}: the {i % 5} boxes went upstairs.",
+            "time_stamp": draw_stamp(i),
+        }
+        for i in range(n)
+    ]
 
 
 # A plan: how many entries, their stamps, the page size, and what happens between pages.
-change = st.one_of(st.tuples(st.just("add"), st.integers(1, 4), st.sampled_from(STAMPS)),
-                   st.tuples(st.just("delete"), st.integers(0, 10_000), st.just("")))
-plan = st.fixed_dictionaries({
-    "stamps": st.lists(st.sampled_from(STAMPS), min_size=1, max_size=60),
-    "size": st.sampled_from(SIZES),
-    "changes": st.lists(st.lists(change, max_size=3), max_size=12),
-})
+change = st.one_of(
+    st.tuples(st.just("add"), st.integers(1, 4), st.sampled_from(STAMPS)),
+    st.tuples(st.just("delete"), st.integers(0, 10_000), st.just("")),
+)
+plan = st.fixed_dictionaries(
+    {
+        "stamps": st.lists(st.sampled_from(STAMPS), min_size=1, max_size=60),
+        "size": st.sampled_from(SIZES),
+        "changes": st.lists(st.lists(change, max_size=3), max_size=12),
+    }
+)
 
 
 class Harness:
@@ -74,8 +85,9 @@ class Harness:
         for kind, n, stamp in changes:
             if kind == "add":
                 self.added += 1
-                self.memory.add_memory(_turns(f"{self.user}-{self.added}", n, lambda i: stamp), user_id=self.user,
-                                       infer=False)
+                self.memory.add_memory(
+                    _turns(f"{self.user}-{self.added}", n, lambda i, stamp=stamp: stamp), user_id=self.user, infer=False
+                )
             else:
                 existing = sorted(self.ids())
                 if existing:
@@ -89,8 +101,12 @@ class Harness:
         self.memory.close()
 
 
-def _listed_through_cursor(h: Harness, size: int, changes: list[list[tuple[str, int, str]]],
-                           page: Callable[[Optional[str]], tuple[list[str], Optional[str]]]) -> tuple[list[str], set]:
+def _listed_through_cursor(
+    h: Harness,
+    size: int,
+    changes: list[list[tuple[str, int, str]]],
+    page: Callable[[Optional[str]], tuple[list[str], Optional[str]]],
+) -> tuple[list[str], set]:
     before = h.ids()
     seen: list[str] = []
     cursor: Optional[str] = None
@@ -211,7 +227,17 @@ def test_cli_list_after(embedder: Any, tmp_path: Path) -> None:
     cursor: Optional[str] = None
     changes = [[("delete", 3, "")], [("add", 2, STAMPS[0]), ("add", 1, STAMPS[1])], [("delete", 11, "")]]
     for step in range(20):
-        args = ["--path", root, "list", "--user", "u", "--limit", "4", "--json", *(["--after", cursor] if cursor else [])]
+        args = [
+            "--path",
+            root,
+            "list",
+            "--user",
+            "u",
+            "--limit",
+            "4",
+            "--json",
+            *(["--after", cursor] if cursor else []),
+        ]
         result = runner.invoke(app, args, obj={"embedder": embedder})
         assert result.exit_code == 0, result.output
         seen += [e["id"] for e in json.loads(result.stdout)]

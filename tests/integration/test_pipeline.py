@@ -10,24 +10,45 @@ import json
 
 import pytest
 
-from lightmem_core import LightMemory
 from lightmem_core.config import LLMConfig
 from lightmem_core.llm import OpenAICompatibleLLM
 from tests.fake_llm import FakeLLMServer, FaultSpec
 
 TALK = [
-    {"id": "a1", "role": "user", "speaker_name": "Maya", "content": "My dog Biscuit turned three today.",
-     "time_stamp": "2025-01-12T09:00:00"},
-    {"id": "a2", "role": "user", "speaker_name": "Tom", "content": "Happy birthday to Biscuit! I will bring a toy.",
-     "time_stamp": "2025-01-12T09:01:00"},
-    {"id": "a3", "role": "user", "speaker_name": "Tom", "content": "Also I am moving to Lisbon in June.",
-     "time_stamp": "2025-01-12T09:02:00"},
-    {"id": "a4", "role": "assistant", "content": "Noted: Tom moves to Lisbon in June.", "time_stamp": "2025-01-12T09:03:00"},
+    {
+        "id": "a1",
+        "role": "user",
+        "speaker_name": "Maya",
+        "content": "My dog Biscuit turned three today.",
+        "time_stamp": "2025-01-12T09:00:00",
+    },
+    {
+        "id": "a2",
+        "role": "user",
+        "speaker_name": "Tom",
+        "content": "Happy birthday to Biscuit! I will bring a toy.",
+        "time_stamp": "2025-01-12T09:01:00",
+    },
+    {
+        "id": "a3",
+        "role": "user",
+        "speaker_name": "Tom",
+        "content": "Also I am moving to Lisbon in June.",
+        "time_stamp": "2025-01-12T09:02:00",
+    },
+    {
+        "id": "a4",
+        "role": "assistant",
+        "content": "Noted: Tom moves to Lisbon in June.",
+        "time_stamp": "2025-01-12T09:03:00",
+    },
 ]
 
 
 def llm_for(server: FakeLLMServer, **kw) -> OpenAICompatibleLLM:
-    cfg = LLMConfig(base_url=server.base_url, model="fake", api_key="k", max_retries=kw.pop("max_retries", 2), timeout=2)
+    cfg = LLMConfig(
+        base_url=server.base_url, model="fake", api_key="k", max_retries=kw.pop("max_retries", 2), timeout=2
+    )
     return OpenAICompatibleLLM(cfg, backoff_base=0.01, max_backoff=0.05)
 
 
@@ -77,10 +98,14 @@ def test_llm_outage_keeps_turns_pending_then_retry_succeeds(make_memory, fake_ll
 
 
 def test_invented_source_ids_are_never_stored(make_memory, fake_llm) -> None:
-    fake_llm.responder = lambda req: json.dumps({"facts": [
-        {"fact": "Maya's dog is Biscuit.", "source_ids": ["a1", "zz-invented"]},
-        {"fact": "Tom will bring a toy.", "source_ids": ["nope"]},
-    ]})
+    fake_llm.responder = lambda req: json.dumps(
+        {
+            "facts": [
+                {"fact": "Maya's dog is Biscuit.", "source_ids": ["a1", "zz-invented"]},
+                {"fact": "Tom will bring a toy.", "source_ids": ["nope"]},
+            ]
+        }
+    )
     m = make_memory(llm=llm_for(fake_llm))
     m.add_memory(TALK[:2], user_id="u", force_extract=True)
     got = {e.memory: e for e in m.get_all(user_id="u")}
@@ -91,7 +116,9 @@ def test_invented_source_ids_are_never_stored(make_memory, fake_llm) -> None:
 
 def test_malformed_json_is_repaired_once(make_memory, fake_llm) -> None:
     m = make_memory(llm=llm_for(fake_llm))
-    fake_llm.script(FaultSpec(body='Sure! ```json\n{"facts": [{"fact": "Biscuit is three.", "source_ids": ["a1"],}]}\n```'))
+    fake_llm.script(
+        FaultSpec(body='Sure! ```json\n{"facts": [{"fact": "Biscuit is three.", "source_ids": ["a1"],}]}\n```')
+    )
     m.add_memory(TALK[:1], user_id="u", force_extract=True)
     assert [e.memory for e in m.get_all(user_id="u")] == ["Biscuit is three."] and fake_llm.calls["chat"] == 1
     fake_llm.script(FaultSpec(body='{"facts": [{"fact": "cut of'))
@@ -115,13 +142,26 @@ def test_buffered_turns_survive_restart_and_are_extracted_once(make_memory, fake
 
 
 def test_event_mode_binds_facts_and_relations_to_events(make_memory, fake_llm) -> None:
-    fake_llm.responder = lambda req: json.dumps({"events": [
-        {"event": "Biscuit's birthday", "time": "2025-01-12", "source_ids": ["a1", "a2"],
-         "facts": [{"fact": "Maya's dog Biscuit turned three.", "source_ids": ["a1"]}],
-         "relations": [{"subject": "Maya", "relation": "owns", "object": "Biscuit", "source_ids": ["a1"]}]},
-        {"event": "Tom's move", "time": "2025-06", "source_ids": ["a3"],
-         "facts": [{"fact": "Tom is moving to Lisbon in June.", "source_ids": ["a3"]}], "relations": []},
-    ]})
+    fake_llm.responder = lambda req: json.dumps(
+        {
+            "events": [
+                {
+                    "event": "Biscuit's birthday",
+                    "time": "2025-01-12",
+                    "source_ids": ["a1", "a2"],
+                    "facts": [{"fact": "Maya's dog Biscuit turned three.", "source_ids": ["a1"]}],
+                    "relations": [{"subject": "Maya", "relation": "owns", "object": "Biscuit", "source_ids": ["a1"]}],
+                },
+                {
+                    "event": "Tom's move",
+                    "time": "2025-06",
+                    "source_ids": ["a3"],
+                    "facts": [{"fact": "Tom is moving to Lisbon in June.", "source_ids": ["a3"]}],
+                    "relations": [],
+                },
+            ]
+        }
+    )
     m = make_memory({"extraction_mode": "event"}, llm=llm_for(fake_llm))
     m.add_memory(TALK, user_id="u", force_extract=True)
     assert "StructMem" not in fake_llm.requests_for("chat")[0]["messages"][0]["content"]
@@ -146,8 +186,14 @@ def test_turn_text_cannot_forge_prompt_lines(make_memory, fake_llm) -> None:
 
 
 def test_upstream_memory_manager_config_reaches_the_endpoint(make_memory, fake_llm) -> None:
-    m = make_memory({"memory_manager": {"model_name": "openai", "configs": {
-        "model": "fake", "api_key": "k", "max_tokens": 300, "openai_base_url": fake_llm.base_url}}})
+    m = make_memory(
+        {
+            "memory_manager": {
+                "model_name": "openai",
+                "configs": {"model": "fake", "api_key": "k", "max_tokens": 300, "openai_base_url": fake_llm.base_url},
+            }
+        }
+    )
     m.add_memory(TALK[:2], user_id="u", force_extract=True)
     req = fake_llm.requests_for("chat")[0]
     assert req["model"] == "fake" and req["max_tokens"] == 300
@@ -156,15 +202,34 @@ def test_upstream_memory_manager_config_reaches_the_endpoint(make_memory, fake_l
 
 def test_full_write_path_compress_segment_extract(make_memory, fake_llm) -> None:
     """Sensory buffer -> entropy compression -> MiniLM topic segmentation -> one LLM call per batch."""
-    dog = [f"My dog Biscuit had his vet check-up, and the vet said his {part} looks healthy."
-           for part in ("heart", "coat", "teeth", "weight", "hips")]
-    trip = [f"For the Lisbon trip in June we still need to book the {part} before prices rise."
-            for part in ("flights", "hotel", "train to Sintra", "tram passes", "dinner in Alfama")]
-    turns = [{"id": f"t{i}", "role": "user", "speaker_name": "Maya" if i % 3 else "Tom", "content": text,
-              "time_stamp": f"2025-03-09T14:{i:02d}:00"} for i, text in enumerate(dog + trip)]
-    m = make_memory({"pre_compress": True, "compressor": {"provider": "entropy", "rate": 0.6},
-                     "topic_segment": True, "sensory_tokens": 100_000, "extract_tokens": 100_000},
-                    llm=llm_for(fake_llm))
+    dog = [
+        f"My dog Biscuit had his vet check-up, and the vet said his {part} looks healthy."
+        for part in ("heart", "coat", "teeth", "weight", "hips")
+    ]
+    trip = [
+        f"For the Lisbon trip in June we still need to book the {part} before prices rise."
+        for part in ("flights", "hotel", "train to Sintra", "tram passes", "dinner in Alfama")
+    ]
+    turns = [
+        {
+            "id": f"t{i}",
+            "role": "user",
+            "speaker_name": "Maya" if i % 3 else "Tom",
+            "content": text,
+            "time_stamp": f"2025-03-09T14:{i:02d}:00",
+        }
+        for i, text in enumerate(dog + trip)
+    ]
+    m = make_memory(
+        {
+            "pre_compress": True,
+            "compressor": {"provider": "entropy", "rate": 0.6},
+            "topic_segment": True,
+            "sensory_tokens": 100_000,
+            "extract_tokens": 100_000,
+        },
+        llm=llm_for(fake_llm),
+    )
     r = m.add_memory(turns, user_id="u")
     assert r.pending_turns == 10 and fake_llm.calls["chat"] == 0
     pend = m.pending(user_id="u")
@@ -184,11 +249,25 @@ def test_short_sessions_share_one_extraction_call_and_keep_their_session(make_me
     """Buffers are per (user, agent) stream: ten short sessions cost one call, not ten."""
     m = make_memory({"extract_tokens": 10_000}, llm=llm_for(fake_llm))
     for n in range(10):
-        r = m.add_memory([{"id": f"s{n}", "role": "user", "content": f"Session {n}: I planted {n + 1} tulips today.",
-                           "time_stamp": f"2025-03-{n + 1:02d}T09:00:00"}], user_id="maya", session_id=f"day{n}")
+        r = m.add_memory(
+            [
+                {
+                    "id": f"s{n}",
+                    "role": "user",
+                    "content": f"Session {n}: I planted {n + 1} tulips today.",
+                    "time_stamp": f"2025-03-{n + 1:02d}T09:00:00",
+                }
+            ],
+            user_id="maya",
+            session_id=f"day{n}",
+        )
         assert r.pending_turns == n + 1
-    m.add_memory([{"id": "o1", "role": "user", "content": "Other agent, other stream."}], user_id="maya",
-                 agent_id="coach", session_id="day0")
+    m.add_memory(
+        [{"id": "o1", "role": "user", "content": "Other agent, other stream."}],
+        user_id="maya",
+        agent_id="coach",
+        session_id="day0",
+    )
     assert fake_llm.calls["chat"] == 0
     assert [t.id for t in m.pending(user_id="maya", session_id="day3")] == ["s3"]
     m.flush(user_id="maya", session_id="day9")  # a session names the stream it belongs to

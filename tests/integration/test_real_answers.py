@@ -35,13 +35,20 @@ def recorded(name: str) -> dict[str, Any]:
 
 def replaying(server: FakeLLMServer, calls: list[dict[str, Any]]) -> None:
     """Answer the n-th chat request with the n-th recorded answer (its finish_reason too)."""
-    server.script(*(FaultSpec(body=c["answer"], finish_reason=c.get("finish_reason") or "stop") for c in calls),
-                  endpoint="chat")
+    server.script(
+        *(FaultSpec(body=c["answer"], finish_reason=c.get("finish_reason") or "stop") for c in calls), endpoint="chat"
+    )
 
 
 def llm_for(server: FakeLLMServer, **kw: Any) -> OpenAICompatibleLLM:
-    cfg = LLMConfig(base_url=server.base_url, model=kw.pop("model", "recorded"), api_key="k", timeout=5,
-                    max_retries=kw.pop("max_retries", 1), **kw)
+    cfg = LLMConfig(
+        base_url=server.base_url,
+        model=kw.pop("model", "recorded"),
+        api_key="k",
+        timeout=5,
+        max_retries=kw.pop("max_retries", 1),
+        **kw,
+    )
     return OpenAICompatibleLLM(cfg, backoff_base=0.01, max_backoff=0.02)
 
 
@@ -112,8 +119,10 @@ def test_context_overflow_is_learned_and_the_batch_halved(make_memory, fake_llm)
     fake_llm.script(FaultSpec(status=400, raw_body=err["body"]), endpoint="chat")
     llm = llm_for(fake_llm, model="small-window")
     m = make_memory({"extract_tokens": 10_000}, llm=llm)
-    talk = [{**t, "id": f"w{i}", "content": t["content"] + " " + "More words about the day. " * 20}
-            for i, t in enumerate(CHAT)]
+    talk = [
+        {**t, "id": f"w{i}", "content": t["content"] + " " + "More words about the day. " * 20}
+        for i, t in enumerate(CHAT)
+    ]
     r = m.add_memory(talk, user_id="u", force_extract=True)
     assert r.error is None and m.pending(user_id="u") == []
     assert llm.context_window == 512

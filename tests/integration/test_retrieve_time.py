@@ -22,8 +22,11 @@ def memory(make_memory):
     for sid, ts, text in TURNS:
         m.add_memory([{"role": "user", "content": text, "time_stamp": ts}], user_id="maya", session_id=sid)
     # another user with the same words: a period or anchor must never reach across users
-    m.add_memory([{"role": "user", "content": "I baked sourdough bread in May.", "time_stamp": "2023-05-03T10:00:00"}],
-                 user_id="bob", session_id="s1")
+    m.add_memory(
+        [{"role": "user", "content": "I baked sourdough bread in May.", "time_stamp": "2023-05-03T10:00:00"}],
+        user_id="bob",
+        session_id="s1",
+    )
     return m
 
 
@@ -99,12 +102,15 @@ def test_bad_arguments_name_the_field(memory) -> None:
 
 def test_a_named_speaker_ranks_their_own_words_first(make_memory) -> None:
     m = make_memory()
-    m.add_memory([
-        {"role": "user", "speaker_name": "Caroline", "content": "I painted a sunrise over the lake last weekend."},
-        {"role": "user", "speaker_name": "Melanie", "content": "I painted a sunrise over the lake for my mother."},
-    ], user_id="u")
+    m.add_memory(
+        [
+            {"role": "user", "speaker_name": "Caroline", "content": "I painted a sunrise over the lake last weekend."},
+            {"role": "user", "speaker_name": "Melanie", "content": "I painted a sunrise over the lake for my mother."},
+        ],
+        user_id="u",
+    )
     for who in ("Caroline", "Melanie"):
         hits = m.retrieve(f"What did {who} paint?", limit=2, user_id="u")
-        assert hits[0].entry.speaker_name == who and f"speaker:embedding" in hits[0].retrievers
+        assert hits[0].entry.speaker_name == who and "speaker:embedding" in hits[0].retrievers
     off = m.retrieve("What did Nobody paint?", limit=2, user_id="u")
     assert len(off) == 2 and not any(r.startswith("speaker:") for h in off for r in h.retrievers)

@@ -82,8 +82,9 @@ def test_one_topic_is_not_shredded(segmenter: AttentionSegmenter) -> None:
 
 def test_shared_pass_embeddings_cut_the_same_place(segmenter: AttentionSegmenter) -> None:
     """One forward pass for attention and embeddings (contextual similarity)."""
-    shared = AttentionSegmenter.from_model(segmenter._model, segmenter._tokenizer, sentence_model=True,
-                                           embeddings="shared", threshold=0.8)
+    shared = AttentionSegmenter.from_model(
+        segmenter._model, segmenter._tokenizer, sentence_model=True, embeddings="shared", threshold=0.8
+    )
     got = cuts(shared.segment(as_dicts(VET + LISBON)))
     assert got and all(abs(c - 6) <= 1 for c in got), got
 
@@ -102,8 +103,9 @@ def test_long_buffer_spans_several_windows(segmenter: AttentionSegmenter) -> Non
     long_turn = ("Ana", "The vet explained every treatment option for the paw in detail. " * 60)
     rows = VET[:3] + [long_turn] + VET[3:] + LISBON
     turns = as_dicts(rows)
-    small = AttentionSegmenter.from_model(segmenter._model, segmenter._tokenizer, sentence_model=True,
-                                          max_tokens=128, max_turn_tokens=40)
+    small = AttentionSegmenter.from_model(
+        segmenter._model, segmenter._tokenizer, sentence_model=True, max_tokens=128, max_turn_tokens=40
+    )
     windows = small._encode(as_turns(turns))
     assert len(windows) >= 4
     assert all(w.attention.shape[0] <= 128 for w in windows)
@@ -139,8 +141,9 @@ def test_time_gap_and_shared_entry_point(segmenter: AttentionSegmenter) -> None:
         ids += piece + [tok.sep_token_id]
     with torch.inference_mode():
         out = model(input_ids=torch.tensor([ids]), output_attentions=True)
-    segs = segmenter.segment_from_attention(spans, out.attentions, hidden_states=out.last_hidden_state[0].numpy(),
-                                            turns=as_dicts(VET + LISBON))
+    segs = segmenter.segment_from_attention(
+        spans, out.attentions, hidden_states=out.last_hidden_state[0].numpy(), turns=as_dicts(VET + LISBON)
+    )
     assert_partition(segs, 12)
 
 

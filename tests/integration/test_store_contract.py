@@ -131,8 +131,14 @@ def seed(store: MemoryStore, bm25: Bm25Encoder) -> None:
     text, kind, axes = BOT_DOC
     store.upsert(
         ALICE_BOT,
-        [PointIn(pid("alice-5"), payload(ALICE_BOT, text=text, kind=kind, ts=6.0, n=5, flag=False), vec(*axes),
-                 bm25.document(text))],
+        [
+            PointIn(
+                pid("alice-5"),
+                payload(ALICE_BOT, text=text, kind=kind, ts=6.0, n=5, flag=False),
+                vec(*axes),
+                bm25.document(text),
+            )
+        ],
     )
     store.upsert(BOB, _points(BOB, "bob", bm25, ts_offset=10.0))
 
@@ -187,8 +193,17 @@ def assert_by_score(records: list[Record]) -> None:
 # --- writes and reads ------------------------------------------------------------------
 def test_upsert_get_round_trip(open_store: Callable[..., MemoryStore], bm25: Bm25Encoder) -> None:
     s = open_store()
-    data = payload(ALICE, text="Zoë’s café — 東京 🌸", kind="x", ts=1.5, n=7, flag=True,
-                   nested={"a": [1, 2, {"b": None}], "c": "d"}, tags=["x", "y"], empty=[])
+    data = payload(
+        ALICE,
+        text="Zoë’s café — 東京 🌸",
+        kind="x",
+        ts=1.5,
+        n=7,
+        flag=True,
+        nested={"a": [1, 2, {"b": None}], "c": "d"},
+        tags=["x", "y"],
+        empty=[],
+    )
     s.upsert(ALICE, [PointIn(pid("rt"), data, vec(0), bm25.document(data["text"]))])
     got = s.get(ALICE, [pid("rt")])
     assert [r.id for r in got] == [pid("rt")]
@@ -277,10 +292,17 @@ def test_search_returns_only_the_payload_keys_asked_for(shared: MemoryStore, bm2
     read the kept ones again). The selection must reach the engine: what comes back has
     only the keys asked for, on dense, sparse and prefetched requests alike."""
     keys = ("kind", "user_id")
-    queries = [VectorQuery("dense", vec(0), limit=3, payload=keys),
-               VectorQuery("sparse", bm25.query("garden"), limit=3, payload=keys),
-               VectorQuery("dense", vec(0), limit=2, payload=("kind",),
-                           prefetch=VectorQuery("sparse", bm25.query("garden car"), limit=5))]
+    queries = [
+        VectorQuery("dense", vec(0), limit=3, payload=keys),
+        VectorQuery("sparse", bm25.query("garden"), limit=3, payload=keys),
+        VectorQuery(
+            "dense",
+            vec(0),
+            limit=2,
+            payload=("kind",),
+            prefetch=VectorQuery("sparse", bm25.query("garden car"), limit=5),
+        ),
+    ]
     lists = shared.search(ALICE, queries)
     assert all(lists)
     for hits, q in zip(lists, queries):
@@ -320,8 +342,10 @@ def test_sparse_idf_is_measured_in_the_callers_scope(open_store: Callable[..., M
     s.upsert(BOB, _points(BOB, "bob", bm25))
     query = [VectorQuery("sparse", bm25.query("garden tulips"), limit=10)]
     before = [(h.id, h.score) for h in s.search(BOB, query)[0]]
-    s.upsert(ALICE, [PointIn(pid(f"alice-g{i}"), payload(ALICE, text="garden"), None, bm25.document("garden"))
-                     for i in range(20)])
+    s.upsert(
+        ALICE,
+        [PointIn(pid(f"alice-g{i}"), payload(ALICE, text="garden"), None, bm25.document("garden")) for i in range(20)],
+    )
     after = [(h.id, h.score) for h in s.search(BOB, query)[0]]
     assert [i for i, _ in after] == [i for i, _ in before]
     assert [sc for _, sc in after] == pytest.approx([sc for _, sc in before], rel=1e-5)
@@ -329,8 +353,13 @@ def test_sparse_idf_is_measured_in_the_callers_scope(open_store: Callable[..., M
 
 def test_points_without_a_dense_vector(open_store: Callable[..., MemoryStore], bm25: Bm25Encoder) -> None:
     s = open_store()
-    s.upsert(ALICE, [PointIn(pid("s"), payload(ALICE, text="only words"), None, bm25.document("only words")),
-                     PointIn(pid("d"), payload(ALICE, text="only a vector"), vec(0), None)])
+    s.upsert(
+        ALICE,
+        [
+            PointIn(pid("s"), payload(ALICE, text="only words"), None, bm25.document("only words")),
+            PointIn(pid("d"), payload(ALICE, text="only a vector"), vec(0), None),
+        ],
+    )
     assert ids(s.search(ALICE, [VectorQuery("dense", vec(0), limit=10)])[0]) == [pid("d")]
     assert ids(s.search(ALICE, [VectorQuery("sparse", bm25.query("words"), limit=10)])[0]) == [pid("s")]
 

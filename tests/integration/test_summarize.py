@@ -8,12 +8,32 @@ from lightmem_core.config import LLMConfig
 from lightmem_core.llm import OpenAICompatibleLLM
 
 S1 = [
-    {"id": "s1a", "role": "user", "content": "I adopted a corgi puppy named Biscuit from the shelter.", "time_stamp": "2025-01-12T09:00:00"},
-    {"id": "s1b", "role": "user", "content": "Biscuit already knows how to sit and loves carrots.", "time_stamp": "2025-01-12T09:05:00"},
+    {
+        "id": "s1a",
+        "role": "user",
+        "content": "I adopted a corgi puppy named Biscuit from the shelter.",
+        "time_stamp": "2025-01-12T09:00:00",
+    },
+    {
+        "id": "s1b",
+        "role": "user",
+        "content": "Biscuit already knows how to sit and loves carrots.",
+        "time_stamp": "2025-01-12T09:05:00",
+    },
 ]
 S2 = [
-    {"id": "s2a", "role": "user", "content": "We booked flights to Lisbon for June 14.", "time_stamp": "2025-03-09T14:30:00"},
-    {"id": "s2b", "role": "user", "content": "Tom insists on a day trip to Sintra during the Lisbon week.", "time_stamp": "2025-03-09T14:35:00"},
+    {
+        "id": "s2a",
+        "role": "user",
+        "content": "We booked flights to Lisbon for June 14.",
+        "time_stamp": "2025-03-09T14:30:00",
+    },
+    {
+        "id": "s2b",
+        "role": "user",
+        "content": "Tom insists on a day trip to Sintra during the Lisbon week.",
+        "time_stamp": "2025-03-09T14:35:00",
+    },
 ]
 
 
@@ -37,8 +57,18 @@ def test_offline_session_summaries(make_memory) -> None:
     # re-running with nothing new changes nothing; new entries update the summary in place
     again = m.summarize(user_id="maya")
     assert {s.id: s.version for s in again} == {s.id: 1 for s in sums.values()}
-    m.add_memory([{"id": "s2c", "role": "user", "content": "We will stay in a guesthouse in Alfama.",
-                   "time_stamp": "2025-03-09T14:40:00"}], user_id="maya", session_id="s2")
+    m.add_memory(
+        [
+            {
+                "id": "s2c",
+                "role": "user",
+                "content": "We will stay in a guesthouse in Alfama.",
+                "time_stamp": "2025-03-09T14:40:00",
+            }
+        ],
+        user_id="maya",
+        session_id="s2",
+    )
     updated = {s.session_id: s for s in m.summarize(user_id="maya", window="session")}
     assert updated["s2"].id == sums["s2"].id and updated["s2"].version == 2
     assert [h.event for h in m.history(sums["s2"].id, user_id="maya")] == ["ADD", "UPDATE"]
@@ -46,8 +76,11 @@ def test_offline_session_summaries(make_memory) -> None:
 
 
 def test_llm_summaries_count_as_summary_stage(make_memory, fake_llm) -> None:
-    fake_llm.responder = lambda req: (json.dumps({"summary": "Maya adopted Biscuit, a corgi who loves carrots."})
-                                      if "SUMMARIZE" in req["messages"][0]["content"] else None)
+    fake_llm.responder = lambda req: (
+        json.dumps({"summary": "Maya adopted Biscuit, a corgi who loves carrots."})
+        if "SUMMARIZE" in req["messages"][0]["content"]
+        else None
+    )
     llm = OpenAICompatibleLLM(LLMConfig(base_url=fake_llm.base_url, model="fake", api_key="k"), backoff_base=0.01)
     m = make_memory(llm=llm)
     m.add_memory(S1, user_id="maya", session_id="s1", force_extract=True)

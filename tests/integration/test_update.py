@@ -34,10 +34,32 @@ def test_online_supersedes_and_keeps_history(make_memory) -> None:
 
 def test_superseding_keeps_the_vector_norm_and_ignores_the_assistant(make_memory) -> None:
     m = make_memory({"update": "online"})
-    m.add_memory([OLD, {"id": "a1", "role": "assistant", "content": "Seattle has great coffee; you live near it.",
-                        "time_stamp": "2025-01-12T09:00:30"}], user_id="u", session_id="s1")
-    m.add_memory([NEW, {"id": "a2", "role": "assistant", "content": "Portland has great food carts where you live now.",
-                        "time_stamp": "2025-05-04T10:00:30"}], user_id="u", session_id="s2")
+    m.add_memory(
+        [
+            OLD,
+            {
+                "id": "a1",
+                "role": "assistant",
+                "content": "Seattle has great coffee; you live near it.",
+                "time_stamp": "2025-01-12T09:00:30",
+            },
+        ],
+        user_id="u",
+        session_id="s1",
+    )
+    m.add_memory(
+        [
+            NEW,
+            {
+                "id": "a2",
+                "role": "assistant",
+                "content": "Portland has great food carts where you live now.",
+                "time_stamp": "2025-05-04T10:00:30",
+            },
+        ],
+        user_id="u",
+        session_id="s2",
+    )
     everything = {e.source_ids[0]: e for e in m.get_all(user_id="u", include_superseded=True)}
     assert not everything["o1"].is_current
     assert everything["a1"].is_current  # the assistant's words are not a user attribute to replace
@@ -106,8 +128,19 @@ def test_llm_resolver_updates_and_reembeds(make_memory, fake_llm) -> None:
             return None
         body = req["messages"][1]["content"]
         target = [line for line in body.splitlines() if "Seattle" in line][0].split("]")[0].strip("[")
-        return json.dumps({"decisions": [{"id": target, "action": "update", "memory": "The user lives in Portland (moved from Seattle).",
-                                          "reason": "moved"}, {"id": "not-shown", "action": "delete"}]})
+        return json.dumps(
+            {
+                "decisions": [
+                    {
+                        "id": target,
+                        "action": "update",
+                        "memory": "The user lives in Portland (moved from Seattle).",
+                        "reason": "moved",
+                    },
+                    {"id": "not-shown", "action": "delete"},
+                ]
+            }
+        )
 
     fake_llm.responder = responder
     llm = OpenAICompatibleLLM(LLMConfig(base_url=fake_llm.base_url, model="f", api_key="k"), backoff_base=0.01)
@@ -127,18 +160,28 @@ def test_whole_turn_entries_show_the_sentence_that_names_the_new_state(make_memo
     """offline_unit="turn": one entry per turn, so the place named inside a request comes
     back with it; the older turn is superseded as a whole and kept in history. With
     sentences (the default) the same turn is two entries."""
-    old = {"id": "t1", "role": "user", "content": "Our apartment in Brooklyn has a radiator that clanks all night.",
-           "time_stamp": "2024-01-10T09:00:00"}
-    new = {"id": "t2", "role": "user", "time_stamp": "2024-09-02T08:00:00",
-           "content": "Commuting into Midtown from Hoboken, is the ferry reliable in winter? I miss walking to the "
-                      "subway from Brooklyn, honestly. We moved here in July."}
+    old = {
+        "id": "t1",
+        "role": "user",
+        "content": "Our apartment in Brooklyn has a radiator that clanks all night.",
+        "time_stamp": "2024-01-10T09:00:00",
+    }
+    new = {
+        "id": "t2",
+        "role": "user",
+        "time_stamp": "2024-09-02T08:00:00",
+        "content": "Commuting into Midtown from Hoboken, is the ferry reliable in winter? I miss walking to the "
+        "subway from Brooklyn, honestly. We moved here in July.",
+    }
     turns = make_memory({"update": "online", "offline_unit": "turn"}, path=tmp_path / "turns")
     sentences = make_memory({"update": "online"}, path=tmp_path / "sentences")
     for m in (turns, sentences):
         m.add_memory([old], user_id="u", session_id="s1")
         m.add_memory([new], user_id="u", session_id="s2")
-    assert [len([e for e in m.get_all(user_id="u", include_superseded=True) if e.source_ids == ["t2"]])
-            for m in (turns, sentences)] == [1, 3]
+    assert [
+        len([e for e in m.get_all(user_id="u", include_superseded=True) if e.source_ids == ["t2"]])
+        for m in (turns, sentences)
+    ] == [1, 3]
     top = turns.retrieve("Where is the user based nowadays?", user_id="u", limit=3)
     assert top[0].entry.source_ids == ["t2"] and "Hoboken" in top[0].entry.memory
     old_entry = next(e for e in turns.get_all(user_id="u", include_superseded=True) if e.source_ids == ["t1"])

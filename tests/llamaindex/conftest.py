@@ -58,8 +58,10 @@ class ScriptedChatLLM(CustomLLM):
         request = {"messages": [{"role": m.role.value, "content": m.content or ""} for m in messages]}
         has_turns = any(re.search(r"^\s*\[[^\]]+\]", m.content or "", re.M) for m in messages)
         text = default_responder(request) if (self.reply is None or has_turns) else self.reply
-        usage = {"prompt_tokens": sum(count_tokens(m.content or "") + 3 for m in messages),
-                 "completion_tokens": max(1, count_tokens(text))}
+        usage = {
+            "prompt_tokens": sum(count_tokens(m.content or "") + 3 for m in messages),
+            "completion_tokens": max(1, count_tokens(text)),
+        }
         return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), raw={"usage": usage})
 
     @llm_chat_callback()
@@ -114,8 +116,10 @@ class CityAgentLLM(MockFunctionCallingLLM):
         if city is None:
             return ChatMessage(role="assistant", content="I do not know which city you mean.")
         self._n += 1
-        return ChatMessage(role="assistant", blocks=[
-            ToolCallBlock(tool_call_id=f"call-{self._n}", tool_name="get_weather", tool_kwargs={"city": city})])
+        return ChatMessage(
+            role="assistant",
+            blocks=[ToolCallBlock(tool_call_id=f"call-{self._n}", tool_name="get_weather", tool_kwargs={"city": city})],
+        )
 
 
 @pytest.fixture(params=["local", "remote"])

@@ -19,6 +19,7 @@ from lightmem_core.llm import OpenAICompatibleLLM
 
 ISO = re.compile(r"^\d{4}(-\d{2}(-\d{2})?|-W\d{2})?$")
 
+
 @pytest.fixture(scope="session")
 def llm_url() -> Iterator[str]:
     url = os.environ.get("LIGHTMEM_LLM_URL")
@@ -49,8 +50,16 @@ def small_window_url() -> Iterator[str]:
 
 
 def real_llm(url: str, **kw: Any) -> OpenAICompatibleLLM:
-    cfg = {"provider": "vllm", "model": os.environ.get("LIGHTMEM_LLM_MODEL", "local"), "base_url": url,
-           "api_key": "none", "timeout": 600, "max_tokens": 700, "temperature": 0.0, "max_retries": 1} | kw
+    cfg = {
+        "provider": "vllm",
+        "model": os.environ.get("LIGHTMEM_LLM_MODEL", "local"),
+        "base_url": url,
+        "api_key": "none",
+        "timeout": 600,
+        "max_tokens": 700,
+        "temperature": 0.0,
+        "max_retries": 1,
+    } | kw
     return OpenAICompatibleLLM(LLMConfig(**cfg))
 
 

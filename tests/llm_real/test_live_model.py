@@ -54,11 +54,32 @@ def test_event_extraction(make_memory, llm_url) -> None:
 
 def test_the_llm_update_resolver(make_memory, llm_url) -> None:
     m = memory(make_memory, real_llm(llm_url))
-    m.add_memory([{"id": "u1", "role": "user", "name": "Maya", "time_stamp": "2023-05-08T10:00:00",
-                   "content": "I work as a nurse at Mercy Hospital."}], user_id="maya", force_extract=True)
-    m.add_memory([{"id": "u2", "role": "user", "name": "Maya", "time_stamp": "2023-07-01T10:00:00",
-                   "content": "I quit Mercy Hospital last week; now I am a nurse at St. Luke's."}], user_id="maya",
-                 force_extract=True)
+    m.add_memory(
+        [
+            {
+                "id": "u1",
+                "role": "user",
+                "name": "Maya",
+                "time_stamp": "2023-05-08T10:00:00",
+                "content": "I work as a nurse at Mercy Hospital.",
+            }
+        ],
+        user_id="maya",
+        force_extract=True,
+    )
+    m.add_memory(
+        [
+            {
+                "id": "u2",
+                "role": "user",
+                "name": "Maya",
+                "time_stamp": "2023-07-01T10:00:00",
+                "content": "I quit Mercy Hospital last week; now I am a nurse at St. Luke's.",
+            }
+        ],
+        user_id="maya",
+        force_extract=True,
+    )
     before = {e.id: e.memory for e in m.get_all(user_id="maya")}
     assert before, "the model stored nothing from two plain statements"
     m.construct_update_queue_all_entries(user_id="maya")
@@ -86,8 +107,9 @@ def test_langchain_chat_openai_as_memory_manager(make_memory, llm_url) -> None:
     langchain_openai = pytest.importorskip("langchain_openai")
     from lightmem_langchain.models import ChatModelLLM
 
-    chat = langchain_openai.ChatOpenAI(base_url=llm_url, api_key="none", model="local", temperature=0,
-                                       max_tokens=700, timeout=600)
+    chat = langchain_openai.ChatOpenAI(
+        base_url=llm_url, api_key="none", model="local", temperature=0, max_tokens=700, timeout=600
+    )
     m = memory(make_memory, ChatModelLLM(chat, json_mode=True))
     r = m.add_memory(CHAT, user_id="maya", force_extract=True)
     assert m.get_token_statistics()["extraction"]["calls"] >= 1
@@ -99,8 +121,9 @@ def test_llamaindex_openai_like_as_memory_manager(make_memory, llm_url) -> None:
     openai_like = pytest.importorskip("llama_index.llms.openai_like")
     from lightmem_llamaindex.models import LlamaIndexLLM
 
-    llm = openai_like.OpenAILike(api_base=llm_url, api_key="none", model="local", is_chat_model=True,
-                                 temperature=0, max_tokens=700, timeout=600)
+    llm = openai_like.OpenAILike(
+        api_base=llm_url, api_key="none", model="local", is_chat_model=True, temperature=0, max_tokens=700, timeout=600
+    )
     m = memory(make_memory, LlamaIndexLLM(llm, json_kwargs={"response_format": {"type": "json_object"}}))
     r = m.add_memory(CHAT, user_id="maya", force_extract=True)
     assert m.get_token_statistics()["extraction"]["calls"] >= 1
@@ -132,8 +155,10 @@ def test_a_window_that_fills_up_is_learned_and_batches_cut(make_memory, small_wi
     llm = real_llm(small_window_url, max_tokens=200)
     assert llm.context_window is None
     m = memory(make_memory, llm, extract_tokens=10_000)
-    long = [{**t, "id": f"w{i}", "content": t["content"] + " " + "We talked about the weather for a while. " * 25}
-            for i, t in enumerate(CHAT)]
+    long = [
+        {**t, "id": f"w{i}", "content": t["content"] + " " + "We talked about the weather for a while. " * 25}
+        for i, t in enumerate(CHAT)
+    ]
     m.add_memory(long, user_id="u", force_extract=True)
     assert llm.context_window == 1024  # read from the server's refusal
     assert m._extract_budget() < 10_000
@@ -144,14 +169,17 @@ def test_a_window_that_fills_up_is_learned_and_batches_cut(make_memory, small_wi
 
 def test_json_object_accepted_by_the_real_server(llm_url) -> None:
     llm = real_llm(llm_url, max_tokens=60)
-    out = complete_json(llm, [{"role": "user", "content": "Reply with JSON: {\"ok\": true}"}])
+    out = complete_json(llm, [{"role": "user", "content": 'Reply with JSON: {"ok": true}'}])
     assert isinstance(out, dict) and llm.json_mode_supported
 
 
 def test_json_schema_refused_by_llama_cpp_python_steps_down(llm_url) -> None:
     llm = real_llm(llm_url, max_tokens=60, json_mode="json_schema", model="local")
-    out = complete_json(llm, [{"role": "user", "content": "Reply with JSON: {\"ok\": true}"}],
-                        schema={"type": "object", "properties": {"ok": {"type": "boolean"}}})
+    out = complete_json(
+        llm,
+        [{"role": "user", "content": 'Reply with JSON: {"ok": true}'}],
+        schema={"type": "object", "properties": {"ok": {"type": "boolean"}}},
+    )
     assert isinstance(out, dict)
     # llama-cpp-python 0.3.36 refuses json_schema (HTTP 500); llama-server and vLLM accept it
     if not os.environ.get("LIGHTMEM_LLM_URL"):  # our own server: llama-cpp-python

@@ -15,14 +15,25 @@ import pytest
 
 fastmcp = pytest.importorskip("fastmcp")
 from fastmcp import Client  # noqa: E402
+from mcp.shared.exceptions import MCPError  # noqa: E402
 
 from lightmem_core.errors import ConfigError  # noqa: E402
 from lightmem_core.mcp import create_server, serve  # noqa: E402
 from tests._net import free_port, wait_for_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS = {"add_memory", "retrieve_memory", "list_memories", "get_memory", "update_memory", "delete_memory",
-         "memory_history", "offline_update", "summarize", "get_timestamp"}
+TOOLS = {
+    "add_memory",
+    "retrieve_memory",
+    "list_memories",
+    "get_memory",
+    "update_memory",
+    "delete_memory",
+    "memory_history",
+    "offline_update",
+    "summarize",
+    "get_timestamp",
+}
 
 
 def run(coro: Any) -> Any:
@@ -47,24 +58,49 @@ def test_every_tool(make_memory: Any) -> None:
         async with Client(server) as c:
             assert {t.name for t in await c.list_tools()} == TOOLS
 
-            added = await call(c, "add_memory", user_id="maya", session_id="s1",
-                               user_input="My dog Biscuit is a corgi.", assistant_reply="Biscuit sounds adorable!",
-                               time_stamp="2025/01/12 (Sun) 09:14")
+            added = await call(
+                c,
+                "add_memory",
+                user_id="maya",
+                session_id="s1",
+                user_input="My dog Biscuit is a corgi.",
+                assistant_reply="Biscuit sounds adorable!",
+                time_stamp="2025/01/12 (Sun) 09:14",
+            )
             assert len(added["turn_ids"]) == 2 and added["error"] is None
             assert any("corgi" in e["memory"] for e in added["added"])
             assert added["added"][0]["time_stamp"] == "2025-01-12T09:14:00"
-            await call(c, "add_memory", user_id="maya", session_id="s2", user_input="I start at Brightline Health on April 28.",
-                       time_stamp="2025-04-06T10:05:00", force_extract=True)
+            await call(
+                c,
+                "add_memory",
+                user_id="maya",
+                session_id="s2",
+                user_input="I start at Brightline Health on April 28.",
+                time_stamp="2025-04-06T10:05:00",
+                force_extract=True,
+            )
             # the same fact again, later: offline_update folds it into the first one
-            await call(c, "add_memory", user_id="maya", session_id="s2", user_input="My dog Biscuit is a corgi.",
-                       time_stamp="2025-04-06T10:06:00")
+            await call(
+                c,
+                "add_memory",
+                user_id="maya",
+                session_id="s2",
+                user_input="My dog Biscuit is a corgi.",
+                time_stamp="2025-04-06T10:06:00",
+            )
 
             found = await call(c, "retrieve_memory", user_id="maya", query="What breed is Maya's dog?", limit=3)
             assert "corgi" in found["memories"][0]["memory"]
             assert found["memories"][0]["retrievers"] and "corgi" in found["formatted"]
             assert found["memories"][0]["window"] is None  # a one-sentence turn has no neighbours to show
-            later = await call(c, "retrieve_memory", user_id="maya", query="dog", strategy="context",
-                               filters={"time_stamp": {"gte": "2025-04-01"}})
+            later = await call(
+                c,
+                "retrieve_memory",
+                user_id="maya",
+                query="dog",
+                strategy="context",
+                filters={"time_stamp": {"gte": "2025-04-01"}},
+            )
             assert later["memories"] and all(m["time_stamp"] >= "2025-04-01" for m in later["memories"])
 
             listed = await call(c, "list_memories", user_id="maya")
@@ -80,12 +116,20 @@ def test_every_tool(make_memory: Any) -> None:
             assert got["id"] == job["id"] and "context" not in got
             assert [s["content"] for s in got["sources"]] == ["I start at Brightline Health on April 28."]
 
-            upd = await call(c, "update_memory", user_id="maya", memory_id=job["id"],
-                             memory_text="Maya works at Brightline Health since April 28.", reason="user correction")
+            upd = await call(
+                c,
+                "update_memory",
+                user_id="maya",
+                memory_id=job["id"],
+                memory_text="Maya works at Brightline Health since April 28.",
+                reason="user correction",
+            )
             assert upd["version"] == 2 and upd["memory"].startswith("Maya works at Brightline")
             hist = await call(c, "memory_history", user_id="maya", memory_id=job["id"])
             assert [h["event"] for h in hist["history"]] == ["ADD", "UPDATE"]
-            assert hist["history"][1]["old_memory"] == job["memory"] and hist["history"][1]["reason"] == "user correction"
+            assert (
+                hist["history"][1]["old_memory"] == job["memory"] and hist["history"][1]["reason"] == "user correction"
+            )
 
             summaries = await call(c, "summarize", user_id="maya", window="session")
             assert {s["session_id"] for s in summaries["summaries"]} == {"s1", "s2"}
@@ -119,14 +163,16 @@ def test_errors_name_the_field(make_memory: Any) -> None:
         async with Client(server) as c:
             assert "'query'" in await error(c, "retrieve_memory", user_id="maya", query="   ")
             assert "'strategy'" in await error(c, "retrieve_memory", user_id="maya", query="dog", strategy="psychic")
-            assert "filters.time_stamp.gt" in await error(c, "retrieve_memory", user_id="maya", query="dog",
-                                                          filters={"time_stamp": {"gt": "not a date"}})
+            assert "filters.time_stamp.gt" in await error(
+                c, "retrieve_memory", user_id="maya", query="dog", filters={"time_stamp": {"gt": "not a date"}}
+            )
             assert "time_stamp" in await error(c, "add_memory", user_id="maya", user_input="hi", time_stamp="someday")
             assert "'user_id'" in await error(c, "list_memories", user_id="")
             assert "'session_id'" in await error(c, "offline_update", user_id="maya", session_id="s1")
             assert "'window'" in await error(c, "summarize", user_id="maya", window="decade")
-            assert "not found in this scope" in await error(c, "update_memory", user_id="maya", memory_id="nope",
-                                                            memory_text="x")
+            assert "not found in this scope" in await error(
+                c, "update_memory", user_id="maya", memory_id="nope", memory_text="x"
+            )
             # argument types are checked by the server's schema before the core sees them
             assert "limit" in await error(c, "retrieve_memory", user_id="maya", query="dog", limit=0)
 
@@ -148,8 +194,12 @@ def test_two_scopes_never_see_each_other(make_memory: Any) -> None:
                 assert hits["memories"] and all(m["user_id"] == "bob" for m in hits["memories"])
                 assert "corgi" not in hits["formatted"]
             assert [m["user_id"] for m in (await call(c, "list_memories", user_id="bob"))["memories"]] == ["bob"]
-            for tool, extra in (("get_memory", {}), ("memory_history", {}), ("delete_memory", {}),
-                                ("update_memory", {"memory_text": "Bob owns Biscuit."})):
+            for tool, extra in (
+                ("get_memory", {}),
+                ("memory_history", {}),
+                ("delete_memory", {}),
+                ("update_memory", {"memory_text": "Bob owns Biscuit."}),
+            ):
                 assert "not found" in await error(c, tool, user_id="bob", memory_id=maya_id, **extra)
             still = await call(c, "get_memory", user_id="maya", memory_id=maya_id)
             assert still["version"] == 1 and "corgi" in still["memory"]
@@ -173,10 +223,12 @@ def test_core_and_cli_import_without_fastmcp() -> None:
         "import sys; sys.modules['fastmcp'] = None\n"
         "import lightmem_core, lightmem_core.mcp, lightmem_core.cli\n"
         "from lightmem_core.errors import StageNotAvailableError\n"
-        "try:\n    lightmem_core.mcp.create_server(None)\nexcept StageNotAvailableError as e:\n    print('refused:', e)\n"
+        "try:\n    lightmem_core.mcp.create_server(None)\n"
+        "except StageNotAvailableError as e:\n    print('refused:', e)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=_env(), cwd=str(ROOT), capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), cwd=str(ROOT), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "refused:" in done.stdout and "lightmem-agents[mcp]" in done.stdout
 
@@ -205,8 +257,9 @@ def test_stdio_transport(stored: tuple[Path, str]) -> None:
     from fastmcp.client.transports import StdioTransport
 
     path, memory_id = stored
-    transport = StdioTransport(command=sys.executable, args=["-m", "lightmem_core.mcp", "--path", str(path)],
-                               env=_env(), cwd=str(ROOT))
+    transport = StdioTransport(
+        command=sys.executable, args=["-m", "lightmem_core.mcp", "--path", str(path)], env=_env(), cwd=str(ROOT)
+    )
 
     async def scenario() -> None:
         async with Client(transport, timeout=60) as c:
@@ -225,7 +278,10 @@ def http_server(stored: tuple[Path, str]) -> Any:
     proc = subprocess.Popen(
         [sys.executable, "-m", "lightmem_core.mcp", "--transport", "http", "--port", str(port)],
         env=_env(LIGHTMEM_MCP_TOKEN="s3cret-token", LIGHTMEM_CONFIG_JSON=json.dumps({"store": {"path": str(path)}})),
-        cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     wait_for_port(port, proc)
     yield f"http://127.0.0.1:{port}/mcp", memory_id
@@ -241,9 +297,12 @@ def test_http_transport_requires_the_token(http_server: tuple[str, str]) -> None
     import httpx
 
     url, memory_id = http_server
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                  "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                             "clientInfo": {"name": "test", "version": "1"}}}
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
+    }
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     for auth in (None, "Bearer wrong-token", "Bearer s3cret-token-but-longer", "s3cret-token"):
         sent = headers if auth is None else {**headers, "Authorization": auth}
@@ -261,7 +320,7 @@ def test_http_transport_requires_the_token(http_server: tuple[str, str]) -> None
         async with Client(url, auth="s3cret-token", timeout=30) as c:
             got = await call(c, "get_memory", user_id="maya", memory_id=memory_id)
             assert "corgi" in got["memory"] and got["sources"][0]["content"] == "My dog Biscuit is a corgi."
-        with pytest.raises(Exception):
+        with pytest.raises(MCPError):  # the server refused the key (the raw HTTP status is 401)
             async with Client(url, auth="wrong-token", timeout=30) as c:
                 await c.call_tool("list_memories", {"user_id": "maya"})
 

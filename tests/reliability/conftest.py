@@ -42,15 +42,22 @@ def timed_llm() -> Iterator[TimedFakeLLMServer]:
         yield server
 
 
-def llm_for(server: FakeLLMServer, *, max_retries: int = 2, timeout: float = 2.0, backoff_base: float = 0.02,
-            max_backoff: float = 0.2) -> OpenAICompatibleLLM:
+def llm_for(
+    server: FakeLLMServer,
+    *,
+    max_retries: int = 2,
+    timeout: float = 2.0,
+    backoff_base: float = 0.02,
+    max_backoff: float = 0.2,
+) -> OpenAICompatibleLLM:
     """A real OpenAI-compatible client for the loopback server, with test-sized waits."""
     cfg = LLMConfig(base_url=server.base_url, model="fake", api_key="k", max_retries=max_retries, timeout=timeout)
     return OpenAICompatibleLLM(cfg, backoff_base=backoff_base, max_backoff=max_backoff, max_retry_after=1.0)
 
 
-def remote_config(server: FakeLLMServer, path: Any, *, llm: bool = True, extract_tokens: Optional[int] = None,
-                  **extra: Any) -> dict[str, Any]:
+def remote_config(
+    server: FakeLLMServer, path: Any, *, llm: bool = True, extract_tokens: Optional[int] = None, **extra: Any
+) -> dict[str, Any]:
     """A native config whose LLM *and* embedder are the loopback server.
 
     The embedder is the library's OpenAI-compatible one (``embedder.provider="openai"``)
@@ -59,12 +66,23 @@ def remote_config(server: FakeLLMServer, path: Any, *, llm: bool = True, extract
     """
     cfg: dict[str, Any] = {
         "store": {"path": str(path)},
-        "embedder": {"provider": "openai", "base_url": server.base_url, "model": "fake-embed", "api_key": "k",
-                     "timeout": 5.0},
+        "embedder": {
+            "provider": "openai",
+            "base_url": server.base_url,
+            "model": "fake-embed",
+            "api_key": "k",
+            "timeout": 5.0,
+        },
     }
     if llm:
-        cfg["llm"] = {"provider": "openai", "base_url": server.base_url, "model": "fake", "api_key": "k",
-                      "max_retries": 2, "timeout": 5.0}
+        cfg["llm"] = {
+            "provider": "openai",
+            "base_url": server.base_url,
+            "model": "fake",
+            "api_key": "k",
+            "max_retries": 2,
+            "timeout": 5.0,
+        }
     if extract_tokens is not None:
         cfg["extract_tokens"] = extract_tokens
     cfg.update(extra)

@@ -17,8 +17,10 @@ import random
 import sys
 from typing import Any
 
-WORDS = ("kayak lantern violin orchard glacier pepper marble compass harbor meadow falcon cedar saffron "
-         "pebble quartz tundra walnut ember juniper sparrow canyon velvet").split()
+WORDS = (
+    "kayak lantern violin orchard glacier pepper marble compass harbor meadow falcon cedar saffron "
+    "pebble quartz tundra walnut ember juniper sparrow canyon velvet"
+).split()
 NAMES = ("Maya", "Tom", "Ravi", "Lena")
 
 
@@ -56,9 +58,15 @@ def main(settings: dict[str, Any]) -> None:
             session = rng.choice(["s1", "s2", None])
             messages = []
             for _ in range(rng.randint(1, 3)):
-                messages.append({"id": f"r{run}-{n}", "role": rng.choice(["user", "assistant"]),
-                                 "speaker_name": rng.choice(NAMES), "content": turn_text(rng, n),
-                                 "time_stamp": f"2025-03-{1 + n % 28:02d}T10:{n % 60:02d}:00"})
+                messages.append(
+                    {
+                        "id": f"r{run}-{n}",
+                        "role": rng.choice(["user", "assistant"]),
+                        "speaker_name": rng.choice(NAMES),
+                        "content": turn_text(rng, n),
+                        "time_stamp": f"2025-03-{1 + n % 28:02d}T10:{n % 60:02d}:00",
+                    }
+                )
                 n += 1
             sent.append((user, session, messages))
         result = memory.add_memory(messages, user_id=user, session_id=session, force_extract=rng.random() < 0.15)

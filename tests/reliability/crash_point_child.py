@@ -52,13 +52,22 @@ def main(settings: dict[str, Any]) -> None:
     from lightmem_core import LightMemory
 
     memory = LightMemory.from_config(settings["config"])
-    memory.add_memory([{"id": "a", "role": "user", "speaker_name": "Maya", "content": SAME,
-                        "time_stamp": "2025-03-01T10:00:00"}], user_id="ana", session_id="s1", force_extract=True)
+    memory.add_memory(
+        [{"id": "a", "role": "user", "speaker_name": "Maya", "content": SAME, "time_stamp": "2025-03-01T10:00:00"}],
+        user_id="ana",
+        session_id="s1",
+        force_extract=True,
+    )
     arm(settings["point"])
-    memory.add_memory([{"id": "b", "role": "user", "speaker_name": "Maya", "content": SAME,
-                        "time_stamp": "2025-03-02T10:00:00"},
-                       {"id": "c", "role": "user", "speaker_name": "Tom", "content": OTHER,
-                        "time_stamp": "2025-03-02T10:01:00"}], user_id="ana", session_id="s2", force_extract=True)
+    memory.add_memory(
+        [
+            {"id": "b", "role": "user", "speaker_name": "Maya", "content": SAME, "time_stamp": "2025-03-02T10:00:00"},
+            {"id": "c", "role": "user", "speaker_name": "Tom", "content": OTHER, "time_stamp": "2025-03-02T10:01:00"},
+        ],
+        user_id="ana",
+        session_id="s2",
+        force_extract=True,
+    )
     sys.exit(3)  # the kill point was never reached
 
 

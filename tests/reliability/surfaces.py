@@ -115,8 +115,9 @@ class CoreSurface(Surface):
             kw["include_superseded"] = True
         else:
             kw["strategy"] = strategy
-        hits: list[Hit] = (asyncio.run(self.memory.aretrieve(query, **kw)) if self._async()
-                           else self.memory.retrieve(query, **kw))
+        hits: list[Hit] = (
+            asyncio.run(self.memory.aretrieve(query, **kw)) if self._async() else self.memory.retrieve(query, **kw)
+        )
         return [seen(h.entry) for h in hits]
 
     def get_all(self, who: Who) -> list[Seen]:
@@ -192,8 +193,7 @@ class LangChainRetrieverSurface(CoreSurface):
 
     def retrieve(self, who: Who, query: str, strategy: str) -> list[Seen]:
         kw = {"user_id": who.user, "session_id": who.session, **_strategy_kwargs(strategy)}
-        docs = (asyncio.run(self.retriever.ainvoke(query, **kw)) if self._async()
-                else self.retriever.invoke(query, **kw))
+        docs = asyncio.run(self.retriever.ainvoke(query, **kw)) if self._async() else self.retriever.invoke(query, **kw)
         return [Seen(d.page_content, d.id, d.metadata.get("user_id"), d.metadata.get("session_id")) for d in docs]
 
 
@@ -221,8 +221,11 @@ class LangGraphStoreSurface(CoreSurface):
         return Seen(text, item.key, ns[1] if len(ns) > 1 else None, ns[3] if len(ns) > 3 else None)
 
     def retrieve(self, who: Who, query: str, strategy: str) -> list[Seen]:
-        items = (asyncio.run(self.store.asearch(self._ns(who), query=query, limit=8)) if self._async()
-                 else self.store.search(self._ns(who), query=query, limit=8))
+        items = (
+            asyncio.run(self.store.asearch(self._ns(who), query=query, limit=8))
+            if self._async()
+            else self.store.search(self._ns(who), query=query, limit=8)
+        )
         return [self._seen(i) for i in items]
 
     def get_all(self, who: Who) -> list[Seen]:
@@ -261,11 +264,16 @@ class LlamaIndexRetrieverSurface(CoreSurface):
     def retrieve(self, who: Who, query: str, strategy: str) -> list[Seen]:
         from lightmem_llamaindex import LightMemRetriever
 
-        retriever = LightMemRetriever(self.memory, user_id=who.user, session_id=who.session, limit=8,
-                                      **_strategy_kwargs(strategy))
+        retriever = LightMemRetriever(
+            self.memory, user_id=who.user, session_id=who.session, limit=8, **_strategy_kwargs(strategy)
+        )
         nodes = asyncio.run(retriever.aretrieve(query)) if self._async() else retriever.retrieve(query)
-        return [Seen(n.node.get_content(), n.node.node_id, n.node.metadata.get("user_id"),
-                     n.node.metadata.get("session_id")) for n in nodes]
+        return [
+            Seen(
+                n.node.get_content(), n.node.node_id, n.node.metadata.get("user_id"), n.node.metadata.get("session_id")
+            )
+            for n in nodes
+        ]
 
 
 class LlamaIndexMemorySurface(CoreSurface):
@@ -283,16 +291,22 @@ class LlamaIndexMemorySurface(CoreSurface):
 
         from lightmem_llamaindex import LightMemMemory
 
-        return LightMemMemory(self.memory, primary_memory=ChatMemoryBuffer.from_defaults(), user_id=who.user,
-                              session_id=who.session, session_scoped_reads=who.session is not None)
+        return LightMemMemory(
+            self.memory,
+            primary_memory=ChatMemoryBuffer.from_defaults(),
+            user_id=who.user,
+            session_id=who.session,
+            session_scoped_reads=who.session is not None,
+        )
 
     def add(self, who: Who, turns: list[dict[str, Any]]) -> list[str]:
         from llama_index.core.llms import ChatMessage
 
         from lightmem_llamaindex import TURN_ID_KEY
 
-        messages = [ChatMessage(role=t["role"], content=t["content"], additional_kwargs={TURN_ID_KEY: t["id"]})
-                    for t in turns]
+        messages = [
+            ChatMessage(role=t["role"], content=t["content"], additional_kwargs={TURN_ID_KEY: t["id"]}) for t in turns
+        ]
         self._memory(who).put_messages(messages)
         return [t["id"] for t in turns]
 
@@ -300,8 +314,7 @@ class LlamaIndexMemorySurface(CoreSurface):
         memory = self._memory(who)
         messages = memory.get(input=query)
         shown = [Seen(m.content or "", block=True) for m in messages if m.role.value == "system"]
-        return shown + [Seen(h.entry.memory, h.entry.id, h.entry.user_id, h.entry.session_id)
-                        for h in memory.last_hits]
+        return shown + [Seen(h.entry.memory, h.entry.id, h.entry.user_id, h.entry.session_id) for h in memory.last_hits]
 
 
 class MCPSurface(CoreSurface):
@@ -346,8 +359,9 @@ class MCPSurface(CoreSurface):
     def add(self, who: Who, turns: list[dict[str, Any]]) -> list[str]:
         ids = []
         for t in turns:
-            out = self._call("add_memory", {"user_input": t["content"], "time_stamp": t.get("time_stamp"),
-                                            **self._scope(who)})
+            out = self._call(
+                "add_memory", {"user_input": t["content"], "time_stamp": t.get("time_stamp"), **self._scope(who)}
+            )
             assert out is not None and not out["error"]
             ids += out["turn_ids"]
         return ids
@@ -371,8 +385,9 @@ class MCPSurface(CoreSurface):
         return self._seen(out)
 
     def update(self, who: Who, memory_id: str, text: str) -> bool:
-        return self._call("update_memory", {"memory_id": memory_id, "memory_text": text, **self._scope(who)}) \
-            is not None
+        return (
+            self._call("update_memory", {"memory_id": memory_id, "memory_text": text, **self._scope(who)}) is not None
+        )
 
     def delete(self, who: Who, memory_id: str) -> bool:
         return self._call("delete_memory", {"memory_id": memory_id, **self._scope(who)}) is not None
@@ -387,8 +402,10 @@ class MCPSurface(CoreSurface):
         if who is None:
             super().offline_update(None)  # the tool works per user; "all users" is the core's call
             return
-        assert self._call("offline_update", {"user_id": who.user, "score_threshold": 0.1, "top_k": 10,
-                                             "keep_top_n": 5}) is not None
+        assert (
+            self._call("offline_update", {"user_id": who.user, "score_threshold": 0.1, "top_k": 10, "keep_top_n": 5})
+            is not None
+        )
 
     def summarize(self, who: Who) -> list[Seen]:
         out = self._call("summarize", {"window": "session", **self._scope(who)})

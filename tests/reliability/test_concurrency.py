@@ -29,16 +29,18 @@ from lightmem_core.extract import ExtractionBatch, ExtractiveExtractor
 USERS = ("u0", "u1", "u2")
 STRATEGIES = ("embedding", "context", "hybrid")
 RACES = (NotFoundError, ConflictError)
-WORDS = ("garden piano coffee bicycle museum river ticket cousin recipe mountain lantern harbor violin "
-         "passport kitten market journal ferry orchard tennis").split()
+WORDS = (
+    "garden piano coffee bicycle museum river ticket cousin recipe mountain lantern harbor violin "
+    "passport kitten market journal ferry orchard tennis"
+).split()
 
 
 @dataclass
 class Log:
     """What the workers were told: acknowledged writes, races seen, unexpected errors."""
 
-    owner: dict[str, str] = field(default_factory=dict)           # entry id -> user
-    turns: dict[str, set[str]] = field(default_factory=dict)      # user -> acknowledged turn ids
+    owner: dict[str, str] = field(default_factory=dict)  # entry id -> user
+    turns: dict[str, set[str]] = field(default_factory=dict)  # user -> acknowledged turn ids
     updates: list[tuple[str, int, str]] = field(default_factory=list)
     deletes: set[str] = field(default_factory=set)
     ops: Counter = field(default_factory=Counter)
@@ -52,8 +54,11 @@ class Log:
 
 def message(rng: random.Random, tag: str) -> dict[str, Any]:
     a, b, c = rng.sample(WORDS, 3)
-    return {"id": tag, "role": rng.choice(["user", "assistant"]),
-            "content": f"Note {tag}: the {a} is next to the {b}, and we talked about the {c} again."}
+    return {
+        "id": tag,
+        "role": rng.choice(["user", "assistant"]),
+        "content": f"Note {tag}: the {a} is next to the {b}, and we talked about the {c} again.",
+    }
 
 
 class Plan:
@@ -223,13 +228,19 @@ def check_against_history(memory: LightMemory, log: Log) -> Counter:
                 assert mid not in log.deletes, f"{mid}: delete acknowledged, history has no DELETE"
             for (uid, v), t in updates.items():
                 if uid == mid:
-                    assert any(h.event == "UPDATE" and h.version == v and h.new_memory == t for h in history), \
+                    assert any(h.event == "UPDATE" and h.version == v and h.new_memory == t for h in history), (
                         f"{mid}: acknowledged update v{v} not in history"
+                    )
         assert set(stored) == expected_live, f"{user}: store and history disagree"
         cited = {s for e in stored.values() for s in e.source_ids}
         # a deleted entry's turns: every turn its history says it took in (its own, and merged ones)
-        deleted_sources = {s for mid in log.ids(user) if mid not in stored
-                           for h in memory.history(mid, user_id=user) for s in h.source_ids}
+        deleted_sources = {
+            s
+            for mid in log.ids(user)
+            if mid not in stored
+            for h in memory.history(mid, user_id=user)
+            for s in h.source_ids
+        }
         assert log.turns.get(user, set()) <= cited | deleted_sources
         assert memory.pending(user_id=user) == []
     return seen
@@ -373,8 +384,11 @@ def test_merge_target_deleted_during_extraction_is_retried_not_raised(make_memor
 
     memory._online_resolver = Pausing()
     results: list[Any] = []
-    worker = threading.Thread(target=lambda: results.append(memory.add_memory(
-        [{"id": "d1", "role": "user", "content": "My favourite band is Radiohead!"}], user_id="u")))
+    worker = threading.Thread(
+        target=lambda: results.append(
+            memory.add_memory([{"id": "d1", "role": "user", "content": "My favourite band is Radiohead!"}], user_id="u")
+        )
+    )
     worker.start()
     assert decided.wait(30)
     memory.delete(target.id, user_id="u")

@@ -65,7 +65,8 @@ def committed_entries(store: Path) -> dict[str, set[str]]:
     """Per user, the entries the committed history says exist (last event not DELETE)."""
     last: dict[tuple[str, str], str] = {}
     for memory_id, user, event in journal_rows(
-            store, "SELECT memory_id, user_id, event FROM history WHERE state = 'committed' ORDER BY seq"):
+        store, "SELECT memory_id, user_id, event FROM history WHERE state = 'committed' ORDER BY seq"
+    ):
         last[(user, memory_id)] = event
     live: dict[str, set[str]] = defaultdict(set)
     for (user, memory_id), event in last.items():
@@ -110,10 +111,22 @@ def check_store(config: dict[str, Any], acked: dict[str, set[str]], *, final: bo
 
 
 def spawn(settings: dict[str, Any], log: Any) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-m", "tests.reliability.crash_child", json.dumps(settings)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.crash_child", json.dumps(settings)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
 
 
 def wait_ready(proc: subprocess.Popen[str], timeout: float) -> bool:
@@ -122,8 +135,9 @@ def wait_ready(proc: subprocess.Popen[str], timeout: float) -> bool:
     return bool(ready) and proc.stdout.readline().strip() == "ready"
 
 
-def run_crashes(tmp_path: Path, server: FakeLLMServer, *, kills: int, seed: int, minilm: bool,
-                max_run: float) -> dict[str, Any]:
+def run_crashes(
+    tmp_path: Path, server: FakeLLMServer, *, kills: int, seed: int, minilm: bool, max_run: float
+) -> dict[str, Any]:
     rng = random.Random(seed)
     # A little latency on the LLM and embedding answers widens the windows in which a
     # kill lands between the store write and the journal commit.
@@ -136,8 +150,13 @@ def run_crashes(tmp_path: Path, server: FakeLLMServer, *, kills: int, seed: int,
     stats: dict[str, Any] = {"early_kills": 0, "checks": []}
     with open(tmp_path / "child.log", "w") as log:
         for run in range(kills):
-            settings = {"seed": seed * 1000 + run, "run": run, "users": USERS, "acked": str(acked_file),
-                        "config": {**config, "update": "online" if run % 3 == 2 else "offline"}}
+            settings = {
+                "seed": seed * 1000 + run,
+                "run": run,
+                "users": USERS,
+                "acked": str(acked_file),
+                "config": {**config, "update": "online" if run % 3 == 2 else "offline"},
+            }
             proc = spawn(settings, log)
             try:
                 if run % 5 == 4:
@@ -195,8 +214,14 @@ def test_a_kill_inside_one_write_is_redone_on_open(tmp_path: Path, fake_llm: Fak
     config = remote_config(fake_llm, store, update="online")
     settings = {"point": point, "config": config}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "tests.reliability.crash_point_child", json.dumps(settings)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.reliability.crash_point_child", json.dumps(settings)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert journal_rows(store, "SELECT change_id FROM history WHERE state = 'pending'"), "the kill missed the write"
 
@@ -216,8 +241,9 @@ def test_a_kill_inside_one_write_is_redone_on_open(tmp_path: Path, fake_llm: Fak
     assert journal_rows(store, "SELECT change_id FROM change_ops") == []
 
 
-def test_a_redo_the_store_refuses_does_not_keep_the_store_from_opening(tmp_path: Path, fake_llm: FakeLLMServer,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_a_redo_the_store_refuses_does_not_keep_the_store_from_opening(
+    tmp_path: Path, fake_llm: FakeLLMServer, caplog: pytest.LogCaptureFixture
+) -> None:
     """A redo record the store cannot take (here: a vector of the wrong size) is logged and
     dropped; the store opens with what it had."""
     store = tmp_path / "store"
@@ -227,14 +253,31 @@ def test_a_redo_the_store_refuses_does_not_keep_the_store_from_opening(tmp_path:
     before = memory.get_all(user_id="ana")
     memory.close()
     db = sqlite3.connect(store / "lightmem_journal.sqlite")
-    bad = {"collection": "entries", "scope": {"user_id": "ana", "agent_id": None, "session_id": None}, "deletes": [],
-           "turns": [], "upserts": [[{"user_id": "ana", "agent_id": None, "session_id": None},
-                                     [{"id": "00000000-0000-0000-0000-000000000001", "dense": "AACAPw==",
-                                       "sparse": None, "payload": {"user_id": "ana", "agent_id": None,
-                                                                   "session_id": None, "memory": "x"}}]]]}
+    bad = {
+        "collection": "entries",
+        "scope": {"user_id": "ana", "agent_id": None, "session_id": None},
+        "deletes": [],
+        "turns": [],
+        "upserts": [
+            [
+                {"user_id": "ana", "agent_id": None, "session_id": None},
+                [
+                    {
+                        "id": "00000000-0000-0000-0000-000000000001",
+                        "dense": "AACAPw==",
+                        "sparse": None,
+                        "payload": {"user_id": "ana", "agent_id": None, "session_id": None, "memory": "x"},
+                    }
+                ],
+            ]
+        ],
+    }
     with db:
-        db.execute("INSERT INTO history (change_id, memory_id, user_id, event, version, actor, created_at, state)"
-                   " VALUES ('bad', '00000000-0000-0000-0000-000000000001', 'ana', 'ADD', 1, 'extract', '2025-01-01', 'pending')")
+        db.execute(
+            "INSERT INTO history (change_id, memory_id, user_id, event, version, actor, created_at, state)"
+            " VALUES ('bad', '00000000-0000-0000-0000-000000000001', 'ana', 'ADD', 1, 'extract',"
+            " '2025-01-01', 'pending')"
+        )
         db.execute("INSERT INTO change_ops VALUES ('bad', ?)", (json.dumps(bad),))
     db.close()
     with caplog.at_level("ERROR"):
@@ -248,8 +291,9 @@ def test_a_redo_the_store_refuses_does_not_keep_the_store_from_opening(tmp_path:
     assert journal_rows(store, "SELECT change_id FROM history WHERE state = 'pending'") == []
 
 
-def test_a_journal_from_before_redo_records_is_settled_by_checking_the_store(tmp_path: Path,
-                                                                               fake_llm: FakeLLMServer) -> None:
+def test_a_journal_from_before_redo_records_is_settled_by_checking_the_store(
+    tmp_path: Path, fake_llm: FakeLLMServer
+) -> None:
     """Pending changes written by an older version carry no redo record: an extraction is
     rolled back (its entry removed, its turns left to extract again), an edit the store
     does not show is dropped, one it shows is committed."""
@@ -272,11 +316,15 @@ def test_a_journal_from_before_redo_records_is_settled_by_checking_the_store(tmp
 
     db = sqlite3.connect(store / "lightmem_journal.sqlite")
     with db:
-        db.executemany("INSERT INTO history (change_id, memory_id, user_id, event, version, actor, created_at, state)"
-                       " VALUES (?,?,?,?,?,?,?,?)",
-                       [pending("extract", orphan, "ADD", 1, "extract"),
-                        pending("unseen", kept.id, "UPDATE", kept.version + 3, "user"),
-                        pending("seen", kept.id, "UPDATE", kept.version, "user")])
+        db.executemany(
+            "INSERT INTO history (change_id, memory_id, user_id, event, version, actor, created_at, state)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            [
+                pending("extract", orphan, "ADD", 1, "extract"),
+                pending("unseen", kept.id, "UPDATE", kept.version + 3, "user"),
+                pending("seen", kept.id, "UPDATE", kept.version, "user"),
+            ],
+        )
     db.close()
     memory = LightMemory.from_config(config)
     try:

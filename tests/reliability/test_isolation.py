@@ -122,8 +122,9 @@ class Runner:
                 assert self.secret[u] in text, f"{u}'s entry {mid} holds {text!r}"
                 assert set(sources) <= self.turns[u], f"{u}'s entry {mid} cites {sources}"
                 # superseded by an entry of the same user: a current one, or one deleted since
-                assert superseded_by in (None, *entries) or self.ever_owned(u, superseded_by), \
+                assert superseded_by in (None, *entries) or self.ever_owned(u, superseded_by), (
                     f"{u}'s entry {mid} superseded by {superseded_by}, which is no entry of {u}"
+                )
 
     def _do(self, op: tuple[Any, ...], state: dict[str, dict[str, Any]]) -> Optional[str]:
         kind = op[0]
@@ -136,8 +137,14 @@ class Runner:
             who = Who(user, SESSIONS[op[2]])
             turns = []
             for k in op[3]:
-                turns.append({"id": f"{user}-t{self.n}", "role": "user", "content": self.text(user, k),
-                              "time_stamp": f"2025-01-01T00:{self.n % 60:02d}:00"})
+                turns.append(
+                    {
+                        "id": f"{user}-t{self.n}",
+                        "role": "user",
+                        "content": self.text(user, k),
+                        "time_stamp": f"2025-01-01T00:{self.n % 60:02d}:00",
+                    }
+                )
             self.turns[user].update(self.surface.add(who, turns))
         elif kind == "retrieve":
             who = Who(user, SESSIONS[op[2]])
@@ -205,8 +212,9 @@ def check_sequence(make_memory: Any, name: str, ops: list[tuple[Any, ...]]) -> N
 
 
 @pytest.mark.parametrize("name", sorted(SURFACES))
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(ops=st.lists(OPS, min_size=4, max_size=14))
 def test_no_result_crosses_scope(make_memory, name: str, ops: list[tuple[Any, ...]]) -> None:
     check_sequence(make_memory, name, ops)
@@ -214,8 +222,9 @@ def test_no_result_crosses_scope(make_memory, name: str, ops: list[tuple[Any, ..
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SURFACES))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(ops=st.lists(OPS, min_size=4, max_size=30))
 def test_no_result_crosses_scope_long(make_memory, name: str, ops: list[tuple[Any, ...]]) -> None:
     check_sequence(make_memory, name, ops)
@@ -227,15 +236,32 @@ def test_every_operation_and_strategy_is_exercised(make_memory) -> None:
     runner = Runner(build_surface("core", core), core)
     ops: list[tuple[Any, ...]] = [("add", i, i, [0, 1, 2, 0, 3]) for i in range(3)]
     ops += [("retrieve", 0, 0, 1, k) for k in range(len(runner.surface.strategies))]
-    ops += [("get", 0, 1, 0), ("get", 0, 0, 0), ("update", 1, 0, 1), ("update", 1, 1, 1), ("delete", 2, 0, 0),
-            ("delete", 2, 2, 0), ("history", 0, 2, 0), ("history", 2, 2, 0), ("get_all", 1, 0), ("get_all", 1, 2),
-            ("summarize", 0, 0), ("retrieve", 0, 0, 2, 3), ("offline_update", 1), ("offline_update", None)]
+    ops += [
+        ("get", 0, 1, 0),
+        ("get", 0, 0, 0),
+        ("update", 1, 0, 1),
+        ("update", 1, 1, 1),
+        ("delete", 2, 0, 0),
+        ("delete", 2, 2, 0),
+        ("history", 0, 2, 0),
+        ("history", 2, 2, 0),
+        ("get_all", 1, 0),
+        ("get_all", 1, 2),
+        ("summarize", 0, 0),
+        ("retrieve", 0, 0, 2, 3),
+        ("offline_update", 1),
+        ("offline_update", None),
+    ]
     for op in ops:
         runner.run(op)
     assert runner.skipped == set()
     # the repeated and changed "I live in" statements made the updates resolve something
-    events = {h.event for u in runner.users for e in core.get_all(user_id=u, include_superseded=True)
-              for h in core.history(e.id, user_id=u)}
+    events = {
+        h.event
+        for u in runner.users
+        for e in core.get_all(user_id=u, include_superseded=True)
+        for h in core.history(e.id, user_id=u)
+    }
     assert {"ADD", "UPDATE", "SUPERSEDE"} <= events, events
     assert core.get_all(user_id=runner.users[0], filters={"entry_type": "summary"})
 

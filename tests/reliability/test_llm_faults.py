@@ -23,14 +23,21 @@ from tests.fake_llm import FakeLLMServer, FaultSpec
 from tests.reliability.conftest import TimedFakeLLMServer, llm_for, remote_config
 
 TURNS = [
-    {"id": f"f{i}", "role": "user" if i % 2 == 0 else "assistant", "speaker_name": name, "content": text,
-     "time_stamp": f"2025-02-0{i + 1}T08:00:00"}
-    for i, (name, text) in enumerate([
-        ("Maya", "My sister Ines lives in Porto and teaches chemistry."),
-        ("Tom", "I finally bought the green road bike last Friday."),
-        ("Maya", "We are planning a trip to Kyoto in October."),
-        ("Tom", "My landlord raised the rent by ten percent."),
-    ])
+    {
+        "id": f"f{i}",
+        "role": "user" if i % 2 == 0 else "assistant",
+        "speaker_name": name,
+        "content": text,
+        "time_stamp": f"2025-02-0{i + 1}T08:00:00",
+    }
+    for i, (name, text) in enumerate(
+        [
+            ("Maya", "My sister Ines lives in Porto and teaches chemistry."),
+            ("Tom", "I finally bought the green road bike last Friday."),
+            ("Maya", "We are planning a trip to Kyoto in October."),
+            ("Tom", "My landlord raised the rent by ten percent."),
+        ]
+    )
 ]
 IDS = [t["id"] for t in TURNS]
 # what the loopback server's answer becomes once stored: relative times get their date
@@ -50,8 +57,9 @@ def stored_once(memory: LightMemory, user: str, turn_ids: list[str]) -> list[Any
     return entries
 
 
-def fails_then_recovers(memory: LightMemory, server: FakeLLMServer, faults: list[FaultSpec], *, attempts: int,
-                        error: str) -> None:
+def fails_then_recovers(
+    memory: LightMemory, server: FakeLLMServer, faults: list[FaultSpec], *, attempts: int, error: str
+) -> None:
     """The shared scenario: a buffered batch meets ``faults``, stays pending, and a later flush stores it."""
     r = memory.add_memory(TURNS[:2], user_id="u")
     assert r.pending_turns == 2 and server.calls["chat"] == 0  # buffered, no call yet
@@ -81,8 +89,9 @@ def test_timeouts_until_retries_run_out(make_memory, fake_llm) -> None:
 def test_burst_of_500_backs_off_exponentially(make_memory, timed_llm: TimedFakeLLMServer) -> None:
     base = 0.1
     m = make_memory({"extract_tokens": 10_000}, llm=llm_for(timed_llm, max_retries=3, backoff_base=base, max_backoff=5))
-    fails_then_recovers(m, timed_llm, [FaultSpec(status=s) for s in (500, 502, 503, 500)], attempts=4,
-                        error="InternalServerError 500")
+    fails_then_recovers(
+        m, timed_llm, [FaultSpec(status=s) for s in (500, 502, 503, 500)], attempts=4, error="InternalServerError 500"
+    )
     gaps = timed_llm.gaps("chat")[:3]
     # wait before retry i is base * 2**i with jitter in [0.5, 1.0]: each gap at least the floor
     for i, gap in enumerate(gaps):
@@ -92,8 +101,13 @@ def test_burst_of_500_backs_off_exponentially(make_memory, timed_llm: TimedFakeL
 
 def test_burst_of_429_honours_retry_after_then_stays_pending(make_memory, timed_llm: TimedFakeLLMServer) -> None:
     m = make_memory({"extract_tokens": 10_000}, llm=llm_for(timed_llm, max_retries=2, backoff_base=0.0))
-    fails_then_recovers(m, timed_llm, [FaultSpec(status=429, retry_after=0.3, message="rate limited")
-                                       for _ in range(3)], attempts=3, error="429")
+    fails_then_recovers(
+        m,
+        timed_llm,
+        [FaultSpec(status=429, retry_after=0.3, message="rate limited") for _ in range(3)],
+        attempts=3,
+        error="429",
+    )
     assert all(g >= 0.29 for g in timed_llm.gaps("chat")[:2]), timed_llm.gaps("chat")
 
 
@@ -101,22 +115,33 @@ def test_truncated_answers_even_after_the_repair_call(make_memory, fake_llm) -> 
     m = make_memory({"extract_tokens": 10_000}, llm=llm_for(fake_llm))
     cut = json.dumps({"facts": [{"fact": "Maya's sister lives in Porto", "source_ids": ["f0"]}]})[:-9]
     # answer, then the one repair round-trip: both cut off
-    fails_then_recovers(m, fake_llm, [FaultSpec(body=cut), FaultSpec(body=cut[:20])], attempts=2,
-                        error="no valid JSON")
+    fails_then_recovers(m, fake_llm, [FaultSpec(body=cut), FaultSpec(body=cut[:20])], attempts=2, error="no valid JSON")
 
 
 def test_prose_instead_of_json(make_memory, fake_llm) -> None:
     m = make_memory({"extract_tokens": 10_000}, llm=llm_for(fake_llm))
-    fails_then_recovers(m, fake_llm, [FaultSpec(body="I'm sorry, I can't help with that."),
-                                      FaultSpec(body="As an AI model I prefer prose.")], attempts=2,
-                        error="no valid JSON")
+    fails_then_recovers(
+        m,
+        fake_llm,
+        [FaultSpec(body="I'm sorry, I can't help with that."), FaultSpec(body="As an AI model I prefer prose.")],
+        attempts=2,
+        error="no valid JSON",
+    )
 
 
 def test_non_json_http_bodies_and_dropped_connections(make_memory, fake_llm) -> None:
     m = make_memory({"extract_tokens": 10_000}, llm=llm_for(fake_llm, max_retries=2))
-    fails_then_recovers(m, fake_llm, [FaultSpec(raw_body="<html><body>502 Bad Gateway</body></html>"),
-                                      FaultSpec(drop=True), FaultSpec(raw_body="upstream connect error")],
-                        attempts=3, error="failed after 3 attempts")
+    fails_then_recovers(
+        m,
+        fake_llm,
+        [
+            FaultSpec(raw_body="<html><body>502 Bad Gateway</body></html>"),
+            FaultSpec(drop=True),
+            FaultSpec(raw_body="upstream connect error"),
+        ],
+        attempts=3,
+        error="failed after 3 attempts",
+    )
 
 
 def test_fault_in_a_later_batch_keeps_earlier_batches_and_loses_nothing(make_memory, fake_llm) -> None:
@@ -159,16 +184,19 @@ def _answer(facts: list[dict[str, Any]]) -> Callable[[dict[str, Any]], str]:
 
 def test_citations_outside_the_batch_are_never_stored(make_memory, fake_llm) -> None:
     m = make_memory(llm=llm_for(fake_llm))
-    m.add_memory([{"id": "other-secret", "role": "user", "content": "Vera's PIN is 4411."}], user_id="vera",
-                 force_extract=True)
+    m.add_memory(
+        [{"id": "other-secret", "role": "user", "content": "Vera's PIN is 4411."}], user_id="vera", force_extract=True
+    )
     m.add_memory(TURNS[:1], user_id="u", force_extract=True)  # an earlier batch of the same user
-    fake_llm.responder = _answer([
-        {"fact": "Tom bought a bike.", "source_ids": ["f1", "other-secret"]},   # a real id of another user
-        {"fact": "Maya has a sister.", "source_ids": ["f0"]},                  # a real id of an earlier batch
-        {"fact": "Tom pays more rent.", "source_ids": ["[f3]", "f3", "f99"]},  # bracketed, repeated, invented
-        {"fact": "Nobody said this.", "source_ids": []},
-        {"fact": "Nor this.", "source_ids": "not-a-list"},
-    ])
+    fake_llm.responder = _answer(
+        [
+            {"fact": "Tom bought a bike.", "source_ids": ["f1", "other-secret"]},  # a real id of another user
+            {"fact": "Maya has a sister.", "source_ids": ["f0"]},  # a real id of an earlier batch
+            {"fact": "Tom pays more rent.", "source_ids": ["[f3]", "f3", "f99"]},  # bracketed, repeated, invented
+            {"fact": "Nobody said this.", "source_ids": []},
+            {"fact": "Nor this.", "source_ids": "not-a-list"},
+        ]
+    )
     m.add_memory(TURNS[1:4], user_id="u", force_extract=True)
     got = {e.memory: e for e in m.get_all(user_id="u") if e.source_ids != ["f0"] or e.memory == "Maya has a sister."}
     assert got["Tom bought a bike."].source_ids == ["f1"]
@@ -182,12 +210,23 @@ def test_citations_outside_the_batch_are_never_stored(make_memory, fake_llm) -> 
 
 
 def test_event_mode_citations_are_checked_too(make_memory, fake_llm) -> None:
-    fake_llm.responder = lambda request: json.dumps({"events": [
-        {"event": "bike", "source_ids": ["ghost"], "facts": [{"fact": "Tom bought a bike.", "source_ids": ["ghost"]}],
-         "relations": [{"subject": "Tom", "relation": "owns", "object": "bike", "source_ids": ["f1", "ghost"]},
-                       {"subject": "Tom", "relation": "", "object": "bike"}]},
-        "not an event", {"event": None, "facts": "nope", "relations": None},
-    ]})
+    fake_llm.responder = lambda request: json.dumps(
+        {
+            "events": [
+                {
+                    "event": "bike",
+                    "source_ids": ["ghost"],
+                    "facts": [{"fact": "Tom bought a bike.", "source_ids": ["ghost"]}],
+                    "relations": [
+                        {"subject": "Tom", "relation": "owns", "object": "bike", "source_ids": ["f1", "ghost"]},
+                        {"subject": "Tom", "relation": "", "object": "bike"},
+                    ],
+                },
+                "not an event",
+                {"event": None, "facts": "nope", "relations": None},
+            ]
+        }
+    )
     m = make_memory({"extraction_mode": "event"}, llm=llm_for(fake_llm))
     m.add_memory(TURNS[:2], user_id="u", force_extract=True)
     entries = {e.memory: e for e in m.get_all(user_id="u")}
@@ -196,12 +235,16 @@ def test_event_mode_citations_are_checked_too(make_memory, fake_llm) -> None:
     assert entries["Tom owns bike"].source_ids == ["f1"]
 
 
-@pytest.mark.parametrize("items", [
-    [{"fact": "\u0001\u0002"}],                                   # only control characters
-    [{"fact": "broken \ud800 surrogate", "source_ids": ["f0"]}],  # a lone surrogate escape in valid JSON
-    [{"fact": 42}, {"fact": None}, {"fact": ["a"]}, 7, None, {"source_ids": ["f0"]}],
-    [{"fact": "ok fact", "source_ids": [{"id": "f0"}], "entities": "x", "time": 5}],
-], ids=["control-only", "lone-surrogate", "wrong-types", "odd-fields"])
+@pytest.mark.parametrize(
+    "items",
+    [
+        [{"fact": "\u0001\u0002"}],  # only control characters
+        [{"fact": "broken \ud800 surrogate", "source_ids": ["f0"]}],  # a lone surrogate escape in valid JSON
+        [{"fact": 42}, {"fact": None}, {"fact": ["a"]}, 7, None, {"source_ids": ["f0"]}],
+        [{"fact": "ok fact", "source_ids": [{"id": "f0"}], "entities": "x", "time": 5}],
+    ],
+    ids=["control-only", "lone-surrogate", "wrong-types", "odd-fields"],
+)
 def test_malformed_facts_are_skipped_not_fatal(make_memory, fake_llm, items) -> None:
     """Regression: a fact of control characters, or with a lone surrogate, raised pydantic's
     ValidationError out of ``add_memory``; now it is repaired or skipped."""
@@ -255,10 +298,12 @@ def test_store_opens_while_the_embedding_endpoint_is_down(tmp_path, fake_llm) ->
 
 def test_offline_update_with_a_failing_llm_changes_nothing_and_resumes(make_memory, fake_llm) -> None:
     m = make_memory(llm=llm_for(fake_llm, max_retries=1))
-    m.add_memory([{"id": "o1", "role": "user", "content": "I live in Seattle with my dog."}], user_id="u",
-                 force_extract=True)
-    m.add_memory([{"id": "n1", "role": "user", "content": "I moved from Seattle to Portland."}], user_id="u",
-                 force_extract=True)
+    m.add_memory(
+        [{"id": "o1", "role": "user", "content": "I live in Seattle with my dog."}], user_id="u", force_extract=True
+    )
+    m.add_memory(
+        [{"id": "n1", "role": "user", "content": "I moved from Seattle to Portland."}], user_id="u", force_extract=True
+    )
     before = {e.id: (e.memory, e.version) for e in m.get_all(user_id="u")}
     assert m.construct_update_queue_all_entries(user_id="u") >= 1
     fake_llm.script(*[FaultSpec(status=500) for _ in range(10)], endpoint="chat")
@@ -268,8 +313,9 @@ def test_offline_update_with_a_failing_llm_changes_nothing_and_resumes(make_memo
     fake_llm.reset()
     target = next(e for e in m.get_all(user_id="u") if "Seattle with my dog" in e.memory)
     decision = {"decisions": [{"id": target.id, "action": "delete", "reason": "moved"}]}
-    fake_llm.responder = lambda req: (json.dumps(decision)
-                                      if "UPDATE_DECISION" in req["messages"][0]["content"] else None)
+    fake_llm.responder = lambda req: (
+        json.dumps(decision) if "UPDATE_DECISION" in req["messages"][0]["content"] else None
+    )
     result = m.offline_update_all_entries(score_threshold=0.0, user_id="u")
     assert result["failed"] == 0 and result["changes"] >= 1
     assert target.id not in {e.id for e in m.get_all(user_id="u")}
@@ -293,17 +339,35 @@ def test_unstorable_text_in_update_and_summary_answers_is_repaired(make_memory, 
     """Regression: an update decision or summary holding a lone surrogate failed the
     offline update of that entry (SQLite refused it) and raised from ``summarize``."""
     m = make_memory(llm=llm_for(fake_llm))
-    m.add_memory([{"id": "o1", "role": "user", "content": "I live in Seattle with my dog."}], user_id="u",
-                 session_id="s1", force_extract=True)
-    m.add_memory([{"id": "n1", "role": "user", "content": "I moved from Seattle to Portland."}], user_id="u",
-                 session_id="s1", force_extract=True)
+    m.add_memory(
+        [{"id": "o1", "role": "user", "content": "I live in Seattle with my dog."}],
+        user_id="u",
+        session_id="s1",
+        force_extract=True,
+    )
+    m.add_memory(
+        [{"id": "n1", "role": "user", "content": "I moved from Seattle to Portland."}],
+        user_id="u",
+        session_id="s1",
+        force_extract=True,
+    )
     old = next(e for e in m.get_all(user_id="u") if "dog" in e.memory)
 
     def responder(req: dict[str, Any]) -> Any:
         system = req["messages"][0]["content"]
         if "UPDATE_DECISION" in system:
-            return json.dumps({"decisions": [{"id": old.id, "action": "update", "reason": "moved \ud800",
-                                              "memory": "Lives in Portland \ud800 now\u0007, with the dog."}]})
+            return json.dumps(
+                {
+                    "decisions": [
+                        {
+                            "id": old.id,
+                            "action": "update",
+                            "reason": "moved \ud800",
+                            "memory": "Lives in Portland \ud800 now\u0007, with the dog.",
+                        }
+                    ]
+                }
+            )
         if "SUMMARIZE" in system:
             return json.dumps({"summary": "\u0001\ud800"})
         return None

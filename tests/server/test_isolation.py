@@ -34,8 +34,7 @@ def world(tmp_path_factory: Any, embedder: Any) -> Iterator[dict[str, Any]]:
             clients[name] = served.client(secret)
         for u in USERS:  # something to find in every scope
             memory.add_memory(f"The secret word of {u} is {u[::-1]}-kettle.", user_id=u)
-        yield {"memory": memory, "clients": clients, "ids": {e.id: u for u in USERS for e in
-                                                             memory.get_all(user_id=u)}}
+        yield {"memory": memory, "clients": clients, "ids": {e.id: u for u in USERS for e in memory.get_all(user_id=u)}}
     memory.close()
     keys.close()
 
@@ -45,9 +44,12 @@ def _readable(name: str) -> set[str]:
     return {*users, *read_users}
 
 
-OP = st.tuples(st.sampled_from(sorted(GRANTS)), st.sampled_from(
-    ["add", "retrieve", "scopes", "list", "page", "get", "history", "update", "delete"]), st.sampled_from(USERS),
-    st.integers(0, 10_000))
+OP = st.tuples(
+    st.sampled_from(sorted(GRANTS)),
+    st.sampled_from(["add", "retrieve", "scopes", "list", "page", "get", "history", "update", "delete"]),
+    st.sampled_from(USERS),
+    st.integers(0, 10_000),
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

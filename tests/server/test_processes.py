@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,8 +26,8 @@ with open(out, "a") as acked:
     for i in range(400):
         turn = f"{user}-{i}"
         try:
-            r = memory.add_memory([{"id": turn, "role": "user", "content": f"Note {i} from {user}: the kettle is blue."}],
-                                  user_id=user)
+            note = f"Note {i} from {user}: the kettle is blue."
+            r = memory.add_memory([{"id": turn, "role": "user", "content": note}], user_id=user)
         except Exception:
             break
         acked.write(json.dumps(r.turn_ids + r.duplicate_turn_ids) + "\n")
@@ -45,8 +44,14 @@ def _env() -> dict[str, str]:
 
 
 def _server(store: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "lightmem_core.cli", "--path", str(store), "serve", "--port", str(port)],
-                            env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lightmem_core.cli", "--path", str(store), "serve", "--port", str(port)],
+        env=_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for_port(port, proc, timeout=120)
     return proc
 
@@ -73,19 +78,32 @@ def test_sigkill_under_load_loses_no_acknowledged_turn(tmp_path: Path) -> None:
     server = _server(store, port)
     url = f"http://127.0.0.1:{port}"
     users = ["u0", "u1", "u2"]
-    clients = [subprocess.Popen([sys.executable, "-c", CLIENT, url, u, str(tmp_path / f"{u}.acks")], env=_env(),
-                                cwd=ROOT, stderr=subprocess.DEVNULL) for u in users]
+    clients = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLIENT, url, u, str(tmp_path / f"{u}.acks")],
+            env=_env(),
+            cwd=ROOT,
+            stderr=subprocess.DEVNULL,
+        )
+        for u in users
+    ]
     deadline = time.monotonic() + 120
-    while sum(len((tmp_path / f"{u}.acks").read_text().splitlines()) if (tmp_path / f"{u}.acks").exists() else 0
-              for u in users) < 60:
+    while (
+        sum(
+            len((tmp_path / f"{u}.acks").read_text().splitlines()) if (tmp_path / f"{u}.acks").exists() else 0
+            for u in users
+        )
+        < 60
+    ):
         assert time.monotonic() < deadline, "clients made no progress"
         time.sleep(0.05)
     server.send_signal(signal.SIGKILL)
     server.wait(30)
     for c in clients:
         c.wait(60)
-    acked = {u: [t for line in (tmp_path / f"{u}.acks").read_text().splitlines() for t in json.loads(line)]
-             for u in users}
+    acked = {
+        u: [t for line in (tmp_path / f"{u}.acks").read_text().splitlines() for t in json.loads(line)] for u in users
+    }
     restarted = _server(store, port)
     try:
         memory = RemoteMemory(url)

@@ -15,12 +15,20 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import pytest
+from mcp.shared.exceptions import MCPError
 
-from lightmem_core import (AuthError, ConflictError, InvalidInputError, LightMemory, MemoryConfig, NotFoundError,
-                           RemoteMemory)
+from lightmem_core import (
+    AuthError,
+    ConflictError,
+    InvalidInputError,
+    LightMemory,
+    MemoryConfig,
+    NotFoundError,
+    RemoteMemory,
+)
 from lightmem_core.server.keys import KeyStore
 from tests._served import Served
 
@@ -34,15 +42,22 @@ def served(make_memory: Any, tmp_path: Path) -> Iterator[Served]:
 
 
 def _snapshot(memory: LightMemory) -> Any:
-    return [(r["kind"], r.get("id") or r.get("memory_id"), r.get("version"), r.get("status"))
-            for r in memory.export_records()]
+    return [
+        (r["kind"], r.get("id") or r.get("memory_id"), r.get("version"), r.get("status"))
+        for r in memory.export_records()
+    ]
 
 
 def test_every_operation_over_http_as_in_process(served: Served) -> None:
     r = served.client()
-    added = r.add_memory([{"id": "t1", "role": "user", "content": "My dog Biscuit is a corgi.",
-                           "time_stamp": "2025-01-12T09:14:00"},
-                          {"id": "t2", "role": "assistant", "content": ""}], user_id="maya", session_id="s1")
+    added = r.add_memory(
+        [
+            {"id": "t1", "role": "user", "content": "My dog Biscuit is a corgi.", "time_stamp": "2025-01-12T09:14:00"},
+            {"id": "t2", "role": "assistant", "content": ""},
+        ],
+        user_id="maya",
+        session_id="s1",
+    )
     assert added.turn_ids == ["t1"] and [s.id for s in added.skipped] == ["t2"] and added.added
     entry = added.added[0]
     hits = r.retrieve("What breed is the dog?", user_id="maya")
@@ -51,8 +66,7 @@ def test_every_operation_over_http_as_in_process(served: Served) -> None:
     page = r.get_page(user_id="maya", limit=1)
     assert [e.id for e in page.entries] == [entry.id] and page.next_cursor is None
     assert [e.id for e in r.get_all(user_id="maya", filters={"session_id": "s1"})] == [entry.id]
-    updated = r.update(entry.id, "Maya's dog Biscuit is a corgi.", user_id="maya", reason="name it",
-                       expected_version=1)
+    updated = r.update(entry.id, "Maya's dog Biscuit is a corgi.", user_id="maya", reason="name it", expected_version=1)
     assert updated.version == 2
     with pytest.raises(ConflictError):  # 409: someone changed it first
         r.update(entry.id, "stale", user_id="maya", expected_version=1)
@@ -85,8 +99,10 @@ def test_every_operation_over_http_as_in_process(served: Served) -> None:
 
 def test_add_returns_once_journaled_and_flush_waits(served: Served) -> None:
     r = served.client(wait=False)
-    got = r.add_memory([{"id": f"q{i}", "role": "user", "content": f"Fact number {i} about the garden."}
-                        for i in range(20)], user_id="ann")
+    got = r.add_memory(
+        [{"id": f"q{i}", "role": "user", "content": f"Fact number {i} about the garden."} for i in range(20)],
+        user_id="ann",
+    )
     assert got.turn_ids == [f"q{i}" for i in range(20)] and got.added == []  # journaled; extraction in the worker
     r.flush(user_id="ann")
     assert r.pending(user_id="ann") == [] and len(r.get_all(user_id="ann")) == 20
@@ -100,9 +116,13 @@ def test_bad_requests_name_the_field_and_write_nothing(served: Served) -> None:
     served.memory.add_memory("Seed.", user_id="maya")
     before = _snapshot(served.memory)
     cases = [
-        (b"{not json", "body"), (b"[1, 2]", "body"), (json.dumps({"messages": "x", "user_id": 5}).encode(), "user_id"),
-        (json.dumps({"messages": [{"role": "wizard", "content": "hi"}], "user_id": "maya"}).encode(),
-         "messages[0].role"),
+        (b"{not json", "body"),
+        (b"[1, 2]", "body"),
+        (json.dumps({"messages": "x", "user_id": 5}).encode(), "user_id"),
+        (
+            json.dumps({"messages": [{"role": "wizard", "content": "hi"}], "user_id": "maya"}).encode(),
+            "messages[0].role",
+        ),
         (json.dumps({"messages": "hi", "user_id": "maya", "colour": 1}).encode(), "colour"),
         (json.dumps({"messages": "hi", "user_id": "maya", "infer": "yes"}).encode(), "infer"),
         (json.dumps({"user_id": "maya"}).encode(), "messages"),
@@ -120,8 +140,10 @@ def test_bad_requests_name_the_field_and_write_nothing(served: Served) -> None:
         yield b'"}'
 
     assert httpx.post(f"{url}/v1/memories", content=chunks()).status_code == 413
-    assert httpx.get(f"{url}/v1/memories/00000000-0000-0000-0000-000000000000",
-                     params={"user_id": "maya"}).status_code == 404
+    assert (
+        httpx.get(f"{url}/v1/memories/00000000-0000-0000-0000-000000000000", params={"user_id": "maya"}).status_code
+        == 404
+    )
     bad = httpx.post(f"{url}/v1/memories/page", json={"limit": "ten", "user_id": "maya"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "limit"
     assert _snapshot(served.memory) == before
@@ -141,8 +163,10 @@ def test_a_stalled_client_times_out_without_holding_a_write(served: Served) -> N
     """A client that sends half a body and stops gets 408 after the body timeout; writes of
     others go through meanwhile (the body is read before anything is locked)."""
     with socket.create_connection(("127.0.0.1", served.port)) as s:
-        s.sendall(b"POST /v1/memories HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 500\r\n\r\n{\"user_id\": \"maya\", ")
+        s.sendall(
+            b"POST /v1/memories HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 500\r\n\r\n{"user_id": "maya", '
+        )
         started = time.monotonic()
         assert served.client().add_memory("Written while another client stalls.", user_id="maya").added
         assert time.monotonic() - started < 1.0
@@ -179,8 +203,11 @@ def test_keys_scope_every_request(served: Served) -> None:
     assert m.users() == ["maya"]
     r = served.client(reader)
     assert r.retrieve("locker", user_id="maya")[0].entry.id == entry.id
-    for write in (lambda: r.add_memory("x", user_id="maya"), lambda: r.delete(entry.id, user_id="maya"),
-                  lambda: r.update(entry.id, "y", user_id="maya")):
+    for write in (
+        lambda: r.add_memory("x", user_id="maya"),
+        lambda: r.delete(entry.id, user_id="maya"),
+        lambda: r.update(entry.id, "y", user_id="maya"),
+    ):
         with pytest.raises(AuthError) as err:
             write()
         assert err.value.status == 403
@@ -207,29 +234,38 @@ def test_teams_share_a_scope_with_roles_and_actors(served: Served) -> None:
     # two agents updating one memory: the second, on a stale version, gets 409; the first stays
     p.update(plan.id, "The launch moved to March 10.", user_id="team:apollo", agent_id="planner", expected_version=1)
     with pytest.raises(ConflictError):
-        p.update(plan.id, "The launch moved to March 5.", user_id="team:apollo", agent_id="planner",
-                 expected_version=1)
+        p.update(plan.id, "The launch moved to March 5.", user_id="team:apollo", agent_id="planner", expected_version=1)
     assert served.memory.get(plan.id, user_id="team:apollo").memory.endswith("March 10.")
 
 
 def test_host_and_origin_are_checked_even_without_keys(served: Served) -> None:
     """DNS rebinding: a page on evil.example resolving to 127.0.0.1 makes the browser send
     Host: evil.example and Origin: http://evil.example. Refused on REST and MCP alike."""
-    forged = [{"Host": f"evil.example:{served.port}"}, {"Origin": f"http://evil.example:{served.port}"},
-              {"Host": f"evil.example:{served.port}", "Origin": f"http://evil.example:{served.port}"},
-              {"Origin": "null"}]
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                  "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x",
-                                                                                               "version": "1"}}}
+    forged = [
+        {"Host": f"evil.example:{served.port}"},
+        {"Origin": f"http://evil.example:{served.port}"},
+        {"Host": f"evil.example:{served.port}", "Origin": f"http://evil.example:{served.port}"},
+        {"Origin": "null"},
+    ]
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}},
+    }
     mcp_headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     for headers in forged:
-        for method, path, body in (("POST", "/v1/memories", {"messages": "pwned", "user_id": "maya"}),
-                                   ("POST", "/v1/memories/list", {"user_id": "maya"}), ("POST", "/mcp", initialize)):
+        for method, path, body in (
+            ("POST", "/v1/memories", {"messages": "pwned", "user_id": "maya"}),
+            ("POST", "/v1/memories/list", {"user_id": "maya"}),
+            ("POST", "/mcp", initialize),
+        ):
             got = httpx.request(method, served.url + path, json=body, headers={**mcp_headers, **headers})
             assert got.status_code == 403, (headers, path, got.status_code)
     assert served.memory.get_all(user_id="maya") == []
-    ok = httpx.post(served.url + "/mcp", json=initialize,
-                    headers={**mcp_headers, "Origin": f"http://localhost:{served.port}"})
+    ok = httpx.post(
+        served.url + "/mcp", json=initialize, headers={**mcp_headers, "Origin": f"http://localhost:{served.port}"}
+    )
     assert ok.status_code == 200
 
 
@@ -245,7 +281,7 @@ def test_mcp_endpoint_uses_the_same_keys(served: Served) -> None:
             assert "Brompton" in found["formatted"]
             denied = await c.call_tool("list_memories", {"user_id": "tom"}, raise_on_error=False)
             assert denied.is_error and "may not read" in denied.content[0].text
-        with pytest.raises(Exception):
+        with pytest.raises(MCPError):  # the server refused the key (the raw HTTP status is 401)
             async with Client(f"{served.url}/mcp", auth="lmk_bad_key", timeout=30) as c:
                 await c.list_tools()
 
@@ -258,7 +294,9 @@ def test_openapi_health_and_metrics(served: Served) -> None:
     from lightmem_core.server.api import OPERATIONS
 
     doc = httpx.get(served.url + "/openapi.json").json()
-    ops = {spec["operationId"] for methods in doc["paths"].values() for spec in methods.values() if "operationId" in spec}
+    ops = {
+        spec["operationId"] for methods in doc["paths"].values() for spec in methods.values() if "operationId" in spec
+    }
     assert ops == {op.name for op in OPERATIONS}
     assert httpx.get(served.url + "/healthz").json() == {"status": "ok"}
     assert httpx.get(served.url + "/readyz").json() == {"status": "ready"}
@@ -282,8 +320,9 @@ def test_a_retried_add_is_stored_once(served: Served) -> None:
         while b"\r\n\r\n" not in data:
             data += conn.recv(65536)
         head, _, rest = data.partition(b"\r\n\r\n")
-        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length")), 0)
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
+        )
         while len(rest) < length:
             rest += conn.recv(65536)
         return head + b"\r\n\r\n" + rest
@@ -333,9 +372,15 @@ def test_remote_client_against_config(make_memory: Any) -> None:
     assert isinstance(MemoryConfig().default_user_id, str)
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=8) | st.floats(allow_nan=False, allow_infinity=False),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                    max_leaves=6)
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 @pytest.fixture(scope="module")
@@ -352,17 +397,42 @@ def fuzzed(tmp_path_factory: Any, embedder: Any) -> Iterator[tuple[Served, str]]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(op=st.sampled_from([op for op in __import__("lightmem_core.server.api", fromlist=["OPERATIONS"]).OPERATIONS
-                           if op.in_body]),
-       body=st.one_of(st.dictionaries(st.sampled_from(["messages", "query", "user_id", "limit", "filters", "memory",
-                                                       "records", "after", "strategy", "scopes", "wait", "x"]),
-                                      JSON, max_size=4), JSON),
-       auth=st.sampled_from(["good", "none", "bad"]))
-def test_fuzzed_bodies_get_a_named_status_and_change_nothing(fuzzed: tuple[Served, str], op: Any, body: Any,
-                                                             auth: str) -> None:
+@given(
+    op=st.sampled_from(
+        [op for op in __import__("lightmem_core.server.api", fromlist=["OPERATIONS"]).OPERATIONS if op.in_body]
+    ),
+    body=st.one_of(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "messages",
+                    "query",
+                    "user_id",
+                    "limit",
+                    "filters",
+                    "memory",
+                    "records",
+                    "after",
+                    "strategy",
+                    "scopes",
+                    "wait",
+                    "x",
+                ]
+            ),
+            JSON,
+            max_size=4,
+        ),
+        JSON,
+    ),
+    auth=st.sampled_from(["good", "none", "bad"]),
+)
+def test_fuzzed_bodies_get_a_named_status_and_change_nothing(
+    fuzzed: tuple[Served, str], op: Any, body: Any, auth: str
+) -> None:
     served, secret = fuzzed
-    headers = {"good": {"Authorization": f"Bearer {secret}"}, "none": {},
-               "bad": {"Authorization": "Bearer lmk_x_y"}}[auth]
+    headers = {"good": {"Authorization": f"Bearer {secret}"}, "none": {}, "bad": {"Authorization": "Bearer lmk_x_y"}}[
+        auth
+    ]
     before = _snapshot(served.memory)
     path = op.path.replace("{memory_id}", "00000000-0000-0000-0000-000000000000")
     got = httpx.request(op.verb, served.url + path, json=body, headers=headers, timeout=60)

@@ -60,7 +60,10 @@ def test_numbers_dates_times_are_kept_intact(entropy: EntropyCompressor) -> None
 
 
 def test_relative_time_phrases_are_kept(entropy: EntropyCompressor) -> None:
-    text = "We talked about the garden a few days ago and I will probably visit my sister next Friday or maybe last week of June."
+    text = (
+        "We talked about the garden a few days ago and I will probably visit my sister "
+        "next Friday or maybe last week of June."
+    )
     (r,) = entropy.compress([text], rate=0.2)
     kept = r.text.split()
     for w in ("days", "ago", "next", "Friday", "June."):
@@ -78,7 +81,10 @@ def test_names_are_kept_but_sentence_start_is_not_a_name(entropy: EntropyCompres
 
 
 def test_sentence_initial_name_seen_mid_sentence_in_the_batch_is_kept(entropy: EntropyCompressor) -> None:
-    texts = ["Melanie went to the beach with the kids and they had a really wonderful afternoon there.", "I asked Melanie about it."]
+    texts = [
+        "Melanie went to the beach with the kids and they had a really wonderful afternoon there.",
+        "I asked Melanie about it.",
+    ]
     r = entropy.compress(texts, rate=0.2)
     assert r[0].text.split()[0] == "Melanie"
 
@@ -93,7 +99,9 @@ def test_acronyms_count_as_names_and_keep_names_can_be_turned_off() -> None:
 
 def test_numbers_always_kept_even_without_names() -> None:
     comp = EntropyCompressor(CompressorConfig(provider="entropy", options={"keep_names": False}))
-    (r,) = comp.compress(["my brother Tom finally adopted 2 dogs in 2021 after thinking about it for a very long time"], rate=0.1)
+    (r,) = comp.compress(
+        ["my brother Tom finally adopted 2 dogs in 2021 after thinking about it for a very long time"], rate=0.1
+    )
     assert "2" in r.text.split() and "2021" in r.text.split()
 
 
@@ -134,7 +142,9 @@ def test_sentence_ends_survive(entropy: EntropyCompressor) -> None:
     assert r.text.count(".") >= 1 and r.text.endswith(".")
 
 
-@pytest.mark.parametrize("text", ["ok", "the the the", "a", "Hi!", "well, yeah, I mean, you know...", "!!! ???", "😊", "  x  "])
+@pytest.mark.parametrize(
+    "text", ["ok", "the the the", "a", "Hi!", "well, yeah, I mean, you know...", "!!! ???", "😊", "  x  "]
+)
 def test_never_empty(entropy: EntropyCompressor, text: str) -> None:
     (r,) = entropy.compress([text], rate=0.01)
     assert r.text.strip(), text

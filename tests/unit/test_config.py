@@ -29,7 +29,11 @@ UPSTREAM = {
     "index_strategy": "embedding",
     "text_embedder": {
         "model_name": "huggingface",
-        "configs": {"model": "sentence-transformers/all-MiniLM-L6-v2", "embedding_dims": 384, "model_kwargs": {"device": "cpu"}},
+        "configs": {
+            "model": "sentence-transformers/all-MiniLM-L6-v2",
+            "embedding_dims": 384,
+            "model_kwargs": {"device": "cpu"},
+        },
     },
     "retrieve_strategy": "embedding",
     "embedding_retriever": {
@@ -45,7 +49,9 @@ UPSTREAM = {
 def test_upstream_example_maps_field_by_field() -> None:
     c = MemoryConfig.from_dict(UPSTREAM)
     assert c.pre_compress and c.compressor.provider == "llmlingua-2"
-    assert c.compressor.model_path == "/models/llmlingua-2" and c.compressor.rate == 0.6 and c.compressor.device == "cpu"
+    assert (
+        c.compressor.model_path == "/models/llmlingua-2" and c.compressor.rate == 0.6 and c.compressor.device == "cpu"
+    )
     assert c.topic_segment and c.precomp_topic_shared and c.segmenter.provider == "attention"
     assert c.messages_use == "user_only" and c.extract_threshold == 0.1
     assert c.llm is not None and c.llm.model == "gpt-4o-mini" and c.llm.api_key == "sk-x"
@@ -59,11 +65,13 @@ def test_upstream_example_maps_field_by_field() -> None:
 
 
 def test_server_address_keeps_qdrant_client_and_local_llms_get_their_urls() -> None:
-    c = MemoryConfig.from_dict({
-        "embedding_retriever": {"model_name": "qdrant", "configs": {"url": "http://q:6333", "api_key": "k"}},
-        "memory_manager": {"model_name": "ollama", "configs": {"model": "llama3"}},
-        "text_embedder": {"model_name": "openai", "configs": {"model": "text-embedding-3-small", "api_key": "k"}},
-    })
+    c = MemoryConfig.from_dict(
+        {
+            "embedding_retriever": {"model_name": "qdrant", "configs": {"url": "http://q:6333", "api_key": "k"}},
+            "memory_manager": {"model_name": "ollama", "configs": {"model": "llama3"}},
+            "text_embedder": {"model_name": "openai", "configs": {"model": "text-embedding-3-small", "api_key": "k"}},
+        }
+    )
     assert c.store.provider == "qdrant" and c.store.url == "http://q:6333" and c.store.api_key == "k"
     assert c.llm.provider == "ollama" and c.llm.base_url == "http://localhost:11434/v1"
     assert c.embedder.provider == "openai" and c.embedder.model == "text-embedding-3-small"
@@ -84,7 +92,10 @@ def test_unbuilt_upstream_options_are_kept_for_reporting() -> None:
     [
         ({"pre_compressor": {"model_name": "gzip"}}, "pre_compressor.model_name"),
         ({"pre_compressor": {"model_name": "llmlingua-2", "configs": {"x": 1}}}, "pre_compressor.configs.x"),
-        ({"pre_compressor": {"model_name": "llmlingua-2", "configs": {"compress_config": {"rate": 3}}}}, "compressor.rate"),
+        (
+            {"pre_compressor": {"model_name": "llmlingua-2", "configs": {"compress_config": {"rate": 3}}}},
+            "compressor.rate",
+        ),
         ({"memory_manager": "openai"}, "memory_manager"),
         ({"memory_manager": {"model_name": "openai", "configs": {"colour": 1}}}, "memory_manager.configs.colour"),
         ({"messages_use": "everyone"}, "messages_use"),

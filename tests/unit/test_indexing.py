@@ -11,17 +11,21 @@ from lightmem_core.journal import TurnRow
 
 
 def test_a_speakers_own_previous_turn_is_not_context() -> None:
-    turns = [TurnRow(id="a", user_id="u", session_id="s", role="user", content="I work at Northwind Labs.", seq=0),
-             TurnRow(id="b", user_id="u", session_id="s", role="user", content="We fly to Lisbon in June.", seq=1)]
+    turns = [
+        TurnRow(id="a", user_id="u", session_id="s", role="user", content="I work at Northwind Labs.", seq=0),
+        TurnRow(id="b", user_id="u", session_id="s", role="user", content="We fly to Lisbon in June.", seq=1),
+    ]
     entries = run_sync(ExtractiveExtractor().extract(ExtractionBatch(turns=turns, index_context="neighbors")))
     assert [e.context for e in entries] == [None, None]
 
 
 def _entries():
-    rows = [("t1", "assistant", "What do you do for work?"),
-            ("t2", "user", "I am a nurse at the city hospital. Night shifts mostly, which is hard."),
-            ("t3", "assistant", "That sounds tiring."),
-            ("t4", "user", "We adopted a puppy.")]
+    rows = [
+        ("t1", "assistant", "What do you do for work?"),
+        ("t2", "user", "I am a nurse at the city hospital. Night shifts mostly, which is hard."),
+        ("t3", "assistant", "That sounds tiring."),
+        ("t4", "user", "We adopted a puppy."),
+    ]
     turns = [TurnRow(id=i, user_id="u", session_id="s", role=r, content=c, seq=n) for n, (i, r, c) in enumerate(rows)]
     batch = ExtractionBatch(turns=turns, index_context="neighbors")
     return run_sync(ExtractiveExtractor().extract(batch))
@@ -36,9 +40,11 @@ def test_contexts_are_sums_of_turn_vectors_and_one_sentence_turns_reuse_their_en
     entries = _entries()
     lines = context_lines(entries)
     # t2 (two sentences) has the context "t1\nt2", t3 (one sentence) has "t2"; t4 has "t3"
-    assert lines == ["assistant: What do you do for work?",
-                     "user: I am a nurse at the city hospital. Night shifts mostly, which is hard.",
-                     "assistant: That sounds tiring."]
+    assert lines == [
+        "assistant: What do you do for work?",
+        "user: I am a nurse at the city hospital. Night shifts mostly, which is hard.",
+        "assistant: That sounds tiring.",
+    ]
     # one-sentence turns' lines are their entries' own text: no extra model pass for them
     assert {lines[0], lines[2]} <= {e.memory for e in entries}
     rng = np.random.default_rng(0)

@@ -18,11 +18,16 @@ from lightmem_core.llm import JSONParseError, parse_json
         ('```json{"a": 1}```', {"a": 1}),
         ('Here you go:\n```json\n{"a": 1}\n```\nAnything else?', {"a": 1}),
         ('```json\n{"a": 1}\n', {"a": 1}),  # fence never closed
-        ('Sure. {"facts": [{"fact": "x", "source_ids": ["1"]}]} Done.', {"facts": [{"fact": "x", "source_ids": ["1"]}]}),
+        (
+            'Sure. {"facts": [{"fact": "x", "source_ids": ["1"]}]} Done.',
+            {"facts": [{"fact": "x", "source_ids": ["1"]}]},
+        ),
         ('The list: ["a", "b"] is it.', ["a", "b"]),
         ('{"text": "braces } and { and ] inside", "n": 2}', {"text": "braces } and { and ] inside", "n": 2}),
-        ('prefix {"q": "she said \\"hi {there}\\"", "k": [1, {"z": null}]} suffix',
-         {"q": 'she said "hi {there}"', "k": [1, {"z": None}]}),
+        (
+            'prefix {"q": "she said \\"hi {there}\\"", "k": [1, {"z": null}]} suffix',
+            {"q": 'she said "hi {there}"', "k": [1, {"z": None}]},
+        ),
         ('{"a": 1, "b": [1, 2,],}', {"a": 1, "b": [1, 2]}),
         ("{'a': 'b', 'c': [1, 2]}", {"a": "b", "c": [1, 2]}),
         ("{'say': 'it\\'s \"quoted\"'}", {"say": 'it\'s "quoted"'}),
@@ -32,7 +37,7 @@ from lightmem_core.llm import JSONParseError, parse_json
         ('\ufeff{"bom": 1}', {"bom": 1}),
         ('"just a string"', "just a string"),
         ("42", 42),
-        ("I don't know. {\"a\": 1}", {"a": 1}),
+        ('I don\'t know. {"a": 1}', {"a": 1}),
         ('First ```json\n{"a": 1}\n``` then ```json\n{"b": 2}\n```', {"a": 1}),
     ],
 )

@@ -6,12 +6,39 @@ from lightmem_core.config import RetrievalConfig
 from lightmem_core.extract import entry_id
 from lightmem_core.indexing import to_payload
 from lightmem_core.lexical import SparseVec
-from lightmem_core.retrieve import (
-    asks_for_name, asks_only, current_state_first, fuse, parse_filters, plan, rank, representatives, sibling_ids, speaker_filter, window_ids, with_windows, without_roles,
+from lightmem_core.retrieval import (
+    CandidateList,
+    ListKind,
+    QueryAnalysis,
+    Retriever,
+    asks_for_name,
+    fuse,
+    parse_filters,
+    plan,
+    rank,
+    sibling_ids,
+    speaker_filter,
+    without_roles,
+)
+from lightmem_core.retrieval.stages import (
+    PREFERENCES,
+    asks_only,
+    choose_sentences,
+    current_state_first,
+    window_ids,
+    with_windows,
 )
 from lightmem_core.store.base import Filter, Match, Range, Record
 from lightmem_core.types import Hit, MemoryEntry
 from lightmem_core.update import attributes
+
+
+def vector(records: list[Record]) -> CandidateList:
+    return CandidateList(ListKind(Retriever.EMBEDDING), records)
+
+
+def lexical(records: list[Record]) -> CandidateList:
+    return CandidateList(ListKind(Retriever.CONTEXT), records)
 
 
 def rec(i: int, src: str, score: float = 1.0) -> Record:
@@ -22,7 +49,7 @@ def rec(i: int, src: str, score: float = 1.0) -> Record:
 def test_rrf_rewards_agreement_and_reports_retrievers() -> None:
     dense = [rec(1, "a"), rec(2, "b"), rec(3, "c")]
     sparse = [rec(3, "c"), rec(4, "d"), rec(1, "a")]
-    hits = fuse([("embedding", dense), ("context", sparse)], limit=4, rrf_k=60)
+    hits = fuse([vector(dense), lexical(sparse)], limit=4, rrf_k=60)
     assert [h.entry.memory for h in hits[:2]] == ["fact 1", "fact 3"]
     assert hits[0].retrievers == ["embedding", "context"] and hits[-1].retrievers in (["embedding"], ["context"])
     assert [h.rank for h in hits] == [1, 2, 3, 4]
@@ -30,14 +57,20 @@ def test_rrf_rewards_agreement_and_reports_retrievers() -> None:
 
 def test_single_list_keeps_scores_and_cap_per_source() -> None:
     records = [rec(1, "a", 0.9), rec(2, "a", 0.8), rec(3, "a", 0.7), rec(4, "b", 0.6)]
-    hits = fuse([("embedding", records)], limit=10, rrf_k=60, per_source_limit=2)
+    hits = fuse([vector(records)], limit=10, rrf_k=60, per_source_limit=2)
     assert [h.entry.memory for h in hits] == ["fact 1", "fact 2", "fact 4"]
     assert hits[0].score == 0.9
 
 
 def test_filter_translation() -> None:
-    f = parse_filters({"time_stamp": {"gt": "2025-01-01", "lte": 1800000000}, "speaker_name": ["A", "B"],
-                       "metadata": {"topic": "x"}, "entry_type": {"ne": "summary"}})
+    f = parse_filters(
+        {
+            "time_stamp": {"gt": "2025-01-01", "lte": 1800000000},
+            "speaker_name": ["A", "B"],
+            "metadata": {"topic": "x"},
+            "entry_type": {"ne": "summary"},
+        }
+    )
     assert isinstance(f, Filter)
     assert Range("_ts", gt=1735689600.0) in f.must and Range("_ts", lte=1800000000.0) in f.must
     assert Match("speaker_name", any=("A", "B")) in f.must and Match("metadata.topic", "x") in f.must
@@ -48,18 +81,31 @@ def test_filter_translation() -> None:
 def test_plans_per_strategy() -> None:
     cfg = RetrievalConfig()
     sv = SparseVec([1], [1.0])
-    assert [n for n, _ in plan("embedding", dense=[0.1], sparse=None, limit=5, flt=None, config=cfg)] == ["embedding"]
-    assert [n for n, _ in plan("hybrid", dense=[0.1], sparse=sv, limit=5, flt=None, config=cfg)] == ["embedding", "context"]
+    assert [n.value for n, _ in plan("embedding", dense=[0.1], sparse=None, limit=5, flt=None, config=cfg)] == [
+        "embedding"
+    ]
+    assert [n.value for n, _ in plan("hybrid", dense=[0.1], sparse=sv, limit=5, flt=None, config=cfg)] == [
+        "embedding",
+        "context",
+    ]
     # a query with no indexable word (all stop words) falls back to the vector alone
-    assert [n for n, _ in plan("hybrid", dense=[0.1], sparse=SparseVec([], []), limit=5, flt=None, config=cfg)] == ["embedding"]
+    assert [
+        n.value for n, _ in plan("hybrid", dense=[0.1], sparse=SparseVec([], []), limit=5, flt=None, config=cfg)
+    ] == ["embedding"]
     assert plan("context", dense=None, sparse=SparseVec([], []), limit=5, flt=None, config=cfg) == []
     fr = plan("hybrid", dense=[0.1], sparse=sv, limit=5, flt=None, config=RetrievalConfig(hybrid_mode="filter_rerank"))
     assert fr[0][1].prefetch is not None and fr[0][1].prefetch.using == "sparse"
 
 
 def sentence(i: int, src: str, text: str, score: float, norm: float, when: str = "2024-01-01") -> Record:
-    e = MemoryEntry(id=f"00000000-0000-0000-0000-{i:012d}", memory=text, user_id="u", source_ids=[src],
-                    speaker_id="user", time_stamp=when)
+    e = MemoryEntry(
+        id=f"00000000-0000-0000-0000-{i:012d}",
+        memory=text,
+        user_id="u",
+        source_ids=[src],
+        speaker_id="user",
+        time_stamp=when,
+    )
     return Record(e.id, to_payload(e, norm), score)
 
 
@@ -70,30 +116,36 @@ def test_a_turn_shows_the_sentence_closest_by_its_own_meaning() -> None:
     short = sentence(1, "t", "The bootcamp paid off.", 0.48, 0.80)
     full = sentence(2, "t", "I started at a startup as a junior developer.", 0.45, 0.97)
     other = sentence(3, "u", "I like tea.", 0.30, 1.0)
-    labelled = [("embedding", [short, full, other]), ("context", [short, other, full])]
+    labelled = [vector([short, full, other]), lexical([short, other, full])]
     ranked = rank(labelled, limit=2, rrf_k=60, per_source_limit=1)
     assert [r.id for r, _, _ in ranked] == [short.id, other.id]
     siblings = sibling_ids(ranked, labelled)
     assert siblings == {short.id: [full.id]}
     payloads = {r.id: r.payload for r in (short, full, other)}
-    chosen = representatives(ranked, siblings, labelled, payloads)
+    chosen = choose_sentences(ranked, siblings, labelled, payloads)
     assert [r.id for r, _, _ in chosen] == [full.id, other.id]
     assert chosen[0][1] == ranked[0][1]  # the turn keeps its fused score and place
 
 
-def shown(*sentences: Record, **kwargs: bool) -> str:
-    """Which sentence of one turn (all from source "t") its hit shows."""
-    labelled = [("embedding", list(sentences))]
+PRESENT = "What does the user do these days?"  # about the present; asks for no name
+PRESENT_NAME = "Which city does the user live in now?"
+
+
+def shown(*sentences: Record, question: str | None = None) -> str:
+    """Which sentence of one turn (all from source "t") its hit shows for ``question``."""
+    labelled = [vector(list(sentences))]
     ranked = rank(labelled, limit=1, rrf_k=60, per_source_limit=1)
     payloads = {r.id: r.payload for r in sentences}
-    return representatives(ranked, sibling_ids(ranked, labelled), labelled, payloads, **kwargs)[0][0].id
+    analysis = QueryAnalysis.of(question, None, temporal=True) if question else None
+    preferences = [p() for p in PREFERENCES]
+    return choose_sentences(ranked, sibling_ids(ranked, labelled), labelled, payloads, preferences, analysis)[0][0].id
 
 
 def test_for_the_present_a_current_state_beats_an_ended_one() -> None:
     ended = sentence(1, "t", "I'm no longer in London.", 0.50, 1.0)
     now = sentence(2, "t", "I moved to Manchester and I'm happy there now.", 0.40, 1.0)
     assert shown(ended, now) == ended.id
-    assert shown(ended, now, present=True) == now.id
+    assert shown(ended, now, question=PRESENT) == now.id
 
 
 def test_current_state_first_orders_same_attribute_newest_first() -> None:
@@ -133,6 +185,7 @@ def test_a_newer_statement_about_now_goes_first_whatever_the_attribute() -> None
     """No attribute of the lexicon (music), but the user said "now": the newer turn goes
     first, unless it scored far below (then it is likely about something else), and a
     question with "now" in it states nothing."""
+
     def hit(text: str, when: str, score: float) -> Hit:
         return Hit(entry=MemoryEntry(memory=text, user_id="u", speaker_id="user", time_stamp=when), score=score)
 
@@ -150,7 +203,9 @@ def test_role_words_leave_the_matched_text_but_not_other_words() -> None:
     assert without_roles("What does the user do for work now?") == "What does do for work now?"
     assert without_roles("the user's") == "the user's"  # nothing left to match on: unchanged
     # "assistant manager" is a job title, not the assistant
-    assert speaker_filter("How did John become assistant manager?") == Filter(must=(Match("speaker_name", any=("John",)),))
+    assert speaker_filter("How did John become assistant manager?") == Filter(
+        must=(Match("speaker_name", any=("John",)),)
+    )
     assert speaker_filter("Where does the user live?") == Filter(must=(Match("speaker_id", any=("user",)),))
 
 
@@ -158,6 +213,7 @@ def test_an_answer_about_as_close_in_meaning_goes_first_when_it_is_newer() -> No
     """The old statement repeats the question's words and wins the fused score; by meaning
     alone the two are level, so the newer goes first. A newer turn far below in meaning,
     or another speaker's, stays where it was."""
+
     def hit(text: str, when: str, score: float, speaker: str = "user") -> Hit:
         return Hit(entry=MemoryEntry(memory=text, user_id="u", speaker_id=speaker, time_stamp=when), score=score)
 
@@ -166,10 +222,18 @@ def test_an_answer_about_as_close_in_meaning_goes_first_when_it_is_newer() -> No
     lunch = hit("What are some quick lunches I can pack?", "2023-11-01", 0.040)
     said = hit("Rajesh sounds easier to work with.", "2023-10-01", 0.040, speaker="assistant")
     hits = [linda, rajesh, lunch, said]
-    assert [h.entry.memory for h in current_state_first(hits, attributes)][:2] == [linda.entry.memory, rajesh.entry.memory]
+    assert [h.entry.memory for h in current_state_first(hits, attributes)][:2] == [
+        linda.entry.memory,
+        rajesh.entry.memory,
+    ]
     similarity = {linda.entry.id: 0.21, rajesh.entry.id: 0.19, lunch.entry.id: 0.03, said.entry.id: 0.30}
     out = current_state_first(hits, attributes, similarity=similarity)
-    assert [h.entry.memory for h in out] == [rajesh.entry.memory, linda.entry.memory, lunch.entry.memory, said.entry.memory]
+    assert [h.entry.memory for h in out] == [
+        rajesh.entry.memory,
+        linda.entry.memory,
+        lunch.entry.memory,
+        said.entry.memory,
+    ]
     similarity[rajesh.entry.id] = 0.10  # no longer about as close: order kept
     assert current_state_first(hits, attributes, similarity=similarity)[0].entry.memory == linda.entry.memory
 
@@ -180,8 +244,8 @@ def test_a_question_asking_for_a_name_shows_the_sentence_that_holds_one() -> Non
     assert not asks_for_name("What does the user drink these days?") and not asks_for_name("What kind of diet?")
     vague = sentence(1, "t", "The altitude is killing me on my runs.", 0.50, 1.0)
     named = sentence(2, "t", "Any tips for Denver, since I live here?", 0.40, 1.0)
-    assert shown(vague, named, present=True) == vague.id
-    assert shown(vague, named, present=True, wants_name=True) == named.id
+    assert shown(vague, named, question=PRESENT) == vague.id
+    assert shown(vague, named, question=PRESENT_NAME) == named.id
 
 
 def test_a_request_that_tells_nothing_about_the_asker_is_not_what_a_turn_shows() -> None:
@@ -191,7 +255,7 @@ def test_a_request_that_tells_nothing_about_the_asker_is_not_what_a_turn_shows()
     request = sentence(1, "t", "user: What goes in a strong aims section?", 0.50, 1.0)
     state = sentence(2, "t", "user: I just started my postdoc and need a grant.", 0.40, 1.0)
     assert shown(request, state) == request.id
-    assert shown(request, state, present=True) == state.id
+    assert shown(request, state, question=PRESENT) == state.id
     assert asks_only("How should I present a case study?") and not asks_only("Any tips now that I live here?")
     assert not asks_only("Which beaches near Barcelona are quiet?") and not asks_only("I teach chemistry.")
 
@@ -213,13 +277,24 @@ def test_a_hit_moved_for_an_attribute_keeps_its_closeness() -> None:
 
 def piece(k: int, text: str, *, current: bool = True) -> MemoryEntry:
     """Piece ``k`` of turn t1, named as the offline extractor names it."""
-    return MemoryEntry(id=entry_id("u", "t1", k), memory=f"user: {text}", user_id="u", speaker_id="user",
-                       source_ids=["t1"], position=k, superseded_by=None if current else "newer")
+    return MemoryEntry(
+        id=entry_id("u", "t1", k),
+        memory=f"user: {text}",
+        user_id="u",
+        speaker_id="user",
+        source_ids=["t1"],
+        position=k,
+        superseded_by=None if current else "newer",
+    )
 
 
 def test_a_window_is_the_named_neighbours_in_turn_order() -> None:
-    pieces = [piece(0, "Is matcha worth it?"), piece(1, "I whisk a bowl daily."), piece(2, "Old grinder.", current=False),
-              piece(3, "Three away.")]
+    pieces = [
+        piece(0, "Is matcha worth it?"),
+        piece(1, "I whisk a bowl daily."),
+        piece(2, "Old grinder.", current=False),
+        piece(3, "Three away."),
+    ]
     hit = Hit(entry=pieces[1], score=1.0)
     wanted = window_ids([hit], 1)
     assert wanted == {pieces[1].id: [pieces[0].id, pieces[1].id, pieces[2].id]}
@@ -231,6 +306,10 @@ def test_a_window_is_the_named_neighbours_in_turn_order() -> None:
     # deleted neighbours are simply absent; a lone piece has no window
     assert with_windows([hit], wanted, {pieces[1].id: payloads[pieces[1].id]})[0].window is None
     # an entry whose id is not its (user, turn, position) name, e.g. imported, gets none
-    assert window_ids([Hit(entry=pieces[1].model_copy(update={"id": "00000000-0000-0000-0000-000000000001"}),
-                           score=1.0)], 1) == {}
+    assert (
+        window_ids(
+            [Hit(entry=pieces[1].model_copy(update={"id": "00000000-0000-0000-0000-000000000001"}), score=1.0)], 1
+        )
+        == {}
+    )
     assert window_ids([hit], 0) == {}

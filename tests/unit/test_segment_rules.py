@@ -196,7 +196,9 @@ def test_segment_with_precomputed_windows_uses_no_model():
     window = SimpleNamespace(attention=att, spans=spans, hidden=None)
     words = ["vet"] * 5 + ["lisbon"] * 5
     speakers = ["a", "a", "b", "c", "c", "b", "a", "a", "a", "c"]
-    turns = [{"speaker": sp, "content": f"{w} talk {i}", "id": f"t{i}"} for i, (sp, w) in enumerate(zip(speakers, words))]
+    turns = [
+        {"speaker": sp, "content": f"{w} talk {i}", "id": f"t{i}"} for i, (sp, w) in enumerate(zip(speakers, words))
+    ]
     emb = FakeEmbedder({"vet": 0, "lisbon": 1})
     seg = AttentionSegmenter(model=object.__new__(_NoModel), tokenizer=None, embedder=emb, embeddings="embedder")
     out = seg.segment(turns, windows=[window])
@@ -209,7 +211,14 @@ def test_segment_with_precomputed_windows_uses_no_model():
 
 def test_time_gap_rule():
     t0 = datetime(2023, 5, 8, 13, 0)
-    times = [t0, t0 + timedelta(minutes=5), t0 + timedelta(hours=7), None, t0 + timedelta(days=3), t0 + timedelta(days=3, hours=1)]
+    times = [
+        t0,
+        t0 + timedelta(minutes=5),
+        t0 + timedelta(hours=7),
+        None,
+        t0 + timedelta(days=3),
+        t0 + timedelta(days=3, hours=1),
+    ]
     assert time_gap_boundaries(times) == [2]  # the None hides the gap around it
     assert time_gap_boundaries(times, hours=0.05) == [1, 2, 5]
     assert time_gap_boundaries(times, hours=None) == []
@@ -234,7 +243,10 @@ def test_time_gap_cuts_even_without_other_evidence():
 def test_three_speakers_and_repeated_speaker_need_no_pairing():
     words = ["vet", "vet", "vet", "vet", "lisbon", "lisbon", "lisbon", "lisbon"]
     speakers = ["Ana", "Ana", "Ben", "Carl", "Carl", "Carl", "Ana", "Ben"]  # odd count of a speaker, runs of 2-3
-    turns = [SimpleNamespace(content=f"{w} {i}", speaker=s, id=str(i), time_stamp=None) for i, (w, s) in enumerate(zip(words, speakers))]
+    turns = [
+        SimpleNamespace(content=f"{w} {i}", speaker=s, id=str(i), time_stamp=None)
+        for i, (w, s) in enumerate(zip(words, speakers))
+    ]
     seg = SimilaritySegmenter(FakeEmbedder({"vet": 0, "lisbon": 1}), threshold=0.5)
     out = seg.segment(turns)
     assert [list(s) for s in out] == [[0, 1, 2, 3], [4, 5, 6, 7]]
@@ -254,8 +266,12 @@ def test_attention_rule_is_speaker_blind():
 
 
 def test_as_turns_reads_objects_mappings_and_strings():
-    row = SimpleNamespace(content="hi", speaker_name="Ana", speaker_id="ana", role="user", id="x1", time_stamp=datetime(2024, 1, 1))
-    ts = as_turns([row, {"text": "yo", "speaker": "Ben", "dia_id": "D1:2", "time_stamp": "2024-01-02T10:00:00"}, "plain"])
+    row = SimpleNamespace(
+        content="hi", speaker_name="Ana", speaker_id="ana", role="user", id="x1", time_stamp=datetime(2024, 1, 1)
+    )
+    ts = as_turns(
+        [row, {"text": "yo", "speaker": "Ben", "dia_id": "D1:2", "time_stamp": "2024-01-02T10:00:00"}, "plain"]
+    )
     assert [t.text for t in ts] == ["hi", "yo", "plain"]
     assert [t.speaker for t in ts] == ["Ana", "Ben", None]
     assert [t.id for t in ts] == ["x1", "D1:2", None]
@@ -293,8 +309,9 @@ def test_create_segmenter_by_provider():
     assert isinstance(s, SimilaritySegmenter) and s.threshold == 0.3 and s.embedder is emb
     a = create_segmenter(SegmenterConfig(), embedder=emb)
     assert isinstance(a, AttentionSegmenter) and a._model is None  # loaded lazily
-    fake_compressor = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(_attn_implementation="eager"), training=False),
-                                      tokenizer=object())
+    fake_compressor = SimpleNamespace(
+        model=SimpleNamespace(config=SimpleNamespace(_attn_implementation="eager"), training=False), tokenizer=object()
+    )
     shared = create_segmenter(SegmenterConfig(), embedder=emb, compressor=fake_compressor)
     assert shared._model is fake_compressor.model and shared.embeddings == "embedder"
 

@@ -6,7 +6,12 @@ from lightmem_core._drive import call, run_async, run_sync
 
 def test_sentences_and_chunks_keep_every_word() -> None:
     text = "Wow! I moved to Portland on May 3. Dr. Reyes is my new manager. Thanks."
-    assert textproc.split_sentences(text) == ["Wow!", "I moved to Portland on May 3.", "Dr. Reyes is my new manager.", "Thanks."]
+    assert textproc.split_sentences(text) == [
+        "Wow!",
+        "I moved to Portland on May 3.",
+        "Dr. Reyes is my new manager.",
+        "Thanks.",
+    ]
     chunks = textproc.chunk_sentences(text)
     assert chunks == ["Wow! I moved to Portland on May 3.", "Dr. Reyes is my new manager. Thanks."]
     assert " ".join(chunks).split() == text.split()
@@ -18,7 +23,12 @@ def test_entities_and_keywords() -> None:
     assert "I" not in ents
     # a possessive loses its 's, a name ending in s keeps it
     assert textproc.entities("Jonas moved to Paris; James' car and Lena's cat stayed in Texas.") == [
-        "Jonas", "Paris", "James", "Lena", "Texas"]
+        "Jonas",
+        "Paris",
+        "James",
+        "Lena",
+        "Texas",
+    ]
     assert textproc.keywords("I really love hiking with my dog Biscuit") == ["love", "hiking", "dog", "biscuit"]
 
 

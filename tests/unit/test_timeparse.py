@@ -88,19 +88,34 @@ def test_event_anchors_and_recency() -> None:
     assert timeparse.parse_query_time("What is your current job?", NOW).recency
 
 
-@pytest.mark.parametrize("query", ["When did Caroline go to the LGBTQ support group?", "May I ask what you like?",
-                                   "What is 2 + 2?", "Tell me about March of the penguins", ""])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "When did Caroline go to the LGBTQ support group?",
+        "May I ask what you like?",
+        "What is 2 + 2?",
+        "Tell me about March of the penguins",
+        "",
+    ],
+)
 def test_no_period_where_none_is_named(query: str) -> None:
     tq = timeparse.parse_query_time(query, NOW)
     assert not tq.has_range and tq.anchor is None
 
 
-@pytest.mark.parametrize("query, present", [
-    ("Where does the user live?", True), ("Which city does the user live in now?", True),
-    ("What is Caroline's job?", True), ("What did Caroline research?", False),
-    ("Where has Melanie camped?", False), ("Which company did the user work for first?", False),
-    ("Is she still dating Mark?", True), ("Which kind of pet does the user prefer?", True),
-    ("Who is the user's manager at present?", True),
-])
+@pytest.mark.parametrize(
+    "query, present",
+    [
+        ("Where does the user live?", True),
+        ("Which city does the user live in now?", True),
+        ("What is Caroline's job?", True),
+        ("What did Caroline research?", False),
+        ("Where has Melanie camped?", False),
+        ("Which company did the user work for first?", False),
+        ("Is she still dating Mark?", True),
+        ("Which kind of pet does the user prefer?", True),
+        ("Who is the user's manager at present?", True),
+    ],
+)
 def test_present_tense_questions_ask_for_the_current_state(query: str, present: bool) -> None:
     assert timeparse.parse_query_time(query, NOW).present is present

@@ -11,8 +11,9 @@ import pytest
 EXAMPLE = Path(__file__).parents[3] / "examples" / "langchain_agent.py"
 
 
-def test_example_runs_offline(tmp_path: Any, embedder: Any, monkeypatch: pytest.MonkeyPatch,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_runs_offline(
+    tmp_path: Any, embedder: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for var in ("LIGHTMEM_LLM_BASE_URL", "OPENAI_BASE_URL", "LIGHTMEM_LLM_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     example = runpy.run_path(str(EXAMPLE))

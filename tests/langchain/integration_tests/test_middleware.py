@@ -21,14 +21,21 @@ class Ctx:
 
 
 def _run(agent: Any, text: str, thread: str, user: str) -> dict[str, Any]:
-    return agent.invoke({"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": thread}},
-                        context=Ctx(user_id=user))
+    return agent.invoke(
+        {"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": thread}}, context=Ctx(user_id=user)
+    )
 
 
 def _agent(memory: Any, model: ScriptedChatModel, **kwargs: Any) -> tuple[Any, LightMemoryMiddleware]:
     mw = LightMemoryMiddleware(memory, raise_errors=True, **kwargs)
-    agent = create_agent(model, tools=[], system_prompt="You are a helpful assistant.", middleware=[mw],
-                         context_schema=Ctx, checkpointer=InMemorySaver())
+    agent = create_agent(
+        model,
+        tools=[],
+        system_prompt="You are a helpful assistant.",
+        middleware=[mw],
+        context_schema=Ctx,
+        checkpointer=InMemorySaver(),
+    )
     return agent, mw
 
 
@@ -66,17 +73,23 @@ def test_scope_from_config_agent_narrows_and_only_new_turns_are_saved(memory: An
     before = memory.get_all(user_id="lena")
     assert before and all(e.agent_id == "planner" and e.session_id == "a" for e in before)
 
-    agent.invoke({"messages": [HumanMessage("When is my flight to Tokyo?")]},
-                 {"configurable": {"thread_id": "b", "user_id": "lena", "agent_id": "planner"}})
+    agent.invoke(
+        {"messages": [HumanMessage("When is my flight to Tokyo?")]},
+        {"configurable": {"thread_id": "b", "user_id": "lena", "agent_id": "planner"}},
+    )
     assert "Tokyo on March 3rd" in model.system_text(-1)
     # a different agent of the same user does not read the planner's memories
-    agent.invoke({"messages": [HumanMessage("When is my flight to Tokyo?")]},
-                 {"configurable": {"thread_id": "c", "user_id": "lena", "agent_id": "other"}})
+    agent.invoke(
+        {"messages": [HumanMessage("When is my flight to Tokyo?")]},
+        {"configurable": {"thread_id": "c", "user_id": "lena", "agent_id": "other"}},
+    )
     assert "March 3rd" not in model.system_text(-1)
     n = len(memory.get_all(user_id="lena"))
     # a later run in the same thread saves only its own exchange, not the thread so far
-    agent.invoke({"messages": [HumanMessage("Thanks!")]}, {"configurable": {"thread_id": "b", "user_id": "lena",
-                                                                           "agent_id": "planner"}})
+    agent.invoke(
+        {"messages": [HumanMessage("Thanks!")]},
+        {"configurable": {"thread_id": "b", "user_id": "lena", "agent_id": "planner"}},
+    )
     texts = [e.memory for e in memory.get_all(user_id="lena")]
     assert len(texts) == n + 2 and sum("When is my flight" in t for t in texts) == 2
 
@@ -89,8 +102,9 @@ def test_missing_user_is_refused(memory: Any) -> None:
 
 
 def test_save_adds_no_llm_call_while_the_pipeline_buffers(make_memory: Any, fake_llm: Any) -> None:
-    memory = make_memory({"llm": {"base_url": fake_llm.base_url, "api_key": "k", "model": "fake"},
-                          "extract_tokens": 100_000})
+    memory = make_memory(
+        {"llm": {"base_url": fake_llm.base_url, "api_key": "k", "model": "fake"}, "extract_tokens": 100_000}
+    )
     model = ScriptedChatModel(default="Sure.")
     agent, _ = _agent(memory, model)
     _run(agent, "I moved to Porto last spring.", "t1", "maya")
@@ -142,10 +156,14 @@ def test_tool_loop_recalls_once_per_user_message(memory: Any) -> None:
 async def test_async_agent(memory: Any) -> None:
     model = ScriptedChatModel(default="Noted.")
     agent, _ = _agent(memory, model)
-    await agent.ainvoke({"messages": [HumanMessage("I am vegetarian since 2019.")]},
-                        {"configurable": {"thread_id": "x1"}}, context=Ctx("maya"))
-    await agent.ainvoke({"messages": [HumanMessage("Am I vegetarian?")]},
-                        {"configurable": {"thread_id": "x2"}}, context=Ctx("maya"))
+    await agent.ainvoke(
+        {"messages": [HumanMessage("I am vegetarian since 2019.")]},
+        {"configurable": {"thread_id": "x1"}},
+        context=Ctx("maya"),
+    )
+    await agent.ainvoke(
+        {"messages": [HumanMessage("Am I vegetarian?")]}, {"configurable": {"thread_id": "x2"}}, context=Ctx("maya")
+    )
     assert "vegetarian since 2019" in model.system_text(-1)
 
 

@@ -30,8 +30,10 @@ def test_chat_model_as_memory_manager_with_usage_per_stage(make_memory: Any) -> 
     model = ScriptedChatModel(default=_answer, usage={"input_tokens": 40, "output_tokens": 12})
     memory = make_memory(llm=ChatModelLLM(model))
     result = memory.add_memory(TURNS, user_id="maya", force_extract=True)
-    assert [e.memory for e in result.added] == ["user said: I adopted a cat named Miso last week (2025-W08).",
-                                                "assistant said: Miso is a lovely name for a cat."]
+    assert [e.memory for e in result.added] == [
+        "user said: I adopted a cat named Miso last week (2025-W08).",
+        "assistant said: Miso is a lovely name for a cat.",
+    ]
     assert [e.source_ids for e in result.added] == [["t1"], ["t2"]]
     assert "[1] user: I adopted a cat" in model.requests[0][-1].text  # the core's extraction prompt reached the model
 

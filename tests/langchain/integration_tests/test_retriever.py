@@ -27,8 +27,9 @@ TURNS = [
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: Any, embedder: Any) -> Iterator[LightMemory]:
-    memory = LightMemory(MemoryConfig.from_dict({"store": {"path": str(tmp_path_factory.mktemp("retriever"))}}),
-                         embedder=embedder)
+    memory = LightMemory(
+        MemoryConfig.from_dict({"store": {"path": str(tmp_path_factory.mktemp("retriever"))}}), embedder=embedder
+    )
     memory.add_memory(TURNS, user_id="maya", session_id="s1")
     memory.add_memory("My dog Rex is a poodle who hates the beach.", user_id="omar")
     yield memory
@@ -91,10 +92,12 @@ async def test_async_matches_sync(seeded: LightMemory) -> None:
 
 def test_in_an_lcel_chain_with_per_request_user(seeded: LightMemory) -> None:
     retriever = LightMemRetriever(memory=seeded, user_id="maya", k=2).configurable_fields(
-        user_id=ConfigurableField(id="user_id"))
+        user_id=ConfigurableField(id="user_id")
+    )
     model = ScriptedChatModel(default=lambda msgs: "Answer: " + msgs[-1].text.split("Memories:")[1].strip())
-    prompt = ChatPromptTemplate.from_messages([("system", "Answer from memory."),
-                                               ("human", "Question: {question}\nMemories:\n{memories}")])
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "Answer from memory."), ("human", "Question: {question}\nMemories:\n{memories}")]
+    )
 
     def lines(docs: list[Document]) -> str:
         return "\n".join(f"{d.metadata['time_stamp'][:10]} {d.page_content}" for d in docs)
@@ -111,9 +114,17 @@ def test_in_an_lcel_chain_with_per_request_user(seeded: LightMemory) -> None:
 def test_a_sentence_hit_reaches_the_chain_with_its_window(make_memory) -> None:
     """The retriever's page_content is what the model reads: the sentence with the turn around it."""
     memory = make_memory()
-    memory.add_memory([{"role": "user", "time_stamp": "2025-06-18T08:05:00",
-                        "content": "Is ceremonial grade matcha worth the price? I whisk up a bowl every single "
-                                   "morning now and want to upgrade."}], user_id="maya")
+    memory.add_memory(
+        [
+            {
+                "role": "user",
+                "time_stamp": "2025-06-18T08:05:00",
+                "content": "Is ceremonial grade matcha worth the price? I whisk up a bowl every single "
+                "morning now and want to upgrade.",
+            }
+        ],
+        user_id="maya",
+    )
     docs = LightMemRetriever(memory=memory, user_id="maya", k=2).invoke("What does Maya whisk every morning?")
     top = next(d for d in docs if "whisk" in d.metadata["memory"])
     assert "matcha" not in top.metadata["memory"] and "matcha" in top.page_content

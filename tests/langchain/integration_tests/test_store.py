@@ -14,7 +14,7 @@ from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.store.base import GetOp, InvalidNamespaceError, ListNamespacesOp, PutOp, SearchOp
+from langgraph.store.base import GetOp, ListNamespacesOp, PutOp, SearchOp
 from typing_extensions import TypedDict
 
 from lightmem_langchain import LightMemStore, NamespaceMapping
@@ -64,13 +64,19 @@ def test_put_with_extraction_on_an_llm_memory(make_memory: Any, fake_llm: Any) -
     assert [e.memory for e in memory.get_all(user_id="maya")] == ["Maya's locker code is 4512."]
     assert fake_llm.calls["chat"] == 0  # a plain put is stored verbatim (add_memory infer=False): no LLM call
 
-    fake_llm.responder = lambda req: json.dumps({"facts": [{"fact": "Maya moved to Porto.", "source_ids": ["1"]},
-                                                           {"fact": "Maya adopted a corgi.", "source_ids": ["1"]}]})
+    fake_llm.responder = lambda req: json.dumps(
+        {
+            "facts": [
+                {"fact": "Maya moved to Porto.", "source_ids": ["1"]},
+                {"fact": "Maya adopted a corgi.", "source_ids": ["1"]},
+            ]
+        }
+    )
     extracting.put(NS, "facts", {"content": "Maya moved to Porto. She adopted a corgi."})
     facts = [e for e in memory.get_all(user_id="maya") if e.metadata.get("lg_key") == "facts"]
     assert sorted(e.memory for e in facts) == ["Maya adopted a corgi.", "Maya moved to Porto."]
     assert extracting.get(NS, "facts").value == {"content": "Maya moved to Porto. She adopted a corgi."}  # type: ignore[union-attr]
-    assert [i.key for i in extracting.search(NS, query="corgi")] [:1] == ["facts"]  # one item per key
+    assert [i.key for i in extracting.search(NS, query="corgi")][:1] == ["facts"]  # one item per key
     extracting.delete(NS, "facts")
     assert [e.metadata.get("lg_key") for e in memory.get_all(user_id="maya")] == ["plain"]
 
@@ -98,8 +104,12 @@ def test_namespaces_are_scopes(memory: Any) -> None:
     assert [i.key for i in store.search(("users",), query="tea")] == ["tea"]
 
     assert store.list_namespaces(prefix=("memories", "maya")) == [NS, ("memories", "maya", "trips", "2026")]
-    assert store.list_namespaces() == [NS, ("memories", "maya", "trips", "2026"), ("memories", "omar"),
-                                       ("users", "zoe", "prefs")]
+    assert store.list_namespaces() == [
+        NS,
+        ("memories", "maya", "trips", "2026"),
+        ("memories", "omar"),
+        ("users", "zoe", "prefs"),
+    ]
     assert store.list_namespaces(max_depth=2) == [NS, ("memories", "omar"), ("users", "zoe")]
     assert store.list_namespaces(suffix=("2026",)) == [("memories", "maya", "trips", "2026")]
     assert store.list_namespaces(prefix=("users", "*", "prefs")) == [("users", "zoe", "prefs")]
@@ -108,9 +118,13 @@ def test_namespaces_are_scopes(memory: Any) -> None:
 def test_search_filters_pagination_and_foreign_memories(memory: Any) -> None:
     store = LightMemStore(memory, mapping=NamespaceMapping(prefix=("users",)))
     ns = ("users", "maya")
-    for i, (text, stars) in enumerate([("Maya rated the ramen place five stars.", 5),
-                                       ("Maya rated the pizza place two stars.", 2),
-                                       ("Maya rated the taco truck four stars.", 4)]):
+    for i, (text, stars) in enumerate(
+        [
+            ("Maya rated the ramen place five stars.", 5),
+            ("Maya rated the pizza place two stars.", 2),
+            ("Maya rated the taco truck four stars.", 4),
+        ]
+    ):
         store.put(ns, f"review-{i}", {"content": text, "stars": stars, "kind": "review"})
     memory.add_memory("I started learning the cello in January.", user_id="maya", session_id="s1")
 
@@ -122,9 +136,14 @@ def test_search_filters_pagination_and_foreign_memories(memory: Any) -> None:
     assert cello.value["memory"] == "user: I started learning the cello in January." and cello.key == cello.value["id"]
     assert store.get(cello.namespace, cello.key).value["source_ids"]  # type: ignore[union-attr]
     # a sentence of a longer turn comes back with the sentences around it; get returns the memory alone
-    memory.add_memory("Is a carbon fibre bow worth it for a beginner? I practise the scales every evening after "
-                      "work now.", user_id="maya", session_id="s2")
-    scales = next(i for i in store.search(ns, query="when does Maya practise", limit=6) if "scales" in i.value.get("memory", ""))
+    memory.add_memory(
+        "Is a carbon fibre bow worth it for a beginner? I practise the scales every evening after work now.",
+        user_id="maya",
+        session_id="s2",
+    )
+    scales = next(
+        i for i in store.search(ns, query="when does Maya practise", limit=6) if "scales" in i.value.get("memory", "")
+    )
     assert "bow" not in scales.value["memory"] and "carbon fibre bow" in scales.value["window"]
     assert "window" not in store.get(scales.namespace, scales.key).value  # type: ignore[union-attr]
 
@@ -134,15 +153,17 @@ def test_a_batch_reads_before_it_writes(memory: Any) -> None:
     the writes apply, the last write of a key winning."""
     store = LightMemStore(memory)
     store.put(NS, "a", {"content": "Maya's locker code is 4512."})
-    results = store.batch([
-        PutOp(NS, "a", {"content": "Maya's locker code is 7781."}),
-        GetOp(NS, "a"),
-        SearchOp(NS, query="locker code"),
-        ListNamespacesOp(),
-        PutOp(NS, "b", {"content": "Maya parks on level 3."}),
-        PutOp(NS, "b", None),
-        GetOp(NS, "b"),
-    ])
+    results = store.batch(
+        [
+            PutOp(NS, "a", {"content": "Maya's locker code is 7781."}),
+            GetOp(NS, "a"),
+            SearchOp(NS, query="locker code"),
+            ListNamespacesOp(),
+            PutOp(NS, "b", {"content": "Maya parks on level 3."}),
+            PutOp(NS, "b", None),
+            GetOp(NS, "b"),
+        ]
+    )
     assert results[0] is None and results[1].value["content"] == "Maya's locker code is 4512."
     assert results[2][0].key == "a" and results[3] == [NS] and results[6] is None
     assert store.get(NS, "a").value["content"] == "Maya's locker code is 7781."  # type: ignore[union-attr]
@@ -180,8 +201,13 @@ def test_inside_a_langgraph_graph(memory: Any) -> None:
         runtime.store.put(ns, f"note-{len(found)}", {"content": state["text"]})
         return {"recalled": [i.value["content"] for i in found]}
 
-    graph = (StateGraph(State, context_schema=Ctx).add_node("remember", remember)
-             .add_edge(START, "remember").add_edge("remember", END).compile(store=store))
+    graph = (
+        StateGraph(State, context_schema=Ctx)
+        .add_node("remember", remember)
+        .add_edge(START, "remember")
+        .add_edge("remember", END)
+        .compile(store=store)
+    )
     graph.invoke({"text": "Maya's passport expires in June 2027."}, context=Ctx("maya"))
     out = graph.invoke({"text": "When does the passport expire?"}, context=Ctx("maya"))
     assert out["recalled"] == ["Maya's passport expires in June 2027."]
@@ -202,11 +228,16 @@ def test_as_the_store_of_create_agent(memory: Any) -> None:
         return "\n".join(i.value.get("content", i.value.get("memory", "")) for i in items) or "nothing"
 
     store = LightMemStore(memory)
-    model = ScriptedChatModel(script=[
-        tool_call("save_profile", {"field": "home_city", "value": "Lisbon"}), "Saved your city.",
-        tool_call("read_profile", {"query": "home city"}, "call-2"), "You live in Lisbon.",
-        tool_call("read_profile", {"query": "home city"}, "call-3"), "I do not know.",
-    ])
+    model = ScriptedChatModel(
+        script=[
+            tool_call("save_profile", {"field": "home_city", "value": "Lisbon"}),
+            "Saved your city.",
+            tool_call("read_profile", {"query": "home city"}, "call-2"),
+            "You live in Lisbon.",
+            tool_call("read_profile", {"query": "home city"}, "call-3"),
+            "I do not know.",
+        ]
+    )
     agent = create_agent(model, tools=[save_profile, read_profile], store=store, context_schema=Ctx)
     agent.invoke({"messages": [HumanMessage("I live in Lisbon.")]}, context=Ctx("maya"))
     assert store.get(("memories", "maya"), "home_city").value == {"content": "home_city: Lisbon"}  # type: ignore[union-attr]

@@ -40,8 +40,11 @@ def test_a_filter_without_a_query_sees_every_match(memory: Any, use_async: bool)
     """Regression: only the oldest 4*(offset+limit) memories were filtered."""
     store = LightMemStore(memory)
     ns = ("memories", "u1")
-    _run(store, [PutOp(ns, f"k{i}", {"content": f"note {i}", "kind": "late" if i >= 55 else "early"})
-                 for i in range(60)], use_async)
+    _run(
+        store,
+        [PutOp(ns, f"k{i}", {"content": f"note {i}", "kind": "late" if i >= 55 else "early"}) for i in range(60)],
+        use_async,
+    )
     found = _run(store, [SearchOp(ns, filter={"kind": "late"}, limit=10)], use_async)[0]
     assert sorted(i.key for i in found) == [f"k{i}" for i in range(55, 60)]
 
@@ -64,8 +67,11 @@ def test_a_key_used_in_many_namespaces_is_looked_up_exactly(memory: Any, use_asy
     the namespace afterwards: past 100 sub-namespaces, get missed, put duplicated, delete
     removed nothing."""
     store = LightMemStore(memory)
-    _run(store, [PutOp(("memories", "u3", "_", f"s{i}"), "profile", {"content": f"profile {i}"}) for i in range(101)],
-         use_async)
+    _run(
+        store,
+        [PutOp(("memories", "u3", "_", f"s{i}"), "profile", {"content": f"profile {i}"}) for i in range(101)],
+        use_async,
+    )
     home = ("memories", "u3")
     _run(store, [PutOp(home, "profile", {"content": "Maya, nurse, Porto."})], use_async)
     _run(store, [PutOp(home, "profile", {"content": "Maya, nurse, Lisbon."})], use_async)
@@ -75,7 +81,9 @@ def test_a_key_used_in_many_namespaces_is_looked_up_exactly(memory: Any, use_asy
     assert len(mine) == 1 and mine[0].version == 2  # updated in place, not duplicated
     _run(store, [PutOp(home, "profile", None)], use_async)
     assert _run(store, [GetOp(home, "profile")], use_async) == [None]
-    assert _run(store, [GetOp(("memories", "u3", "_", "s7"), "profile")], use_async)[0].value == {"content": "profile 7"}
+    assert _run(store, [GetOp(("memories", "u3", "_", "s7"), "profile")], use_async)[0].value == {
+        "content": "profile 7"
+    }
 
 
 # --- LangGraph's index semantics ----------------------------------------------------------
@@ -103,8 +111,9 @@ def test_index_config_fields_and_unindexed_items(memory: Any) -> None:
 # --- TTL -------------------------------------------------------------------------------------------
 def test_ttl_expiry_refresh_sweeper_and_history(memory: Any) -> None:
     seconds = 1.0
-    store = LightMemStore(memory, ttl={"default_ttl": seconds / 60, "refresh_on_read": True,
-                                       "sweep_interval_minutes": 0.5 / 60})
+    store = LightMemStore(
+        memory, ttl={"default_ttl": seconds / 60, "refresh_on_read": True, "sweep_interval_minutes": 0.5 / 60}
+    )
     assert store.supports_ttl
     ns = ("memories", "t")
     store.put(ns, "short", {"content": "The gate code is 4411."})
@@ -156,27 +165,49 @@ class MiniLMEmbeddings(Embeddings):
 LABELS = st.sampled_from(["memories", "u1", "u2", "team", "prefs", "a b", "x\n"])
 NAMESPACES = st.lists(LABELS, min_size=1, max_size=4).map(tuple).filter(lambda ns: ns[0] != "langgraph")
 TOPICS = ["tea", "hiking", "the dentist", "rent", "a cat named Miso", "piano lessons"]
-VALUES = st.builds(lambda topic, n, kind, tags: {"content": f"Note about {topic} number {n}", "n": n, "kind": kind,
-                                                 "tags": tags},
-                   st.sampled_from(TOPICS), st.integers(0, 5), st.sampled_from(["a", "b"]),
-                   st.lists(st.sampled_from(["x", "y"]), max_size=2))
-FILTERS = st.one_of(st.none(), st.fixed_dictionaries({"kind": st.sampled_from(["a", "b"])}),
-                    st.fixed_dictionaries({"n": st.fixed_dictionaries({"$gte": st.integers(0, 5)})}),
-                    st.fixed_dictionaries({"tags": st.lists(st.sampled_from(["x", "y"]), max_size=2)}))
+VALUES = st.builds(
+    lambda topic, n, kind, tags: {"content": f"Note about {topic} number {n}", "n": n, "kind": kind, "tags": tags},
+    st.sampled_from(TOPICS),
+    st.integers(0, 5),
+    st.sampled_from(["a", "b"]),
+    st.lists(st.sampled_from(["x", "y"]), max_size=2),
+)
+FILTERS = st.one_of(
+    st.none(),
+    st.fixed_dictionaries({"kind": st.sampled_from(["a", "b"])}),
+    st.fixed_dictionaries({"n": st.fixed_dictionaries({"$gte": st.integers(0, 5)})}),
+    st.fixed_dictionaries({"tags": st.lists(st.sampled_from(["x", "y"]), max_size=2)}),
+)
 KEYS = st.sampled_from(["k1", "k2", "k3", "profile"])
 OPS = st.one_of(
-    st.builds(lambda ns, k, v, idx: PutOp(ns, k, v, index=None if idx else False), NAMESPACES, KEYS, VALUES,
-              st.booleans()),
+    st.builds(
+        lambda ns, k, v, idx: PutOp(ns, k, v, index=None if idx else False), NAMESPACES, KEYS, VALUES, st.booleans()
+    ),
     st.builds(lambda ns, k: PutOp(ns, k, None), NAMESPACES, KEYS),
     st.builds(GetOp, NAMESPACES, KEYS),
-    st.builds(lambda ns, q, f, lim, off: SearchOp(ns[: len(ns) // 2], f, lim, off, q),
-              NAMESPACES, st.one_of(st.none(), st.sampled_from(TOPICS)), FILTERS, st.integers(1, 12),
-              st.integers(0, 3)),
-    st.builds(lambda p, d, lim: ListNamespacesOp(
-        tuple([] if p is None else [__import__("langgraph.store.base", fromlist=["MatchCondition"])
-                                    .MatchCondition("prefix", p)]), d, lim, 0),
-        st.one_of(st.none(), NAMESPACES.map(lambda ns: ns[:1])), st.one_of(st.none(), st.integers(1, 3)),
-        st.integers(1, 50)),
+    st.builds(
+        lambda ns, q, f, lim, off: SearchOp(ns[: len(ns) // 2], f, lim, off, q),
+        NAMESPACES,
+        st.one_of(st.none(), st.sampled_from(TOPICS)),
+        FILTERS,
+        st.integers(1, 12),
+        st.integers(0, 3),
+    ),
+    st.builds(
+        lambda p, d, lim: ListNamespacesOp(
+            tuple(
+                []
+                if p is None
+                else [__import__("langgraph.store.base", fromlist=["MatchCondition"]).MatchCondition("prefix", p)]
+            ),
+            d,
+            lim,
+            0,
+        ),
+        st.one_of(st.none(), NAMESPACES.map(lambda ns: ns[:1])),
+        st.one_of(st.none(), st.integers(1, 3)),
+        st.integers(1, 50),
+    ),
 )
 
 
@@ -217,8 +248,9 @@ def reference_embeddings(embedder: Any) -> MiniLMEmbeddings:
 def diff_memory(tmp_path_factory: Any, embedder: Any) -> Any:
     from lightmem_core import LightMemory, MemoryConfig
 
-    memory = LightMemory(MemoryConfig.from_dict({"store": {"path": str(tmp_path_factory.mktemp("diff"))}}),
-                         embedder=embedder)
+    memory = LightMemory(
+        MemoryConfig.from_dict({"store": {"path": str(tmp_path_factory.mktemp("diff"))}}), embedder=embedder
+    )
     yield memory
     memory.close()
 
@@ -228,8 +260,9 @@ _settings = settings(max_examples=25, deadline=None, suppress_health_check=[Heal
 
 @_settings
 @given(batches=st.lists(st.lists(OPS, min_size=1, max_size=4), min_size=1, max_size=8), use_async=st.booleans())
-def test_behaves_as_langgraphs_in_memory_store(diff_memory: Any, reference_embeddings: MiniLMEmbeddings,
-                                               batches: list[list[Any]], use_async: bool) -> None:
+def test_behaves_as_langgraphs_in_memory_store(
+    diff_memory: Any, reference_embeddings: MiniLMEmbeddings, batches: list[list[Any]], use_async: bool
+) -> None:
     index = {"dims": 384, "embed": reference_embeddings, "fields": ["content"]}
     reference = InMemoryStore(index=index)
     diff_memory.reset()  # each example starts from nothing, as the reference does
@@ -240,8 +273,9 @@ def test_behaves_as_langgraphs_in_memory_store(diff_memory: Any, reference_embed
         # taken on the state before the batch (where every read of a batch looks) without them.
         for ns in [ns for ns, items in reference._data.items() if not items]:
             del reference._data[ns]
-        listed = {i: reference._handle_list_namespaces(op) for i, op in enumerate(ops)
-                  if isinstance(op, ListNamespacesOp)}
+        listed = {
+            i: reference._handle_list_namespaces(op) for i, op in enumerate(ops) if isinstance(op, ListNamespacesOp)
+        }
         try:
             want = reference.batch(ops)
         except ValueError:  # the reference fails on two puts of one text in a batch: not comparable
@@ -287,20 +321,36 @@ def test_an_agent_remembers_across_threads_and_never_across_users(memory: Any) -
         def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
             return self
 
-    model = ScriptedTools(messages=iter([
-        call("manage_memory", {"content": "Maya's sister Lily lives in Tacoma."}, 1), AIMessage("Noted."),
-        call("search_memory", {"query": "Where does my sister live?"}, 2), AIMessage("In Tacoma."),
-        call("search_memory", {"query": "Where does my sister live?"}, 3), AIMessage("I don't know."),
-    ]))
+    model = ScriptedTools(
+        messages=iter(
+            [
+                call("manage_memory", {"content": "Maya's sister Lily lives in Tacoma."}, 1),
+                AIMessage("Noted."),
+                call("search_memory", {"query": "Where does my sister live?"}, 2),
+                AIMessage("In Tacoma."),
+                call("search_memory", {"query": "Where does my sister live?"}, 3),
+                AIMessage("I don't know."),
+            ]
+        )
+    )
     store = LightMemStore(memory)
     agent = create_agent(model, tools=[manage_memory, search_memory], store=store, context_schema=Ctx)
-    agent.invoke({"messages": [HumanMessage("My sister Lily lives in Tacoma.")]},
-                 {"configurable": {"thread_id": "t1"}}, context=Ctx("maya"))
-    later = agent.invoke({"messages": [HumanMessage("Where does my sister live?")]},
-                         {"configurable": {"thread_id": "t2"}}, context=Ctx("maya"))
+    agent.invoke(
+        {"messages": [HumanMessage("My sister Lily lives in Tacoma.")]},
+        {"configurable": {"thread_id": "t1"}},
+        context=Ctx("maya"),
+    )
+    later = agent.invoke(
+        {"messages": [HumanMessage("Where does my sister live?")]},
+        {"configurable": {"thread_id": "t2"}},
+        context=Ctx("maya"),
+    )
     assert "Lily lives in Tacoma" in later["messages"][-2].content  # another thread, the same user: found
-    other = agent.invoke({"messages": [HumanMessage("Where does my sister live?")]},
-                         {"configurable": {"thread_id": "t3"}}, context=Ctx("omar"))
+    other = agent.invoke(
+        {"messages": [HumanMessage("Where does my sister live?")]},
+        {"configurable": {"thread_id": "t3"}},
+        context=Ctx("omar"),
+    )
     assert other["messages"][-2].content == "no memories"  # another user: never
     assert memory.get_all(user_id="omar") == [] and len(memory.get_all(user_id="maya")) == 1
     assert NamespaceMapping().user_of(("memories", "maya")) == "maya"  # the middleware's scope: one memory

@@ -10,7 +10,6 @@ from datetime import datetime
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
-from langgraph.store.base import InvalidNamespaceError
 from pydantic import BaseModel
 
 from lightmem_core import Hit, InvalidInputError, MemoryEntry, Scope
@@ -36,9 +35,14 @@ def test_scope_from_context_shapes_config_and_thread() -> None:
     assert policy.resolve(ModelCtx(user_id="maya", session_id="s9"), cfg).session_id == "s9"
     assert policy.resolve({"user_id": "maya"}, None) == Scope(user_id="maya")
     assert policy.resolve(None, {"configurable": {"user_id": "omar", "thread_id": "t"}}) == Scope(
-        user_id="omar", session_id="t")
-    assert ScopePolicy(session_from_thread=False).resolve(None, cfg | {"configurable": {"user_id": "a",
-                                                                                        "thread_id": "t"}}).session_id is None
+        user_id="omar", session_id="t"
+    )
+    assert (
+        ScopePolicy(session_from_thread=False)
+        .resolve(None, cfg | {"configurable": {"user_id": "a", "thread_id": "t"}})
+        .session_id
+        is None
+    )
     assert ScopePolicy(agent_id="fixed").resolve(DataCtx("maya", agent_id="ctx"), None).agent_id == "fixed"
 
 
@@ -56,9 +60,10 @@ def test_scope_errors_and_read_scope() -> None:
 def test_exchange_turns_saves_the_last_exchange_without_tool_traffic() -> None:
     messages = [
         SystemMessage("sys"),
-        HumanMessage("old question", id="h0"), AIMessage("old answer", id="a0"),
-        HumanMessage("first part", id="h1"), HumanMessage([{"type": "text", "text": "second part"}], id="h2",
-                                                         name="Maya"),
+        HumanMessage("old question", id="h0"),
+        AIMessage("old answer", id="a0"),
+        HumanMessage("first part", id="h1"),
+        HumanMessage([{"type": "text", "text": "second part"}], id="h2", name="Maya"),
         AIMessage("", id="a1", tool_calls=[{"name": "clock", "args": {}, "id": "c1"}]),
         ToolMessage("10:00", tool_call_id="c1", id="tm"),
         AIMessage("It is ten.", id="a2"),
@@ -103,34 +108,56 @@ def test_store_value_filters() -> None:
     with pytest.raises(ValueError):
         _compare(1, {"$regex": "x"})
     # what the engine is asked: a superset of the matches, never less
-    assert _pushed({"kind": "review", "stars": {"$gte": 4}, "place": {"city": "Porto"}, "tags": ["food"],
-                    "flag": True, "note": {"$ne": "x"}, "place.zip": "4000", "odd key": "v"}) == {
-        "metadata.lg_value.kind": "review", "metadata.lg_value.stars": {"gte": 4.0},
-        "metadata.lg_value.place.city": "Porto", "metadata.lg_value.place.zip": "4000"}
+    assert _pushed(
+        {
+            "kind": "review",
+            "stars": {"$gte": 4},
+            "place": {"city": "Porto"},
+            "tags": ["food"],
+            "flag": True,
+            "note": {"$ne": "x"},
+            "place.zip": "4000",
+            "odd key": "v",
+        }
+    ) == {
+        "metadata.lg_value.kind": "review",
+        "metadata.lg_value.stars": {"gte": 4.0},
+        "metadata.lg_value.place.city": "Porto",
+        "metadata.lg_value.place.zip": "4000",
+    }
     assert _pushed({"n": 3}) == {"metadata.lg_value.n": {"gte": 3.0, "lte": 3.0}}
 
 
 def _hit(text: str, ts: str, kind: str = "fact") -> Hit:
-    return Hit(entry=MemoryEntry(memory=text, user_id="u", time_stamp=datetime.fromisoformat(ts), entry_type=kind),
-               score=1.0)
+    return Hit(
+        entry=MemoryEntry(memory=text, user_id="u", time_stamp=datetime.fromisoformat(ts), entry_type=kind), score=1.0
+    )
 
 
 def test_memory_section_puts_summaries_first_and_entries_in_time_order() -> None:
-    hits = [_hit("later fact", "2025-03-02T10:00"), _hit("the month in short", "2025-03-01T00:00", "summary"),
-            _hit("earlier fact", "2025-03-01T09:00")]
+    hits = [
+        _hit("later fact", "2025-03-02T10:00"),
+        _hit("the month in short", "2025-03-01T00:00", "summary"),
+        _hit("earlier fact", "2025-03-01T09:00"),
+    ]
     text = memory_section(hits, header="H")
     lines = text.splitlines()
     assert lines[0] == "H" and lines[1] == "Summaries:" and "the month in short" in lines[2]
     assert lines[3] == "Memories:" and "earlier fact" in lines[4] and "later fact" in lines[5]
     assert memory_section(hits[:1], header="H").splitlines()[1].startswith("- 2025-03-02 10:00 Sun later fact")
     windowed = hits[0].model_copy(update={"window": "Matcha, ceremonial grade. later fact"})
-    assert memory_section([windowed], header="H").splitlines()[1] == "- 2025-03-02 10:00 Sun Matcha, ceremonial grade. later fact"
+    assert (
+        memory_section([windowed], header="H").splitlines()[1]
+        == "- 2025-03-02 10:00 Sun Matcha, ceremonial grade. later fact"
+    )
 
 
 def test_importing_the_package_loads_no_framework() -> None:
-    code = ("import sys, lightmem_langchain as l; "
-            "assert not [m for m in sys.modules if m.split('.')[0] in ('langchain', 'langchain_core', 'langgraph', "
-            "'langchain_classic')], 'framework imported eagerly'; "
-            "assert 'create_memory_tools' in dir(l); l.LightMemRetriever; "
-            "assert 'langchain_classic' not in sys.modules")
+    code = (
+        "import sys, lightmem_langchain as l; "
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('langchain', 'langchain_core', 'langgraph', "
+        "'langchain_classic')], 'framework imported eagerly'; "
+        "assert 'create_memory_tools' in dir(l); l.LightMemRetriever; "
+        "assert 'langchain_classic' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[3]))

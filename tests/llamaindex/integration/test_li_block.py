@@ -40,8 +40,13 @@ async def test_plain_memory_feeds_the_block_only_on_overflow(lightmem: Any) -> N
     assert lightmem.get_all(user_id="gina") == []
 
     # A tight Memory overflows at once, and LlamaIndex waterfalls the oldest turns into the block.
-    tight = Memory.from_defaults(session_id="t1", token_limit=60, chat_history_token_ratio=0.5, token_flush_size=20,
-                                 memory_blocks=[_block(lightmem, "gina")])
+    tight = Memory.from_defaults(
+        session_id="t1",
+        token_limit=60,
+        chat_history_token_ratio=0.5,
+        token_flush_size=20,
+        memory_blocks=[_block(lightmem, "gina")],
+    )
     await tight.aput(ChatMessage(role="user", content=FACT))
     await tight.aput(ChatMessage(role="assistant", content="Noted."))
     for line in FILLER[:3]:
@@ -77,8 +82,9 @@ def test_save_every_turn_with_a_chat_engine_recalls_in_a_new_session_for_that_us
 
 @pytest.mark.asyncio
 async def test_save_every_turn_and_a_later_overflow_store_each_turn_once(lightmem: Any) -> None:
-    memory = LightMemChatMemory.from_lightmem(lightmem, user_id="jo", session_id="j1", token_limit=80,
-                                              chat_history_token_ratio=0.5, token_flush_size=30)
+    memory = LightMemChatMemory.from_lightmem(
+        lightmem, user_id="jo", session_id="j1", token_limit=80, chat_history_token_ratio=0.5, token_flush_size=30
+    )
     await memory.aput(ChatMessage(role="user", content=FACT))
     count = len(lightmem.get_all(user_id="jo", limit=1000))
     assert count > 0
@@ -94,8 +100,9 @@ async def test_save_every_turn_and_a_later_overflow_store_each_turn_once(lightme
 
 @pytest.mark.asyncio
 async def test_function_agent_with_the_block_memory(lightmem: Any, agent_llm: CityAgentLLM) -> None:
-    tool = FunctionTool.from_defaults(lambda city: f"{city}: 18C, light rain", name="get_weather",
-                                      description="Current weather for a city.")
+    tool = FunctionTool.from_defaults(
+        lambda city: f"{city}: 18C, light rain", name="get_weather", description="Current weather for a city."
+    )
 
     async def turn(memory: Any, text: str) -> tuple[str, list]:
         agent = FunctionAgent(tools=[tool], llm=agent_llm, system_prompt="You help with the weather.")
@@ -103,24 +110,32 @@ async def test_function_agent_with_the_block_memory(lightmem: Any, agent_llm: Ci
         calls = [dict(ev.tool_kwargs) async for ev in handler.stream_events() if isinstance(ev, ToolCallResult)]
         return str(await handler), calls
 
-    await turn(LightMemChatMemory.from_lightmem(lightmem, user_id="kim", session_id="k1"),
-               "I'm moving to Nairobi in June.")
-    answer, calls = await turn(LightMemChatMemory.from_lightmem(lightmem, user_id="kim", session_id="k2"),
-                               "How is the weather in the city I'm moving to?")
+    await turn(
+        LightMemChatMemory.from_lightmem(lightmem, user_id="kim", session_id="k1"), "I'm moving to Nairobi in June."
+    )
+    answer, calls = await turn(
+        LightMemChatMemory.from_lightmem(lightmem, user_id="kim", session_id="k2"),
+        "How is the weather in the city I'm moving to?",
+    )
     assert calls == [{"city": "Nairobi"}] and "Nairobi: 18C" in answer
-    answer, calls = await turn(LightMemChatMemory.from_lightmem(lightmem, user_id="lee", session_id="l1"),
-                               "How is the weather in the city I'm moving to?")
+    answer, calls = await turn(
+        LightMemChatMemory.from_lightmem(lightmem, user_id="lee", session_id="l1"),
+        "How is the weather in the city I'm moving to?",
+    )
     assert calls == []
 
 
 @pytest.mark.asyncio
 async def test_truncation_drops_the_least_relevant_memories(lightmem: Any) -> None:
-    lightmem.add_memory([
-        {"role": "user", "content": "My sister Priya lives in Lisbon.", "time_stamp": "2025-01-01T10:00:00"},
-        {"role": "user", "content": "I bought a red bicycle.", "time_stamp": "2025-01-02T10:00:00"},
-        {"role": "user", "content": "My dentist appointment is on Friday.", "time_stamp": "2025-01-03T10:00:00"},
-        {"role": "user", "content": "I like green tea in the morning.", "time_stamp": "2025-01-04T10:00:00"},
-    ], user_id="mo")
+    lightmem.add_memory(
+        [
+            {"role": "user", "content": "My sister Priya lives in Lisbon.", "time_stamp": "2025-01-01T10:00:00"},
+            {"role": "user", "content": "I bought a red bicycle.", "time_stamp": "2025-01-02T10:00:00"},
+            {"role": "user", "content": "My dentist appointment is on Friday.", "time_stamp": "2025-01-03T10:00:00"},
+            {"role": "user", "content": "I like green tea in the morning.", "time_stamp": "2025-01-04T10:00:00"},
+        ],
+        user_id="mo",
+    )
     block = _block(lightmem, "mo", limit=4)
     question = [ChatMessage(role="user", content="Where does my sister Priya live?")]
     content = await block.aget(question)

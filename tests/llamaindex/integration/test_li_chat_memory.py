@@ -69,8 +69,12 @@ async def test_chat_engine_async_path(lightmem: Any) -> None:
 def test_memory_api_get_put_set_reset(lightmem: Any) -> None:
     memory = LightMemMemory.from_defaults(lightmem, user_id="dora", session_id="d1")
     memory.put(ChatMessage(role="user", content="My favourite composer is Arvo Pärt."))
-    memory.put_messages([ChatMessage(role="assistant", content="Lovely choice."),
-                         ChatMessage(role="user", content="I play the cello on Sundays.")])
+    memory.put_messages(
+        [
+            ChatMessage(role="assistant", content="Lovely choice."),
+            ChatMessage(role="user", content="I play the cello on Sundays."),
+        ]
+    )
     assert [m.content for m in memory.get_all()][0] == "My favourite composer is Arvo Pärt."
     # what is still in the recent chat is not repeated as a memory...
     assert memory.get("Who is my favourite composer?") == memory.get_all()
@@ -107,8 +111,11 @@ def _weather(city: str) -> str:
 
 
 async def _agent_turn(llm: CityAgentLLM, memory: Any, message: str) -> tuple[str, list[dict]]:
-    agent = FunctionAgent(tools=[FunctionTool.from_defaults(_weather, name="get_weather")], llm=llm,
-                          system_prompt="You help with the weather.")
+    agent = FunctionAgent(
+        tools=[FunctionTool.from_defaults(_weather, name="get_weather")],
+        llm=llm,
+        system_prompt="You help with the weather.",
+    )
     handler = agent.run(user_msg=message, memory=memory)
     calls: list[dict] = []
     from llama_index.core.agent.workflow import ToolCallResult
@@ -140,13 +147,16 @@ async def test_function_agent_uses_a_memory_from_an_earlier_session(lightmem: An
 
 
 @pytest.mark.asyncio
-async def test_a_tool_result_longer_than_the_store_accepts_does_not_fail_the_turn(make_memory: Any,
-                                                                                  tmp_path: Any) -> None:
+async def test_a_tool_result_longer_than_the_store_accepts_does_not_fail_the_turn(
+    make_memory: Any, tmp_path: Any
+) -> None:
     small = make_memory({"max_message_chars": 200}, path=tmp_path / "small")
     memory = LightMemMemory.from_defaults(small, user_id="gus")
-    await memory.aput_messages([ChatMessage(role="user", content="Fetch the report."),
-                                ChatMessage(role="tool", content="row " * 500)])
+    await memory.aput_messages(
+        [ChatMessage(role="user", content="Fetch the report."), ChatMessage(role="tool", content="row " * 500)]
+    )
     assert len(await memory.aget_all()) == 2  # the recent chat keeps it whole
-    turns = small.pending(user_id="gus") or [t for e in small.get_all(user_id="gus")
-                                            for t in small.source_turns(e.id, user_id="gus")]
+    turns = small.pending(user_id="gus") or [
+        t for e in small.get_all(user_id="gus") for t in small.source_turns(e.id, user_id="gus")
+    ]
     assert all(len(t.content) <= 200 for t in turns)

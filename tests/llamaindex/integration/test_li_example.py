@@ -42,10 +42,12 @@ def test_example_runs_offline(example: ModuleType, tmp_path: Any, embedder: Any)
     assert any(md["speaker"] == "user" and md["source_ids"] for md in answers["sources"])
 
 
-def test_example_against_an_openai_compatible_endpoint(example: ModuleType, tmp_path: Any, embedder: Any,
-                                                       fake_llm: FakeLLMServer) -> None:  # noqa: F811
-    llm = example.build_llm({"LIGHTMEM_LLM_BASE_URL": fake_llm.base_url, "LIGHTMEM_LLM_MODEL": "fake",
-                             "LIGHTMEM_LLM_API_KEY": "k"})
+def test_example_against_an_openai_compatible_endpoint(
+    example: ModuleType, tmp_path: Any, embedder: Any, fake_llm: FakeLLMServer
+) -> None:  # noqa: F811
+    llm = example.build_llm(
+        {"LIGHTMEM_LLM_BASE_URL": fake_llm.base_url, "LIGHTMEM_LLM_MODEL": "fake", "LIGHTMEM_LLM_API_KEY": "k"}
+    )
     assert llm is not None and llm.metadata.model_name == "fake"
     answers = example.run(str(tmp_path / "store"), llm, embedder=embedder, out=lambda *_: None)
     chats = [r for r in fake_llm.requests if "messages" in r]

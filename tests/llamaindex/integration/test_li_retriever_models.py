@@ -23,11 +23,21 @@ from tests.fake_llm import count_tokens
 from tests.llamaindex.conftest import ScriptedChatLLM, text_of
 
 TURNS = [
-    {"id": "m-1", "role": "user", "speaker_name": "Maya", "content": "My dog Biscuit is a corgi.",
-     "time_stamp": "2025-01-12T09:14:00"},
+    {
+        "id": "m-1",
+        "role": "user",
+        "speaker_name": "Maya",
+        "content": "My dog Biscuit is a corgi.",
+        "time_stamp": "2025-01-12T09:14:00",
+    },
     {"id": "m-2", "role": "assistant", "content": "Biscuit sounds adorable!", "time_stamp": "2025-01-12T09:15:00"},
-    {"id": "m-3", "role": "user", "speaker_name": "Maya", "content": "I start at Brightline Health on April 28.",
-     "time_stamp": "2025-04-06T10:05:00"},
+    {
+        "id": "m-3",
+        "role": "user",
+        "speaker_name": "Maya",
+        "content": "I start at Brightline Health on April 28.",
+        "time_stamp": "2025-04-06T10:05:00",
+    },
 ]
 
 
@@ -103,7 +113,7 @@ async def test_hierarchical_block_puts_session_summaries_first(lightmem: Any) ->
     text = await block.aget([ChatMessage(role="user", content="What breed is my dog?")])
     lines = text.splitlines()
     assert lines[1] == "Summaries:" and "Details:" in lines
-    assert any("corgi" in line for line in lines[lines.index("Details:"):])
+    assert any("corgi" in line for line in lines[lines.index("Details:") :])
     flat = LightMemMemoryBlock(lightmem=lightmem, user_id="maya", limit=2, hierarchical=False)
     assert "Summaries:" not in await flat.aget([ChatMessage(role="user", content="What breed is my dog?")])
 

@@ -38,8 +38,11 @@ def test_to_turns_maps_roles_and_skips_what_carries_no_text() -> None:
         ChatMessage(role="user", content="My dog is a corgi.", additional_kwargs={TURN_ID_KEY: "t-1"}),
         ChatMessage(role="assistant", blocks=[ToolCallBlock(tool_call_id="c", tool_name="f", tool_kwargs={})]),
         ChatMessage(role="tool", content="sunny", additional_kwargs={"tool_call_id": "c"}),
-        ChatMessage(role="chatbot", content="Nice!", additional_kwargs={"time_stamp": "2025-01-12T09:15:00",
-                                                                        "speaker_name": "Bot"}),
+        ChatMessage(
+            role="chatbot",
+            content="Nice!",
+            additional_kwargs={"time_stamp": "2025-01-12T09:15:00", "speaker_name": "Bot"},
+        ),
     ]
     turns = to_turns(messages)
     assert [t["role"] for t in turns] == ["user", "tool", "assistant"]
@@ -83,9 +86,9 @@ def test_render_puts_summaries_first_and_entries_on_a_time_line() -> None:
 @pytest.mark.parametrize(
     ("raw", "extra", "expected"),
     [
-        ({"usage": {"prompt_tokens": 11, "completion_tokens": 3}}, {}, (11, 3)),          # OpenAI-style dict
+        ({"usage": {"prompt_tokens": 11, "completion_tokens": 3}}, {}, (11, 3)),  # OpenAI-style dict
         (SimpleNamespace(usage=SimpleNamespace(input_tokens=7, output_tokens=2)), {}, (7, 2)),  # Anthropic object
-        ({"prompt_eval_count": 5, "eval_count": 4}, {}, (5, 4)),                            # Ollama
+        ({"prompt_eval_count": 5, "eval_count": 4}, {}, (5, 4)),  # Ollama
         (None, {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}, (9, 1)),  # additional_kwargs
     ],
 )
@@ -102,8 +105,9 @@ def test_usage_is_none_when_not_reported() -> None:
 def test_llm_bridge_counts_usage_per_stage_and_estimates_when_missing() -> None:
     scripted = ScriptedChatLLM(reply="hello there")
     bridge = LlamaIndexLLM(scripted)
-    c = bridge.complete([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi you"}],
-                        stage="summary")
+    c = bridge.complete(
+        [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi you"}], stage="summary"
+    )
     assert c.text == "hello there" and not c.usage_estimated
     assert scripted.prompts[0][0].role.value == "system" and scripted.prompts[0][1].content == "hi you"
     stats = bridge.get_token_statistics()
@@ -143,8 +147,15 @@ async def test_embedder_bridge_shapes_and_dims() -> None:
 
 
 def test_hit_to_node_keeps_ids_times_speaker_and_sources() -> None:
-    hit = _hit("Maya has a corgi.", "2025-01-12T09:14:00", 0, speaker_name="Maya", speaker_id="user",
-               source_ids=["t1", "t2"], session_id="s1")
+    hit = _hit(
+        "Maya has a corgi.",
+        "2025-01-12T09:14:00",
+        0,
+        speaker_name="Maya",
+        speaker_id="user",
+        source_ids=["t1", "t2"],
+        session_id="s1",
+    )
     nws = hit_to_node(hit)
     md = nws.node.metadata
     assert nws.node.node_id == hit.entry.id == md["memory_id"]
@@ -160,7 +171,8 @@ def test_hit_to_node_keeps_ids_times_speaker_and_sources() -> None:
 
 def test_a_hit_with_a_window_gives_the_window_as_node_text() -> None:
     hit = _hit("user: I whisk up a bowl every morning.", "2025-06-18T08:05:00", 0).model_copy(
-        update={"window": "user: Is matcha worth it? I whisk up a bowl every morning."})
+        update={"window": "user: Is matcha worth it? I whisk up a bowl every morning."}
+    )
     node = hit_to_node(hit).node
     assert node.text == hit.window and node.metadata["memory"] == hit.entry.memory
     assert "matcha" in node.get_content(metadata_mode=MetadataMode.LLM)
@@ -168,8 +180,10 @@ def test_a_hit_with_a_window_gives_the_window_as_node_text() -> None:
 
 
 def test_memories_of_the_recent_chat_are_left_out_but_summaries_kept() -> None:
-    chat = [ChatMessage(role="user", content="q", additional_kwargs={TURN_ID_KEY: "now-1"}),
-            ChatMessage(role="assistant", content="a")]
+    chat = [
+        ChatMessage(role="user", content="q", additional_kwargs={TURN_ID_KEY: "now-1"}),
+        ChatMessage(role="assistant", content="a"),
+    ]
     recent = recent_turn_ids(chat)
     assert recent == {"now-1"}
     hits = [
