@@ -10,7 +10,8 @@ field; stages that are configured but not built are accepted and reported by
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Optional, Union
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -339,9 +340,22 @@ def _config_error(exc: ValidationError) -> ConfigError:
 
 
 # --- upstream mapping ------------------------------------------------------------------
+#
+# One small function per upstream key (or section), and one table, ``_UPSTREAM_KEYS``,
+# from every upstream key this version understands to its function: a reader sees every
+# supported key in one place, and a key is added or changed in one function alone.
 
-_UPSTREAM_IGNORED = {"metadata_generate", "text_summary", "version", "logging"}
-_UPSTREAM_UNSUPPORTED = {"kv_cache", "kv_cache_path", "graph_mem", "multimodal_embedder"}
+
+@dataclass
+class _Mapped:
+    """What the upstream keys map to so far: the native keys, and the upstream options that
+    are accepted but not built (reported by ``stage_status``)."""
+
+    out: dict[str, Any] = field(default_factory=dict)
+    unsupported: dict[str, Any] = field(default_factory=dict)
+
+
+_Mapper = Callable[[str, Any, _Mapped], None]
 
 _LLM_BASE_URLS = {
     "ollama": "http://localhost:11434/v1",
@@ -350,9 +364,8 @@ _LLM_BASE_URLS = {
 }
 
 
-def _section(data: dict[str, Any], key: str, allowed_models: set[str]) -> tuple[str, dict[str, Any]]:
+def _section(key: str, sec: Any, allowed_models: set[str]) -> tuple[str, dict[str, Any]]:
     """Unpack upstream's ``{"model_name": ..., "configs": {...}}`` sections."""
-    sec = data.pop(key)
     if not isinstance(sec, dict):
         raise ConfigError(key, f"expected a dict with 'model_name' and 'configs', got {type(sec).__name__}")
     unknown = set(sec) - {"model_name", "configs"}
@@ -382,231 +395,250 @@ def _take(configs: dict[str, Any], key: str, allowed: set[str]) -> None:
         raise ConfigError(f"{key}.configs.{sorted(unknown)[0]}", f"unknown key; expected one of {sorted(allowed)}")
 
 
+def _ignored(key: str, value: Any, m: _Mapped) -> None:
+    """Accepted so that upstream files load; they change nothing here (see README, configuration reference)."""
+
+
+def _unbuilt(key: str, value: Any, m: _Mapped) -> None:
+    """An upstream stage switch not built here: kept for ``stage_status`` when switched on."""
+    if value not in (None, False):
+        m.unsupported[key] = value
+
+
+def _unbuilt_section(key: str, value: Any, m: _Mapped) -> None:
+    """An upstream section not built here: kept for ``stage_status`` whatever it holds."""
+    m.unsupported[key] = value
+
+
+def _same_name(key: str, value: Any, m: _Mapped) -> None:
+    """A plain key with the same name and meaning in both shapes."""
+    m.out[key] = value
+
+
+def _text_embedder(key: str, value: Any, m: _Mapped) -> None:
+    """``huggingface`` is the local sentence-transformers model (upstream's name of MiniLM
+    resolves to the packaged copy, so nothing is downloaded); ``openai``/``ollama`` the
+    OpenAI-compatible client."""
+    name, c = _section(key, value, {"huggingface", "openai", "ollama"})
+    _take(
+        c,
+        key,
+        {
+            "model",
+            "api_key",
+            "embedding_dims",
+            "ollama_base_url",
+            "openai_base_url",
+            "model_kwargs",
+            "huggingface_base_url",
+        },
+    )
+    emb: dict[str, Any] = {"provider": "sentence-transformers" if name == "huggingface" else "openai"}
+    if not isinstance(c.get("model"), (str, type(None))):
+        raise ConfigError(f"{key}.configs.model", f"expected a string, got {type(c['model']).__name__}")
+    if c.get("model") not in MINILM_ALIASES or name != "huggingface":
+        emb["model"] = c.get("model")
+    if c.get("embedding_dims") is not None:
+        emb["dims"] = c["embedding_dims"]
+    device = _sub(c, "model_kwargs", key).get("device")
+    if device:
+        emb["device"] = device
+    if c.get("api_key"):
+        emb["api_key"] = c["api_key"]
+    base = c.get("openai_base_url") or c.get("ollama_base_url")
+    if name == "ollama":
+        base = base or "http://localhost:11434/v1"
+    if base:
+        emb["base_url"] = base
+    m.out["embedder"] = emb
+
+
+def _embedding_retriever(key: str, value: Any, m: _Mapped) -> None:
+    """Upstream's Qdrant section is the store; its vector size is the embedder's unless that one names its own."""
+    _, c = _section(key, value, {"qdrant"})
+    _take(
+        c,
+        key,
+        {"collection_name", "embedding_model_dims", "client", "host", "port", "path", "url", "api_key", "on_disk"},
+    )
+    st: dict[str, Any] = {
+        k: c[k] for k in ("collection_name", "host", "port", "url", "api_key", "path") if c.get(k) is not None
+    }
+    # Upstream always used qdrant-client; a server address keeps that, a bare
+    # path gets the embedded engine (it does not wipe on reopen).
+    st["provider"] = "qdrant" if (c.get("url") or c.get("host")) else "edge"
+    m.out["store"] = st
+    if c.get("embedding_model_dims") is not None:
+        m.out.setdefault("embedder", {}).setdefault("dims", c["embedding_model_dims"])
+
+
+def _context_retriever(key: str, value: Any, m: _Mapped) -> None:
+    """Upstream's BM25 section: its parameters are the store's BM25 ones; the rest is how upstream kept its index."""
+    _, c = _section(key, value, {"BM25"})
+    _take(c, key, {"k1", "b", "tokenizer", "use_stemming", "lowercase", "on_disk", "index_path"})
+    r = m.out.setdefault("retrieval", {})
+    if "k1" in c:
+        r["bm25_k1"] = c["k1"]
+    if "b" in c:
+        r["bm25_b"] = c["b"]
+
+
+def _retrieve_strategy(key: str, value: Any, m: _Mapped) -> None:
+    """The same strategies, under ``retrieval``."""
+    m.out.setdefault("retrieval", {})["strategy"] = value
+
+
+def _memory_manager(key: str, value: Any, m: _Mapped) -> None:
+    """Upstream's LLM section; every endpoint it names speaks the OpenAI API, with its local default URL."""
+    name, c = _section(key, value, {"openai", "deepseek", "ollama", "vllm", "transformers", "vllm_offline"})
+    if name in ("transformers", "vllm_offline"):
+        m.unsupported[key] = name  # in-process models: not built here
+        return
+    _take(
+        c,
+        key,
+        {
+            "model",
+            "temperature",
+            "api_key",
+            "max_tokens",
+            "top_p",
+            "top_k",
+            "include_topic_summary",
+            "enable_vision",
+            "vision_details",
+            "openai_base_url",
+            "site_url",
+            "app_name",
+            "ollama_base_url",
+            "deepseek_base_url",
+            "timeout",
+            "max_retries",
+        },
+    )
+    llm: dict[str, Any] = {"provider": name}
+    for k in ("model", "temperature", "api_key", "max_tokens", "top_p", "timeout", "max_retries"):
+        if c.get(k) is not None:
+            llm[k] = c[k]
+    base = c.get("openai_base_url") or c.get("ollama_base_url") or c.get("deepseek_base_url")
+    base = base or _LLM_BASE_URLS.get(name)
+    if base:
+        llm["base_url"] = base
+    m.out["llm"] = llm
+
+
+def _llmlingua_compressor(key: str, c: dict[str, Any]) -> dict[str, Any]:
+    """LLMLingua-2: model and device from ``llmlingua_config``, the rate and further options from the rest."""
+    _take(c, key, {"llmlingua_config", "llmlingua2_config", "compress_config"})
+    comp: dict[str, Any] = {"provider": "llmlingua-2"}
+    lc = _sub(c, "llmlingua_config", key)
+    if lc.get("model_name"):
+        comp["model_path"] = lc["model_name"]
+    if lc.get("device_map"):
+        comp["device"] = lc["device_map"]
+    cc = _sub(c, "compress_config", key)
+    if cc.get("rate") is not None:
+        comp["rate"] = cc["rate"]
+    opts = dict(_sub(c, "llmlingua2_config", key))
+    opts.update({k: v for k, v in cc.items() if k != "rate"})
+    if opts:
+        comp["options"] = opts
+    return comp
+
+
+def _entropy_compressor(key: str, c: dict[str, Any]) -> dict[str, Any]:
+    """Upstream's entropy compressor, whose keys may sit at the top or in ``entropy_config`` (the top wins)."""
+    _take(c, key, {"model_name", "device", "compress_rate", "rate", "entropy_config"})
+    comp: dict[str, Any] = {"provider": "entropy"}
+    ec = _sub(c, "entropy_config", key)
+    c.pop("entropy_config", None)
+    c = {**ec, **c}
+    opts = {k: ec[k] for k in ("word_level_strategy", "max_length") if k in ec}
+    if opts:
+        comp["options"] = opts
+    # Upstream's default scorer is "gpt2" from the hub; without a local copy
+    # the zero-model scorer is used instead of failing offline.
+    if c.get("model_name") == "gpt2" and not os.path.isdir("gpt2"):
+        c.pop("model_name")
+    if c.get("model_name"):
+        comp["model_path"] = c["model_name"]
+    if c.get("device"):
+        comp["device"] = c["device"]
+    rate = c.get("rate", c.get("compress_rate"))
+    if rate is not None:
+        comp["rate"] = rate
+    return comp
+
+
+def _pre_compressor(key: str, value: Any, m: _Mapped) -> None:
+    """The two upstream compressors differ in shape, so each has its own function."""
+    name, c = _section(key, value, {"llmlingua-2", "entropy_compress"})
+    m.out["compressor"] = _llmlingua_compressor(key, c) if name == "llmlingua-2" else _entropy_compressor(key, c)
+
+
+def _topic_segmenter(key: str, value: Any, m: _Mapped) -> None:
+    """Upstream segments with LLMLingua-2's attention: that is the ``attention`` segmenter here."""
+    name, c = _section(key, value, {"llmlingua-2", "attention", "similarity"})
+    seg: dict[str, Any] = {"provider": "similarity" if name == "similarity" else "attention"}
+    if c.get("model_name"):
+        seg["model_path"] = c["model_name"]
+    m.out["segmenter"] = seg
+
+
+# Every upstream key understood, in the order they are mapped (a later one may add to
+# what an earlier one wrote: ``embedding_retriever``'s dims go into ``text_embedder``'s
+# embedder). A key given as None is dropped before its function is called.
+_UPSTREAM_KEYS: dict[str, _Mapper] = {
+    "metadata_generate": _ignored,
+    "text_summary": _ignored,
+    "version": _ignored,
+    "logging": _ignored,
+    "kv_cache": _unbuilt,
+    "kv_cache_path": _ignored,  # only meaningful with kv_cache
+    "graph_mem": _unbuilt,
+    "multimodal_embedder": _unbuilt,
+    "text_embedder": _text_embedder,
+    "embedding_retriever": _embedding_retriever,
+    "summary_retriever": _unbuilt_section,
+    "context_retriever": _context_retriever,
+    "retrieve_strategy": _retrieve_strategy,
+    "memory_manager": _memory_manager,
+    "pre_compressor": _pre_compressor,
+    "topic_segmenter": _topic_segmenter,
+    "pre_compress": _same_name,
+    "topic_segment": _same_name,
+    "precomp_topic_shared": _same_name,
+    "index_strategy": _same_name,
+    "update": _same_name,
+    "extraction_mode": _same_name,
+    "extract_threshold": _same_name,
+    "messages_use": _same_name,
+    "history_db_path": _same_name,
+}
+
+
 def _from_upstream(data: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    """Map the upstream keys of ``data`` (which it consumes) onto native keys; the native
+    keys left in it are merged over the result."""
     unsupported = data.pop("unsupported", None) or {}
     if not isinstance(unsupported, dict):
         raise ConfigError("unsupported", f"expected a dict, got {type(unsupported).__name__}")
-    unsupported = dict(unsupported)
-
-    for key in _UPSTREAM_IGNORED:
-        data.pop(key, None)
-    for key in _UPSTREAM_UNSUPPORTED:
-        if key in data:
-            value = data.pop(key)
-            if value not in (None, False) and key != "kv_cache_path":
-                unsupported[key] = value
-
-    if "text_embedder" in data:
-        if data["text_embedder"] is None:
-            data.pop("text_embedder")
-        else:
-            name, c = _section(data, "text_embedder", {"huggingface", "openai", "ollama"})
-            _take(
-                c,
-                "text_embedder",
-                {
-                    "model",
-                    "api_key",
-                    "embedding_dims",
-                    "ollama_base_url",
-                    "openai_base_url",
-                    "model_kwargs",
-                    "huggingface_base_url",
-                },
-            )
-            emb: dict[str, Any] = {"provider": "sentence-transformers" if name == "huggingface" else "openai"}
-            if not isinstance(c.get("model"), (str, type(None))):
-                raise ConfigError("text_embedder.configs.model", f"expected a string, got {type(c['model']).__name__}")
-            if c.get("model") not in MINILM_ALIASES or name != "huggingface":
-                emb["model"] = c.get("model")
-            if c.get("embedding_dims") is not None:
-                emb["dims"] = c["embedding_dims"]
-            device = _sub(c, "model_kwargs", "text_embedder").get("device")
-            if device:
-                emb["device"] = device
-            if c.get("api_key"):
-                emb["api_key"] = c["api_key"]
-            base = c.get("openai_base_url") or c.get("ollama_base_url")
-            if name == "ollama":
-                base = base or "http://localhost:11434/v1"
-            if base:
-                emb["base_url"] = base
-            out["embedder"] = emb
-
-    if "embedding_retriever" in data:
-        if data["embedding_retriever"] is None:
-            data.pop("embedding_retriever")
-        else:
-            _, c = _section(data, "embedding_retriever", {"qdrant"})
-            _take(
-                c,
-                "embedding_retriever",
-                {
-                    "collection_name",
-                    "embedding_model_dims",
-                    "client",
-                    "host",
-                    "port",
-                    "path",
-                    "url",
-                    "api_key",
-                    "on_disk",
-                },
-            )
-            st: dict[str, Any] = {}
-            for k in ("collection_name", "host", "port", "url", "api_key", "path"):
-                if c.get(k) is not None:
-                    st[k] = c[k]
-            # Upstream always used qdrant-client; a server address keeps that, a bare
-            # path gets the embedded engine (faster, and it does not wipe on reopen).
-            st["provider"] = "qdrant" if (c.get("url") or c.get("host")) else "edge"
-            out["store"] = st
-            if c.get("embedding_model_dims") is not None:
-                out.setdefault("embedder", {}).setdefault("dims", c["embedding_model_dims"])
-
-    if "summary_retriever" in data:
-        value = data.pop("summary_retriever")
-        if value is not None:
-            unsupported["summary_retriever"] = value
-
-    if "context_retriever" in data:
-        if data["context_retriever"] is None:
-            data.pop("context_retriever")
-        else:
-            _, c = _section(data, "context_retriever", {"BM25"})
-            _take(
-                c, "context_retriever", {"k1", "b", "tokenizer", "use_stemming", "lowercase", "on_disk", "index_path"}
-            )
-            r = out.setdefault("retrieval", {})
-            if "k1" in c:
-                r["bm25_k1"] = c["k1"]
-            if "b" in c:
-                r["bm25_b"] = c["b"]
-
-    if "retrieve_strategy" in data:
-        value = data.pop("retrieve_strategy")
-        if value is not None:
-            out.setdefault("retrieval", {})["strategy"] = value
-
-    if "memory_manager" in data:
-        if data["memory_manager"] is None:
-            data.pop("memory_manager")
-        else:
-            name, c = _section(
-                data, "memory_manager", {"openai", "deepseek", "ollama", "vllm", "transformers", "vllm_offline"}
-            )
-            if name in ("transformers", "vllm_offline"):
-                unsupported["memory_manager"] = name
-            else:
-                _take(
-                    c,
-                    "memory_manager",
-                    {
-                        "model",
-                        "temperature",
-                        "api_key",
-                        "max_tokens",
-                        "top_p",
-                        "top_k",
-                        "include_topic_summary",
-                        "enable_vision",
-                        "vision_details",
-                        "openai_base_url",
-                        "site_url",
-                        "app_name",
-                        "ollama_base_url",
-                        "deepseek_base_url",
-                        "timeout",
-                        "max_retries",
-                    },
-                )
-                llm: dict[str, Any] = {"provider": name}
-                for k in ("model", "temperature", "api_key", "max_tokens", "top_p", "timeout", "max_retries"):
-                    if c.get(k) is not None:
-                        llm[k] = c[k]
-                base = c.get("openai_base_url") or c.get("ollama_base_url") or c.get("deepseek_base_url")
-                base = base or _LLM_BASE_URLS.get(name)
-                if base:
-                    llm["base_url"] = base
-                out["llm"] = llm
-
-    if "pre_compressor" in data:
-        if data["pre_compressor"] is None:
-            data.pop("pre_compressor")
-        else:
-            name, c = _section(data, "pre_compressor", {"llmlingua-2", "entropy_compress"})
-            comp: dict[str, Any] = {"provider": "llmlingua-2" if name == "llmlingua-2" else "entropy"}
-            if name == "llmlingua-2":
-                _take(c, "pre_compressor", {"llmlingua_config", "llmlingua2_config", "compress_config"})
-                lc = _sub(c, "llmlingua_config", "pre_compressor")
-                if lc.get("model_name"):
-                    comp["model_path"] = lc["model_name"]
-                if lc.get("device_map"):
-                    comp["device"] = lc["device_map"]
-                cc = _sub(c, "compress_config", "pre_compressor")
-                if cc.get("rate") is not None:
-                    comp["rate"] = cc["rate"]
-                opts = dict(_sub(c, "llmlingua2_config", "pre_compressor"))
-                opts.update({k: v for k, v in cc.items() if k != "rate"})
-                if opts:
-                    comp["options"] = opts
-            else:
-                _take(c, "pre_compressor", {"model_name", "device", "compress_rate", "rate", "entropy_config"})
-                ec = _sub(c, "entropy_config", "pre_compressor")
-                c.pop("entropy_config", None)
-                c = {**ec, **c}
-                opts = {k: ec[k] for k in ("word_level_strategy", "max_length") if k in ec}
-                if opts:
-                    comp["options"] = opts
-                # Upstream's default scorer is "gpt2" from the hub; without a local copy
-                # the zero-model scorer is used instead of failing offline.
-                if c.get("model_name") == "gpt2" and not os.path.isdir("gpt2"):
-                    c.pop("model_name")
-                if c.get("model_name"):
-                    comp["model_path"] = c["model_name"]
-                if c.get("device"):
-                    comp["device"] = c["device"]
-                rate = c.get("rate", c.get("compress_rate"))
-                if rate is not None:
-                    comp["rate"] = rate
-            out["compressor"] = comp
-
-    if "topic_segmenter" in data:
-        if data["topic_segmenter"] is None:
-            data.pop("topic_segmenter")
-        else:
-            name, c = _section(data, "topic_segmenter", {"llmlingua-2", "attention", "similarity"})
-            seg: dict[str, Any] = {"provider": "similarity" if name == "similarity" else "attention"}
-            if c.get("model_name"):
-                seg["model_path"] = c["model_name"]
-            out["segmenter"] = seg
-
-    # Plain keys with the same name and meaning in both shapes.
-    for key in (
-        "pre_compress",
-        "topic_segment",
-        "precomp_topic_shared",
-        "index_strategy",
-        "update",
-        "extraction_mode",
-        "extract_threshold",
-        "messages_use",
-        "history_db_path",
-    ):
+    m = _Mapped(unsupported=dict(unsupported))
+    for key, mapper in _UPSTREAM_KEYS.items():
         if key in data:
             value = data.pop(key)
             if value is not None:
-                out[key] = value
+                mapper(key, value, m)
 
+    out = m.out
     # Native sections may be given too; they win over mapped upstream values.
     for key, value in data.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}
         else:
             out[key] = value
-    if unsupported:
-        out["unsupported"] = unsupported
+    if m.unsupported:
+        out["unsupported"] = m.unsupported
     return out
 
 
