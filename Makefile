@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: demo test lint test-slow test-llm bench install install-dev clean
+.PHONY: demo test lint test-slow test-llm bench install install-dev browser screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,17 @@ $(VENV)/.installed-dev: $(PY) pyproject.toml
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev browser
+
+# The inspector's browser tests drive Debian's Chromium through Playwright (whose own
+# browser download does not work here): installed when missing, if apt-get is at hand.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+		|| echo "warning: could not install chromium (not root?); the browser tests will be skipped"; \
+	else echo "note: no /usr/bin/chromium and no apt-get; the browser tests will be skipped"; fi
 
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py
@@ -42,7 +52,7 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint browser
 	$(PY) -m pytest -q tests
 
 test-slow: $(VENV)/.installed-dev
@@ -64,6 +74,10 @@ test-llm: $(VENV)/.installed-llm
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/locomo_retrieval.py
 	$(PY) benchmarks/store_scale.py
+
+# PNGs of every inspector page for docs/ui.md, from a demo store the script seeds.
+screenshots: $(VENV)/.installed-dev browser
+	$(PY) tools/screenshots.py
 
 clean:
 	rm -rf $(VENV) lightmem_data .pytest_cache

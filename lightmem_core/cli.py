@@ -930,7 +930,53 @@ def serve(
             allowed_hosts=tuple(allow_host or ()),
             allowed_origins=tuple(allow_origin or ()),
             max_body_bytes=int(max_body_mb * 1024 * 1024),
+            extra_routes=_inspector_routes(),
         ),
+    )
+    state.memory = None  # serve closed it
+
+
+def _inspector_routes() -> list[Any]:
+    """The memory inspector at /ui; without Jinja2 (the server extra) the server runs without it."""
+    try:
+        import jinja2  # noqa: F401
+
+        from .server import ui
+    except ImportError:
+        err.print("note: no inspector at /ui: it needs Jinja2 (pip install 'lightmem-agents[server]')")
+        return []
+    return ui.routes()
+
+
+@_command("ui")
+def ui_command(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8765,
+) -> None:
+    """Open the memory inspector on a local store: `serve` on loopback, with a one-time admin key."""
+    import secrets
+    import socket
+
+    state = _state(ctx)
+    if state.url:
+        raise InvalidInputError("--url", "the inspector serves a local store; open /ui on the running server instead")
+    memory = state.open()
+    from .server.app import ServerSettings
+    from .server.app import serve as run
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+    # this run's admin key: held by this process only, never written down, gone when it stops
+    token = f"lmk_ui_{secrets.token_urlsafe(24)}"
+    out.print(f"Memory inspector: http://127.0.0.1:{port}/ui/", soft_wrap=True)
+    out.print(f"Log in with this one-time admin key (valid until the server stops): {token}", soft_wrap=True)
+    err.print("Ctrl-C stops it", soft_wrap=True)
+    run(
+        memory,
+        keys=state.keys(),
+        settings=ServerSettings(host="127.0.0.1", port=port, token=token, extra_routes=_inspector_routes()),
     )
     state.memory = None  # serve closed it
 
