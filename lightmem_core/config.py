@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from . import registry
 from .errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
@@ -29,10 +31,29 @@ MINILM_ALIASES = {
 }
 
 
+def _registered(kind: str) -> AfterValidator:
+    """A provider field takes any name ``lightmem_core.registry`` knows for ``kind`` at validation
+    time: a fixed list of names would refuse an implementation added with ``registry.register``,
+    which would make registering useless. The built-in names stay the defaults."""
+
+    def check(name: str) -> str:
+        known = registry.names(kind)
+        if name not in known:
+            message = f"unknown {kind} {name!r}; expected one of {known} (registry.register adds more)"
+            raise PydanticCustomError("unknown_provider", "{message}", {"message": message})
+        return name
+
+    return AfterValidator(check)
+
+
 class EmbedderConfig(BaseModel):
     model_config = _STRICT
 
-    provider: Literal["sentence-transformers", "openai"] = "sentence-transformers"
+    provider: Annotated[str, _registered("embedder")] = Field(
+        "sentence-transformers",
+        description="'sentence-transformers' (local), 'openai' (any OpenAI-compatible /embeddings), "
+        "or a name added with registry.register('embedder', ...).",
+    )
     model: Optional[str] = Field(None, description="Model path or name; None = the packaged all-MiniLM-L6-v2.")
     dims: Optional[int] = Field(None, gt=0, le=65536)
     batch_size: int = Field(16, gt=0, le=4096, description="Small batches pad less: 3x faster ingest than 64 here.")
@@ -62,10 +83,10 @@ class EmbedderConfig(BaseModel):
 class StoreConfig(BaseModel):
     model_config = _STRICT
 
-    provider: Literal["edge", "qdrant"] = Field(
+    provider: Annotated[str, _registered("store")] = Field(
         "edge",
-        description="'edge': embedded qdrant-edge shard on disk; "
-        "'qdrant': qdrant-client (server, :memory: or local path).",
+        description="'edge': embedded qdrant-edge shard on disk; 'qdrant': qdrant-client (server, :memory: "
+        "or local path); or a name added with registry.register('store', ...).",
     )
     path: Optional[str] = Field(
         "./lightmem_data", description="Directory of the embedded store (edge) or qdrant-client local path."
@@ -82,7 +103,11 @@ class StoreConfig(BaseModel):
 class LLMConfig(BaseModel):
     model_config = _STRICT
 
-    provider: Literal["openai", "ollama", "vllm", "deepseek"] = "openai"
+    provider: Annotated[str, _registered("llm")] = Field(
+        "openai",
+        description="'openai', 'ollama', 'vllm', 'deepseek' (all OpenAI-compatible), "
+        "or a name added with registry.register('llm', ...).",
+    )
     model: str = "gpt-4o-mini"
     api_key: Optional[str] = None
     base_url: Optional[str] = None
@@ -110,7 +135,10 @@ class LLMConfig(BaseModel):
 class CompressorConfig(BaseModel):
     model_config = _STRICT
 
-    provider: Literal["llmlingua-2", "entropy", "none"] = "none"
+    provider: Annotated[str, _registered("compressor")] = Field(
+        "none",
+        description="'none', 'entropy', 'llmlingua-2', or a name added with registry.register('compressor', ...).",
+    )
     model_path: Optional[str] = Field(
         None,
         description="llmlingua-2: local model folder (None = upstream's hub id, must be cached); entropy: a causal "
@@ -124,7 +152,10 @@ class CompressorConfig(BaseModel):
 class SegmenterConfig(BaseModel):
     model_config = _STRICT
 
-    provider: Literal["attention", "similarity"] = "attention"
+    provider: Annotated[str, _registered("segmenter")] = Field(
+        "attention",
+        description="'attention', 'similarity', or a name added with registry.register('segmenter', ...).",
+    )
     model_path: Optional[str] = None
     threshold: float = Field(0.5, ge=0, le=1)
     gap_hours: Optional[float] = Field(

@@ -40,7 +40,14 @@ _REGISTRY: dict[str, dict[str, str]] = {
 
 
 def register(kind: str, name: str, target: str | type) -> None:
-    """Add an implementation; ``target`` is a class or a ``"module:attr"`` string."""
+    """Add an implementation; ``target`` is a class or a ``"module:attr"`` string.
+
+    From then on the config's ``<kind>.provider`` field accepts ``name`` (it is checked
+    against this registry, not a fixed list). The target is called with the section's
+    config: ``embedder`` and ``compressor`` as ``target(config)``, ``llm`` as
+    ``target(config, **kwargs)``, ``store`` as ``target(config, spec)``, ``segmenter`` as
+    ``target(config, embedder=..., compressor=...)``.
+    """
     if isinstance(target, type):
         target = f"{target.__module__}:{target.__qualname__}"
     _REGISTRY.setdefault(kind, {})[name] = target

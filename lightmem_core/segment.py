@@ -974,7 +974,9 @@ def create_segmenter(
     ``compressor``: when given (``precomp_topic_shared``) and it holds a loaded
     ``.model``/``.tokenizer`` (LLMLingua-2), the attention segmenter runs on that model
     instead of loading its own, and uses ``embedder`` for the similarity level.
-    Extra keyword arguments go to the segmenter's constructor.
+    Extra keyword arguments go to the segmenter's constructor. A provider added with
+    ``registry.register("segmenter", ...)`` is built as ``cls(config, embedder=..., compressor=...)``,
+    so a config can name it like the built-in ones.
     """
     config = config or SegmenterConfig()
     kwargs = {"gap_hours": config.gap_hours, "use_compressed": config.use_compressed, **config.options, **kwargs}
@@ -984,7 +986,9 @@ def create_segmenter(
         except TypeError as exc:
             raise ConfigError("segmenter.options", str(exc)) from None
     if config.provider != "attention":
-        raise ConfigError("segmenter.provider", f"unknown segmenter {config.provider!r}")
+        from . import registry  # an unknown name fails there with ConfigError("segmenter.provider")
+
+        return registry.create("segmenter", config.provider, config, embedder=embedder, compressor=compressor)
     if compressor is not None:
         inner = getattr(compressor, "inner_compressor", None) or compressor
         model = getattr(inner, "model", None)
