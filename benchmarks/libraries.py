@@ -802,7 +802,7 @@ RETRY_READING = [
     },
     {
         "aspect": "sync and async",
-        "ours": "one generator (llm._op) driven blocking or on the event loop (_drive)",
+        "ours": "one generator (llm._op) driven blocking or on the event loop (drive)",
         "openai max_retries": "built into both clients",
         "tenacity": "Retrying and AsyncRetrying: the loop sleeps itself, so the generator design needs two copies",
     },

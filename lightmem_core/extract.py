@@ -1,7 +1,7 @@
 """Extraction: a batch of turns in, structured memory entries out.
 
 Three extractors share one interface (a generator yielding the LLM calls it needs,
-see ``_drive``): offline extractive (no model), LLM flat facts, and LLM events
+see ``drive``): offline extractive (no model), LLM flat facts, and LLM events
 (StructMem: facts and relations bound to an event). Provenance is strict: an LLM may
 only cite turn ids that were in its batch; invented ids are dropped, never stored.
 Entry ids derive from the batch's turn ids, so re-extracting the same batch after a
@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Optional, Protocol, Sequence
 
 from . import repairs, textproc, timeparse
-from ._drive import Op
+from .drive import Op
 from .journal import TurnRow
 from .prompts import Prompts, conversation_block, time_line, turn_line
 from .types import EntryType, MemoryEntry, repair_text

@@ -32,8 +32,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
-from ._drive import Op, call, run_async, run_sync
 from .config import LLMConfig
+from .drive import Op, call, run_async, run_sync
 from .errors import AnswerTruncatedError, ContextWindowError, InvalidInputError, LLMError
 
 log = logging.getLogger(__name__)
@@ -642,7 +642,7 @@ class OpenAICompatibleLLM(BaseLLM):
         while True:
             attempts += 1
             try:
-                response = yield call(self._transport, "create", kw)
+                response = yield call(self._transport.create, kw)
                 return self._completion(response, kw["messages"], attempts)
             except _Retry as r:  # raised by _completion on an unusable 200
                 failure: BaseException = r
@@ -683,7 +683,7 @@ class OpenAICompatibleLLM(BaseLLM):
             retries += 1
             log.warning("LLM attempt %d failed (%s); retrying in %.2fs", attempts, self._describe(failure.cause), wait)
             if wait > 0:
-                yield call(self._transport, "sleep", wait)
+                yield call(self._transport.sleep, wait)
 
     @staticmethod
     def _describe(exc: BaseException) -> str:
@@ -954,7 +954,7 @@ def _json_op(
 
     def ask(msgs: list[dict[str, Any]]) -> Op[tuple[str, Optional[str]]]:
         try:
-            completion = yield call(llm, "complete", msgs, json_schema=json_schema, stage=stage)
+            completion = yield call(llm.complete, msgs, json_schema=json_schema, stage=stage)
         except LLMError:
             raise
         except Exception as exc:  # an adapter's own exception type: callers catch LLMError

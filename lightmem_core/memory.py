@@ -1,7 +1,7 @@
 """``LightMemory``: the facade that wires the stages together.
 
 Every public operation is written once, as a generator in ``_ops`` style (see
-``_drive``), and exposed twice: ``add_memory`` runs it synchronously,
+``drive``), and exposed twice: ``add_memory`` runs it synchronously,
 ``aadd_memory`` runs it on the event loop without blocking it.
 """
 
@@ -16,8 +16,8 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 from pydantic import ValidationError
 
 from . import indexing, textproc, timeparse
-from ._drive import Op, call, run_async, run_many_async, run_many_sync, run_sync
 from .config import MemoryConfig
+from .drive import Op, call, run_async, run_many_async, run_many_sync, run_sync
 from .embed import Embedder, create_embedder
 from .errors import (
     AnswerTruncatedError,
@@ -518,13 +518,13 @@ class LightMemory:
             # what the model embeds: the facts, plus context pieces unless made from the facts
             extra = indexing.context_lines(entries, per_turn=per_turn) if w > 0 and mode != "sentences" else []
             texts = list(dict.fromkeys([e.memory for e in entries] + extra))
-            vectors = dict(zip(texts, (yield call(self.embedder, "embed", texts))))
+            vectors = dict(zip(texts, (yield call(self.embedder.embed, texts))))
             facts = [vectors[e.memory] for e in entries]
             if w > 0 and mode == "sentences":  # no model pass for a turn whose sentences are all in this batch
                 vectors = {**indexing.turn_vectors(entries, facts), **vectors}
                 missing = [line for line in indexing.context_lines(entries) if line not in vectors]
                 if missing:
-                    vectors.update(zip(missing, (yield call(self.embedder, "embed", missing))))
+                    vectors.update(zip(missing, (yield call(self.embedder.embed, missing))))
             contexts = indexing.context_vectors(entries, vectors, per_turn=per_turn) if w > 0 else {}
             dense = indexing.blend(entries, facts, contexts, w)
         sparse_on = self.config.index_strategy in ("context", "hybrid")
@@ -540,9 +540,9 @@ class LightMemory:
         pass), re-embedded only where a backend cannot return them."""
         if not entries:
             return []
-        stored = yield call(store, "vectors", scope, [e.id for e in entries])
+        stored = yield call(store.vectors, scope, [e.id for e in entries])
         # the payload is rebuilt from the entry: carry over what was derived from the vector
-        norms = {r.id: r.payload.get("_dn") for r in (yield call(store, "get", scope, list(stored)))} if stored else {}
+        norms = {r.id: r.payload.get("_dn") for r in (yield call(store.get, scope, list(stored)))} if stored else {}
         missing = [e for e in entries if e.id not in stored]
         out = list(zip(missing, (yield from self._vectors(missing))))
         sparse_on = self.config.index_strategy != "embedding"
@@ -561,10 +561,10 @@ class LightMemory:
         todo = [t for t in sensory if t.compressed is None and t.role in _ROLES[self.config.messages_use]]
         if not todo or self.compressor is None:
             return
-        results = yield call(self.compressor, "compress", [t.content for t in todo])
+        results = yield call(self.compressor.compress, [t.content for t in todo])
         for t, r in zip(todo, results):
             t.compressed = r.text
-        yield call(self._journal, "set_compressed", scope.user_id, [(t.id, r.text) for t, r in zip(todo, results)])
+        yield call(self._journal.set_compressed, scope.user_id, [(t.id, r.text) for t, r in zip(todo, results)])
 
     def _segment_op(self, scope: Scope, sensory: list[TurnRow], force: bool) -> Op[None]:
         """Close topic segments: move them from the sensory to the short-term buffer."""
@@ -573,13 +573,13 @@ class LightMemory:
         if self.segmenter is None:
             segments = [list(range(len(sensory)))]
         elif force or self._tokens(sensory) >= self.config.sensory_tokens:
-            segments = yield call(self.segmenter, "segment", sensory)
+            segments = yield call(self.segmenter.segment, sensory)
             if not force and len(segments) > 1:
                 segments = segments[:-1]  # the last topic may still be going on
         else:
             return
         closed = [[sensory[i].id for i in seg] for seg in segments if seg]
-        yield call(self._journal, "close_segments", scope.user_id, closed)
+        yield call(self._journal.close_segments, scope.user_id, closed)
 
     def _extract_budget(self) -> int:
         """Tokens of turns one extraction call may carry: ``extract_tokens``, cut to what
@@ -617,7 +617,7 @@ class LightMemory:
     ) -> Op[None]:
         """Extract, embed, resolve and store one batch; what was stored goes into ``out``
         (new entries in ``added``, existing entries the batch merged into in ``merged``)."""
-        previous = yield call(self._journal, "turn_before", turns[0].scope, turns[0].seq)
+        previous = yield call(self._journal.turn_before, turns[0].scope, turns[0].seq)
         batch = ExtractionBatch(
             turns=turns,
             previous=previous,
@@ -662,8 +662,7 @@ class LightMemory:
         ]
         upserts = kept + (yield from changes.points_op(self, wide))
         yield call(
-            self._writer,
-            "apply",
+            self._writer.apply,
             wide,
             upserts=upserts,
             history=history + changes.history,
@@ -685,7 +684,7 @@ class LightMemory:
             queries.append(VectorQuery("dense", vec, top_k, Filter(must=tuple(conds))))
         out: list[list[tuple[MemoryEntry, float]]] = []
         for start in range(0, len(queries), 64):
-            results = yield call(self._store, "search", scope, queries[start : start + 64])
+            results = yield call(self._store.search, scope, queries[start : start + 64])
             out += [[(indexing.from_payload(r.payload), float(r.score or 0.0)) for r in recs] for recs in results]
         return out
 
@@ -758,10 +757,10 @@ class LightMemory:
                 page, after = listing.entries, listing.next_cursor
                 if not page:
                     break
-                vecs = yield call(self._store, "vectors", scope, [e.id for e in page])
+                vecs = yield call(self._store.vectors, scope, [e.id for e in page])
                 missing = [e for e in page if e.id not in vecs]
                 if missing:  # a backend without stored-vector reads: embed again
-                    fresh = yield call(self.embedder, "embed", [e.memory for e in missing])
+                    fresh = yield call(self.embedder.embed, [e.memory for e in missing])
                     vecs.update({e.id: v for e, v in zip(missing, fresh)})
                 stamps = [timeparse.to_epoch(e.time_stamp or e.recorded_at) for e in page]
                 neigh = yield from self._neighbours_op(scope, [vecs[e.id] for e in page], stamps, top_k)
@@ -770,7 +769,7 @@ class LightMemory:
                     keep = [(c.id, round(score, 4)) for c, score in cands if c.id != entry.id][:keep_top_n]
                     if keep:
                         items.append((entry.id, entry.scope, keep))
-                yield call(self._journal, "queue_put", items)
+                yield call(self._journal.queue_put, items)
                 queued += len(items)
                 if after is None:
                     break
@@ -780,13 +779,13 @@ class LightMemory:
         self, entry_id: str, scope: Scope, cands: list[tuple[str, float]], threshold: float
     ) -> Op[int]:
         wide = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
-        found = yield call(self._store, "get", wide, [entry_id])
+        found = yield call(self._store.get, wide, [entry_id])
         entry = indexing.from_payload(found[0].payload) if found else None
         scores = {i: s for i, s in cands if s >= threshold}
         if entry is None or not entry.is_current or not scores:
-            yield call(self._journal, "queue_done", entry_id)
+            yield call(self._journal.queue_done, entry_id)
             return 0
-        got = yield call(self._store, "get", wide, list(scores))
+        got = yield call(self._store.get, wide, list(scores))
         targets = [indexing.from_payload(r.payload) for r in got]
         pairs = [(t, scores[t.id]) for t in targets if t.is_current]
         decisions = yield from self._offline_resolver.decide(entry, pairs)
@@ -829,8 +828,7 @@ class LightMemory:
         if changes.history:
             upserts = yield from changes.points_op(self, wide)
             yield call(
-                self._writer,
-                "apply",
+                self._writer.apply,
                 wide,
                 upserts=upserts,
                 deletes=changes.deletes,
@@ -838,8 +836,8 @@ class LightMemory:
                 expect_versions=changes.expect,
             )
             if changes.deletes:
-                yield call(self._journal, "queue_drop", changes.deletes)
-        yield call(self._journal, "queue_done", entry_id)
+                yield call(self._journal.queue_drop, changes.deletes)
+        yield call(self._journal.queue_done, entry_id)
         return len(changes.history)
 
     def _pipeline_op(
@@ -852,14 +850,14 @@ class LightMemory:
         (see ``pending()``) and is reported, not raised: the turns are safe, and the next
         call retries. What was stored goes into ``out``; the error, if any, is returned.
         """
-        sensory = yield call(self._journal, "buffer", scope, "sensory")
+        sensory = yield call(self._journal.buffer, scope, "sensory")
         yield from self._compress_op(scope, sensory)
         yield from self._segment_op(
             scope, sensory, force_segment or force_extract or self.llm is None and self.segmenter is None
         )
         conflict: Optional[Exception] = None
         for _ in range(_CONFLICT_RETRIES):
-            short = yield call(self._journal, "buffer", scope, "short")
+            short = yield call(self._journal.buffer, scope, "short")
             if not short:
                 return None
             if self.llm is not None and not force_extract and self._tokens(short) < self._extract_budget():
@@ -879,11 +877,11 @@ class LightMemory:
                         log.warning(
                             "one turn does not fit the model's window or answer budget; it stays pending: %s", exc
                         )
-                        yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
+                        yield call(self._journal.mark_failed, scope.user_id, [t.id for t in batch], str(exc))
                         return str(exc)
                     except (LLMError, EmbeddingError) as exc:
                         log.warning("extraction failed, %d turns stay pending: %s", len(batch), exc)
-                        yield call(self._journal, "mark_failed", scope.user_id, [t.id for t in batch], str(exc))
+                        yield call(self._journal.mark_failed, scope.user_id, [t.id for t in batch], str(exc))
                         return str(exc)
                 return None
             except (ConflictError, NotFoundError) as exc:
@@ -919,26 +917,26 @@ class LightMemory:
             raise InvalidInputError("actor", "expected a non-empty string")
         msgs, skipped = self._messages(messages)
         now = timeparse.utcnow()
-        new_ids, dup_ids = yield call(self._journal, "accept_turns", scope, msgs, now, actor)
+        new_ids, dup_ids = yield call(self._journal.accept_turns, scope, msgs, now, actor)
         if dup_ids:
             log.info("skipped %d turn(s) already journaled for user %s", len(dup_ids), scope.user_id)
         out = AddResult(turn_ids=new_ids, duplicate_turn_ids=dup_ids, skipped=skipped)
         if not infer:
             # Stored as given, bypassing the buffers; the turns are journaled first all the same.
-            turns = yield call(self._journal, "get_turns", scope, new_ids)
+            turns = yield call(self._journal.get_turns, scope, new_ids)
             if turns:
                 yield from self._extract_op(scope, turns, out, VerbatimExtractor())
         elif not defer:
             out.error = yield from self._pipeline_op(
                 scope, out, force_segment=force_segment, force_extract=force_extract
             )
-        out.pending_turns = yield call(self._journal, "buffer_size", scope)
+        out.pending_turns = yield call(self._journal.buffer_size, scope)
         return out
 
     def _extract_pending_op(self, scope: Scope, force: bool) -> Op[AddResult]:
         out = AddResult()
         out.error = yield from self._pipeline_op(scope, out, force_segment=force, force_extract=force)
-        out.pending_turns = yield call(self._journal, "buffer_size", scope)
+        out.pending_turns = yield call(self._journal.buffer_size, scope)
         return out
 
     def _flush_op(self, scopes: Sequence[Scope]) -> Op[AddResult]:
@@ -1011,7 +1009,7 @@ class LightMemory:
             else:
                 text = extractive_summary(group)
             new = summary_entry(scope, window, key, group, text)
-            existing = yield call(self._summaries, "get", scope, [new.id])
+            existing = yield call(self._summaries.get, scope, [new.id])
             old = indexing.from_payload(existing[0].payload) if existing else None
             if old is not None and old.memory == new.memory:
                 out.append(old)
@@ -1030,8 +1028,7 @@ class LightMemory:
                 **new.scope.as_payload(),
             )
             yield call(
-                self._writer,
-                "apply",
+                self._writer.apply,
                 scope,
                 upserts=[(new, points[0])],
                 history=[record],
@@ -1045,7 +1042,7 @@ class LightMemory:
         if not isinstance(memory_id, str) or not memory_id.strip():
             raise InvalidInputError("memory_id", "expected a non-empty string")
         for name, store in self._stores.items():
-            found = yield call(store, "get", scope, [memory_id])
+            found = yield call(store.get, scope, [memory_id])
             if found:
                 return indexing.from_payload(found[0].payload), name
         raise NotFoundError(memory_id)
@@ -1072,7 +1069,7 @@ class LightMemory:
         if not include_superseded:
             flt = Filter(must=(Match("_current", 1),)) & flt
         # one more than asked: whether a next page exists, without another round trip
-        records = yield call(self._store_for(filters), "page", scope, flt, limit=limit + 1, after=cursor, offset=offset)
+        records = yield call(self._store_for(filters).page, scope, flt, limit=limit + 1, after=cursor, offset=offset)
         more = len(records) > limit
         records = records[:limit]
         return EntryPage(
@@ -1158,8 +1155,7 @@ class LightMemory:
             **new.scope.as_payload(),
         )
         yield call(
-            self._writer,
-            "apply",
+            self._writer.apply,
             scope,
             upserts=[(new, point)],
             history=[record],
@@ -1180,15 +1176,14 @@ class LightMemory:
             **old.scope.as_payload(),
         )
         yield call(
-            self._writer,
-            "apply",
+            self._writer.apply,
             scope,
             deletes=[old.id],
             history=[record],
             expect_versions={old.id: old.version},
             collection=collection,
         )
-        yield call(self._journal, "queue_drop", [old.id])
+        yield call(self._journal.queue_drop, [old.id])
 
     def _delete_all_op(
         self, scope: Scope, filters: Optional[Mapping[str, Any]], actor: Optional[str] = None
@@ -1197,7 +1192,7 @@ class LightMemory:
         total = 0
         for name, store in self._stores.items():
             while True:
-                records = yield call(store, "scroll", scope, flt, limit=1000)
+                records = yield call(store.scroll, scope, flt, limit=1000)
                 if not records:
                     break
                 entries = [indexing.from_payload(r.payload) for r in records]
@@ -1213,24 +1208,22 @@ class LightMemory:
                     )
                     for e in entries
                 ]
-                yield call(
-                    self._writer, "apply", scope, deletes=[e.id for e in entries], history=history, collection=name
-                )
-                yield call(self._journal, "queue_drop", [e.id for e in entries])
+                yield call(self._writer.apply, scope, deletes=[e.id for e in entries], history=history, collection=name)
+                yield call(self._journal.queue_drop, [e.id for e in entries])
                 total += len(entries)
         return total
 
     def _history_op(self, memory_id: Any, scope: Scope) -> Op[list[HistoryRecord]]:
         if not isinstance(memory_id, str) or not memory_id.strip():
             raise InvalidInputError("memory_id", "expected a non-empty string")
-        records = yield call(self._journal, "history", scope, memory_id)
+        records = yield call(self._journal.history, scope, memory_id)
         if not records:
             raise NotFoundError(memory_id)
         return records
 
     def _sources_op(self, memory_id: str, scope: Scope) -> Op[list[TurnRow]]:
         entry = yield from self._get_op(memory_id, scope)
-        return (yield call(self._journal, "get_turns", Scope(user_id=entry.user_id), entry.source_ids))
+        return (yield call(self._journal.get_turns, Scope(user_id=entry.user_id), entry.source_ids))
 
     # --- public API ---------------------------------------------------------------------------
     def add_memory(

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._drive import Op, call, run_async, run_sync
+from .drive import Op, call, run_async, run_sync
 from .errors import InvalidInputError, StoreError
 from .server import api
 from .types import AddResult, EntryPage, HistoryRecord, Hit, MemoryEntry, Message
@@ -95,14 +95,14 @@ class _Transport:
         attempt = 0
         while True:
             try:
-                response = yield call(self, "send", self._args(verb, path, params, body))
+                response = yield call(self.send, self._args(verb, path, params, body))
             except self._httpx.TransportError as exc:
                 if not self._retry(attempt, safe, exc, None):
                     raise StoreError(f"cannot reach the LightMem server at {self.url}: {exc}") from exc
             else:
                 if not self._retry(attempt, safe, None, response.status_code):
                     return (response.text if raw and response.status_code < 400 else self._decode(response)), attempt
-            yield call(self, "pause", self.backoff * 2**attempt)
+            yield call(self.pause, self.backoff * 2**attempt)
             attempt += 1
 
     def request(
@@ -139,12 +139,11 @@ class _Transport:
             client = self._aclients[loop] = self._httpx.AsyncClient(timeout=self.timeout)
         return await client.request(**args)
 
-    @staticmethod
-    def pause(seconds: float) -> None:
+    # methods, not staticmethods: the driver finds ``apause`` through the bound ``pause``'s owner
+    def pause(self, seconds: float) -> None:
         time.sleep(seconds)
 
-    @staticmethod
-    async def apause(seconds: float) -> None:
+    async def apause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
     def close(self) -> None:
@@ -230,7 +229,7 @@ class RemoteMemory:
         body = args if op.in_body else None
         params = None if op.in_body else args
         result, _ = yield call(
-            self._http, "request", op.verb, path, params, body, op.access == "read" if safe is None else safe
+            self._http.request, op.verb, path, params, body, op.access == "read" if safe is None else safe
         )
         return api.decode(op.result, result)
 
@@ -238,7 +237,7 @@ class RemoteMemory:
         msgs, given = _messages(messages)
         body = {k: v for k, v in kwargs.items() if v is not None}
         body["messages"] = msgs
-        result, attempts = yield call(self._http, "request", "POST", api.BY_NAME["add_memory"].path, None, body, True)
+        result, attempts = yield call(self._http.request, "POST", api.BY_NAME["add_memory"].path, None, body, True)
         out: AddResult = api.decode("add", result)
         if attempts:  # an earlier attempt may have been journaled: ids made here are ours, not duplicates
             mine = [t for t in out.duplicate_turn_ids if t in given]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional, Protocol, Sequence
 
 from . import textproc
-from ._drive import Op
+from .drive import Op
 from .prompts import Prompts, fold
 from .types import MemoryEntry, repair_text
 

@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .._drive import Op, call
 from ..config import RetrievalConfig
+from ..drive import Op, call
 from ..store.base import Filter, VectorQuery
 from ..types import Hit, Scope
 from . import stages as _stages
@@ -84,7 +84,7 @@ class ReadPath:
                 )
         if not planned:
             return state.summaries
-        results = yield call(store, "search", scope, [q for _, _, q in planned])
+        results = yield call(store.search, scope, [q for _, _, q in planned])
         state.lists = [CandidateList(kind, records, weight) for (kind, weight, _), records in zip(planned, results)]
 
         recency = self._stage(Recency)
@@ -117,7 +117,7 @@ class ReadPath:
         strategy, analysis = state.request.strategy, state.analysis
         anchor = analysis.anchor if self._stage(_stages.PeriodBoost) is not None else None
         if strategy in ("embedding", "hybrid"):  # the question and its event anchor in one model call
-            vectors = yield call(self.sources.embedder, "embed", [analysis.text, anchor] if anchor else [analysis.text])
+            vectors = yield call(self.sources.embedder.embed, [analysis.text, anchor] if anchor else [analysis.text])
             state.dense, state.anchor_dense = vectors[0], (vectors[1] if anchor else None)
         state.sparse = self.sources.sparse(analysis.text, strategy)
 
@@ -144,7 +144,7 @@ class ReadPath:
         cosine = state.base_vector_scores()
         missing = [h.entry.id for h in state.hits if h.entry.id not in cosine]
         if missing:
-            stored = yield call(state.store, "vectors", state.scope, missing)
+            stored = yield call(state.store.vectors, state.scope, missing)
             q = np.asarray(state.dense, dtype=np.float32)
             cosine.update({i: float(np.dot(q, np.asarray(v, dtype=np.float32))) for i, v in stored.items()})
         state.hits = [

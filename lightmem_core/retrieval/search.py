@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .._drive import Op, call
 from ..config import RetrievalConfig
+from ..drive import Op, call
 from ..store.base import Filter, MemoryStore
 from ..types import Hit, Scope
 from .candidates import Boost, CandidateList, ListKind, plan, retriever_weight
@@ -27,7 +27,7 @@ def ranked_search_op(
     got = plan(strategy, dense=dense, sparse=sparse, limit=limit, flt=flt, config=config)
     if not got:
         return []
-    results = yield call(store, "search", scope, [q for _, q in got])
+    results = yield call(store.search, scope, [q for _, q in got])
     lists = [
         CandidateList(ListKind(retriever, boost), records, retriever_weight(retriever, config))
         for (retriever, _), records in zip(got, results)

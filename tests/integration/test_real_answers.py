@@ -170,7 +170,7 @@ def test_an_update_that_would_wipe_the_old_memory_is_not_applied(fake_llm) -> No
     the second it "updated" "Jon is grateful for the support of Gina and his friends" to
     "Jon is appreciating Gina's words of encouragement", which says something else: not
     applied (update.MergeRule), so both memories stay current."""
-    from lightmem_core._drive import run_sync
+    from lightmem_core.drive import run_sync
     from lightmem_core.repairs import RepairCounts
     from lightmem_core.types import MemoryEntry
     from lightmem_core.update import LLMResolver

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lightmem_core._drive import run_sync
+from lightmem_core.drive import run_sync
 from lightmem_core.extract import ExtractionBatch, ExtractiveExtractor
 from lightmem_core.indexing import blend, context_lines, context_vectors
 from lightmem_core.journal import TurnRow

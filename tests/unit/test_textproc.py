@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from lightmem_core import textproc
-from lightmem_core._drive import call, run_async, run_sync
+from lightmem_core.drive import call, run_async, run_sync
 
 
 def test_sentences_and_chunks_keep_every_word() -> None:
@@ -41,9 +41,9 @@ def test_drive_sync_and_async_share_logic_and_errors() -> None:
             raise KeyError("x")
 
     def op(t: Target):
-        a = yield call(t, "double", 2)
+        a = yield call(t.double, 2)
         try:
-            yield call(t, "boom")
+            yield call(t.boom)
         except KeyError:
             a += 1
         return a
@@ -52,3 +52,12 @@ def test_drive_sync_and_async_share_logic_and_errors() -> None:
 
     assert run_sync(op(Target())) == 5
     assert asyncio.run(run_async(op(Target()))) == 5
+
+    class Network(Target):
+        """A component with a native async twin: run_async must await it, not thread the blocking one."""
+
+        async def adouble(self, x: int) -> int:
+            return 20 * x
+
+    assert run_sync(op(Network())) == 5
+    assert asyncio.run(run_async(op(Network()))) == 41

@@ -7,8 +7,8 @@ from typing import Any, ClassVar, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from ..._drive import Op
 from ...config import RetrievalConfig
+from ...drive import Op
 from ...embed import Embedder
 from ...lexical import Bm25Encoder, SparseVec
 from ...store.base import Filter, MemoryStore

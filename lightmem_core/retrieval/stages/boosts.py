@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import ClassVar, Optional
 
 from ... import timeparse
-from ..._drive import Op
 from ...config import RetrievalConfig
+from ...drive import Op
 from ...store.base import Filter, HasIds
 from ..candidates import Boost
 from ..filters import time_filter

@@ -11,8 +11,8 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..._drive import Op
 from ...cues import en
+from ...drive import Op
 from ...indexing import from_payload
 from ...types import Hit
 from ...update import attributes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Optional
 
-from ..._drive import Op, call
+from ...drive import Op, call
 from ..fusion import RANKING_FIELDS
 from .base import ReadState, Stage
 
@@ -22,4 +22,4 @@ class Hydrate(Stage):
 
     def apply(self, state: ReadState) -> Op[None]:
         ids = [rec.id for rec, _, _ in state.ranked] + [i for group in state.siblings.values() for i in group]
-        state.payloads = {r.id: r.payload for r in (yield call(state.store, "get", state.scope, ids))}
+        state.payloads = {r.id: r.payload for r in (yield call(state.store.get, state.scope, ids))}

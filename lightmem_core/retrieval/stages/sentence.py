@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 from ... import textproc
-from ..._drive import Op
 from ...cues import en
+from ...drive import Op
 from ...store.base import Record
 from ..candidates import CandidateList
 from ..fusion import Ranked

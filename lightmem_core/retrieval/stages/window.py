@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Mapping, Sequence
 
-from ..._drive import Op, call
+from ...drive import Op, call
 from ...extract import entry_id
 from ...types import Hit
 from .base import HitStage, ReadState
@@ -18,7 +18,7 @@ class SentenceWindow(HitStage):
         wanted = window_ids(state.hits, state.config.window)
         missing = [i for ids in wanted.values() for i in ids if i not in state.payloads]
         if missing:  # the neighbours of hits cut from longer turns: one lookup by id
-            found = yield call(state.store, "get", state.scope, missing)
+            found = yield call(state.store.get, state.scope, missing)
             state.payloads.update((r.id, r.payload) for r in found)
         state.hits = with_windows(
             state.hits, wanted, state.payloads, include_superseded=state.request.include_superseded

@@ -1,33 +1,47 @@
 """Write each operation once, run it sync or async.
 
 An operation is a generator that *yields* the calls with side effects it needs
-(``yield call(store, "search", ...)``) and gets their results back. ``run_sync``
+(``yield call(store.search, scope, queries)``) and gets their results back, so the
+logic exists once and only the way side effects are performed differs. ``run_sync``
 performs them directly; ``run_async`` awaits the component's ``a<method>`` twin when
 it has one (network clients) and otherwise runs the blocking call in a worker thread,
-so the event loop is never blocked and the logic is never duplicated.
+so the event loop is never blocked. A call names a bound method rather than a method
+name so that type checkers and renames see it; the twin is looked up on its owner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generator, TypeVar
+from typing import Any, Callable, Generator, Optional, TypeVar
 
 T = TypeVar("T")
-Op = Generator["Call", Any, T]
 
 
 @dataclass
 class Call:
-    target: Any
-    method: str
+    fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def call(target: Any, method: str, *args: Any, **kwargs: Any) -> Call:
-    return Call(target, method, args, kwargs)
+Op = Generator[Call, Any, T]
+
+
+def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Call:
+    """``fn`` should be a bound method: its owner's ``a<name>`` twin, if any, is what ``run_async`` awaits."""
+    return Call(fn, args, kwargs)
+
+
+def _twin(fn: Callable[..., Any]) -> Optional[Callable[..., Any]]:
+    owner = getattr(fn, "__self__", None)
+    name = getattr(fn, "__name__", None)
+    if owner is None or not name:
+        return None
+    twin = getattr(owner, "a" + name, None)
+    return twin if twin is not None and inspect.iscoroutinefunction(twin) else None
 
 
 def run_sync(op: Op[T]) -> T:
@@ -35,7 +49,7 @@ def run_sync(op: Op[T]) -> T:
         step = next(op)
         while True:
             try:
-                result = getattr(step.target, step.method)(*step.args, **step.kwargs)
+                result = step.fn(*step.args, **step.kwargs)
             except BaseException as exc:  # hand the error to the operation, as a plain call would
                 step = op.throw(exc)
             else:
@@ -49,12 +63,11 @@ async def run_async(op: Op[T]) -> T:
         step = next(op)
         while True:
             try:
-                native = getattr(step.target, "a" + step.method, None)
-                if native is not None and inspect.iscoroutinefunction(native):
+                native = _twin(step.fn)
+                if native is not None:
                     result = await native(*step.args, **step.kwargs)
                 else:
-                    fn = getattr(step.target, step.method)
-                    result = await asyncio.to_thread(fn, *step.args, **step.kwargs)
+                    result = await asyncio.to_thread(step.fn, *step.args, **step.kwargs)
             except BaseException as exc:
                 step = op.throw(exc)
             else:
@@ -65,7 +78,6 @@ async def run_async(op: Op[T]) -> T:
 
 def run_many_sync(ops: list[Op[T]], workers: int) -> list[T | BaseException]:
     """Run independent operations on a bounded thread pool; errors are returned, not raised."""
-    from concurrent.futures import ThreadPoolExecutor
 
     def one(op: Op[T]) -> T | BaseException:
         try:
