@@ -23,10 +23,18 @@ STOPWORDS = frozenset(
     haha hahaha lol glad great good nice cool awesome amazing""".split()
 )
 
-# Sentence ends at . ! ? (or …) followed by space and an upper-case letter, digit or quote,
-# unless the word before the dot is a common abbreviation.
+# Sentence ends at . ! ? (or …), with any closing quotes or brackets after it, followed by
+# space and an upper-case letter, digit or opening quote, unless the word before the dot is
+# a common abbreviation. Only the space between two sentences is cut (group 1), so the
+# closing quote stays with its sentence: the pieces joined with spaces are the text.
 _ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|vs|etc|e\.g|i\.e|approx|No)\.$", re.I)
-_BOUNDARY = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_CLOSERS = "\"'”’)]"
+_BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]*(\s+)(?=[\"'“‘(\[]?[A-Z0-9])")
+# Initials ("J.K. Rowling", "George R. R. Martin"): single capitals with a dot. They end a
+# sentence only when a function word follows ("... in the U.S. It was"), since a name's
+# next part ("Rowling") is not one.
+_INITIALS = re.compile(r"(?:^|[\s\"'“‘(\[])(?:[A-Z]\.\s?)*[A-Z]\.$")
+_NEXT_WORD = re.compile(r"[\"'“‘(\[]?([A-Za-z]+)")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
 _POSSESSIVE = re.compile(r"['’]s?$")  # "Jonas's" -> "Jonas", "Jonas'" -> "Jonas"; "Jonas" stays Jonas
 _PROPER = re.compile(r"\b[A-Z][a-zA-Z'’\-]+(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][a-zA-Z'’\-]+)*")
@@ -34,22 +42,32 @@ _NUMBER = re.compile(r"\b\d[\d:/.,\-]*\d\b|\b\d\b")
 
 
 def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text``, whitespace normalised; every other character is kept,
+    since the pieces are what extraction stores (``" ".join(parts) == " ".join(text.split())``)."""
     text = " ".join(text.split())
     if not text:
         return []
     parts: list[str] = []
     start = 0
     for m in _BOUNDARY.finditer(text):
-        candidate = text[start : m.start()].strip()
-        if _ABBREV.search(candidate):
+        candidate = text[start : m.start(1)].strip()
+        if _ABBREV.search(candidate.rstrip(_CLOSERS)) or _joins_initials(candidate, text, m.end(1)):
             continue
         if candidate:
             parts.append(candidate)
-        start = m.end()
+        start = m.end(1)
     tail = text[start:].strip()
     if tail:
         parts.append(tail)
     return parts
+
+
+def _joins_initials(candidate: str, text: str, nxt: int) -> bool:
+    """True when ``candidate`` ends in initials that the next word continues (a name)."""
+    if not _INITIALS.search(candidate):
+        return False
+    m = _NEXT_WORD.match(text, nxt)
+    return not (m and m.group(1).lower() in STOPWORDS)
 
 
 def words(text: str) -> list[str]:
