@@ -268,6 +268,23 @@ def test_everything_works_from_the_keyboard(fresh: Any, site: Site) -> None:
     page.wait_for_selector("p.notice.ok")
     assert "peanuts" in page.inner_text("#memory-text")
     assert "she added peanuts" in page.inner_text("ol.history")
+    # back to the first version, then delete it: each a button the Tab key reaches
+    tab_to(page, "button", "Restore this version")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("p.notice.ok")
+    assert page.inner_text("#memory-text") == "Maya: I am allergic to hazelnuts."
+    tab_to(page, "a", "Delete…")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:has-text('Delete this memory?')")
+    tab_to(page, "button", "Delete it")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("p.notice.ok")
+    assert [r.event for r in site.memory.history(site.ids["m6"], user_id="maya")] == [
+        "ADD",
+        "UPDATE",
+        "UPDATE",
+        "DELETE",
+    ]
     # the timeline's chart bars are links the keyboard reaches too
     page.goto("/ui/timeline?user=maya")
     tab_to(page, "svg.chart a")

@@ -341,7 +341,33 @@ def Doc_text(answer: Any) -> str:  # noqa: N802 - reads as the page's text
 
 def test_other_paths_under_ui(site: Site) -> None:
     c = site.bearer("maya")
-    assert c.get("/ui").status_code == 307 and c.get("/ui").headers["location"] == "/ui/"
+    bare = c.get("/ui")
+    assert bare.status_code == 307 and bare.headers["location"] == "/ui/" and bare.headers["x-frame-options"] == "DENY"
     nowhere = c.get("/ui/nothing-here")
     assert nowhere.status_code == 404 and nowhere.headers["x-frame-options"] == "DENY"
     assert nowhere.content == c.get("/ui/memory/nothing?user=maya").content
+
+
+def test_restore_an_earlier_version(site: Site) -> None:
+    c = site.bearer("maya")
+    mid = site.ids["m3"]
+    first = site.memory.get(mid, user_id="maya").memory
+    edited = c.post(
+        f"/ui/memory/{mid}/edit", data={"user": "maya", "memory": "Maya: My locker code is 9000.", "reason": "new lock"}
+    )
+    assert edited.status_code == 303
+    page = inert(c.get(memory_page(site, "m3")).text)
+    restores = [f for f in page.post_forms() if f["attrs"]["action"].startswith(f"/ui/memory/{mid}/restore")]
+    assert [f["inputs"].get("version") for f in restores] == ["1"]  # the current version is not offered
+    answer = c.post(
+        restores[0]["attrs"]["action"], data={k: v for k, v in restores[0]["inputs"].items() if k != "csrf"}
+    )
+    assert answer.status_code == 303 and "done=restored" in answer.headers["location"]
+    entry = site.memory.get(mid, user_id="maya")
+    assert entry.memory == first and entry.version == 3
+    record = site.memory.history(mid, user_id="maya")[-1]
+    assert (
+        record.event == "UPDATE" and record.reason == f"restored version 1 of {mid}" and record.actor == "key:maya-app"
+    )
+    again = c.post(restores[0]["attrs"]["action"], data={"user": "maya", "version": "1"})
+    assert again.status_code == 400  # already the current text: nothing to restore

@@ -229,7 +229,10 @@ class Inspector:
         from starlette.staticfiles import StaticFiles
 
         async def to_index(request: Any) -> Any:
-            return RedirectResponse("/ui/", status_code=307)
+            response = RedirectResponse("/ui/", status_code=307)
+            for name, value in SECURITY_HEADERS:
+                response.headers[name.decode()] = value.decode()
+            return response
 
         page = self.page
         inner = Router(
