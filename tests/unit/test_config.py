@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from lightmem_core import ConfigError, MemoryConfig
@@ -109,3 +111,19 @@ def test_errors_name_the_field(data, field) -> None:
     with pytest.raises(ConfigError) as err:
         MemoryConfig.from_dict(data)  # type: ignore[arg-type]
     assert err.value.field == field
+
+
+def test_extract_threshold_is_reported_as_unsupported(caplog: pytest.LogCaptureFixture, make_memory, tmp_path) -> None:
+    # upstream declares extract_threshold but never reads it: nothing to reproduce, so it is reported
+    with caplog.at_level(logging.WARNING, logger="lightmem_core.config"):
+        c = MemoryConfig.from_dict({"extract_threshold": 0.1})
+    assert c.extract_threshold == 0.1 and c.unsupported == {"extract_threshold": 0.1}
+    assert [r.levelno for r in caplog.records if "extract_threshold=0.1" in r.getMessage()] == [logging.WARNING]
+    memory = make_memory({"extract_threshold": 0.1})
+    assert memory.stage_status()["extract_threshold"].startswith("not available")
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lightmem_core.config"):
+        default = MemoryConfig.from_dict({"extract_threshold": 0.5})
+    assert "extract_threshold" not in default.unsupported and not caplog.records
+    assert "extract_threshold" not in make_memory({}, path=tmp_path / "default").stage_status()
