@@ -62,24 +62,31 @@ class EmbedderConfig(BaseModel):
     )
     model: Optional[str] = Field(None, description="Model path or name; None = the packaged all-MiniLM-L6-v2.")
     dims: Optional[int] = Field(None, gt=0, le=65536)
-    batch_size: int = Field(16, gt=0, le=4096, description="Small batches pad less: 3x faster ingest than 64 here.")
+    batch_size: int = Field(
+        16,
+        gt=0,
+        le=4096,
+        description="Small batches pad less, so ingest is faster than with large ones "
+        "(figures: benchmarks/README.md, offline ingest).",
+    )
     device: str = "cpu"
     normalize: bool = True
     quantize: bool = Field(
         False,
-        description="int8 dynamic quantization of the local model's linear layers (CPU): ~5x faster here; "
-        "vectors differ slightly from fp32, so a store keeps the setting it was built with.",
+        description="int8 dynamic quantization of the local model's linear layers (CPU): faster, at a small cost "
+        "in recall (figures: benchmarks/README.md); vectors differ slightly from fp32, so a store keeps the "
+        "setting it was built with.",
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="Weights of the local model: 'auto' = bf16 on CPUs with native bf16 (vectors within "
-        "cosine 0.99 of fp32; about twice as fast here, see benchmarks/store_scale.py), else fp32.",
+        "cosine 0.99 of fp32, and faster: benchmarks/README.md, retrieval latency), else fp32.",
     )
     trace_queries: bool = Field(
         True,
         description="Run single-text (query) embeddings of the local model through a frozen TorchScript trace "
         "of its transformer: the same vectors (checked when the trace is built; falls back to eager otherwise), "
-        "about 1.5 ms less per query here.",
+        "with less Python dispatch per query (figures: benchmarks/README.md, retrieval latency).",
     )
     base_url: Optional[str] = None
     api_key: Optional[str] = None

@@ -64,12 +64,11 @@ Sharing the compressor's forward pass (``precomp_topic_shared``)
   to a window edge is scored with fewer neighbours, and a gap right between two
   windows has no attention score and is decided by the similarity rule alone.
 
-Measured (``benchmarks/segmentation.py``, LoCoMo dev, 30-turn streaming buffers, one
-CPU thread, bf16): the default encodes ~70 tokens per turn for attention (windows
-overlap, carried-over turns are encoded again) plus ~36 for the separate embeddings,
-~37 turns/s; ``embeddings="shared"`` skips the second pass (~54 turns/s) at a cost in
-quality. bf16 autocast (``precision="auto"`` on CPUs with native bf16) is ~1.6x faster
-than fp32 and leaves 39 of 41 cuts unchanged on two conversations.
+Cost: the default encodes a turn more than once for attention (windows overlap, and
+carried-over turns are encoded again) plus once for the separate embeddings;
+``embeddings="shared"`` skips the second pass, at a cost in quality. bf16 autocast
+(``precision="auto"`` on CPUs with native bf16) is faster than fp32 and leaves almost
+every cut unchanged. The figures are in ``benchmarks/README.md`` (topic segmentation).
 
 All scoring helpers (:func:`turn_attention`, :func:`backward_share`,
 :func:`window_similarity`, :func:`local_minima`, :func:`pick_boundaries`,
@@ -544,8 +543,8 @@ class AttentionSegmenter:
         max_tokens: window length including special tokens (capped by the model).
         max_turn_tokens: a longer turn is truncated for the attention pass.
         gap_hours: time-gap rule (None = off).
-        precision: ``"auto"`` (bf16 autocast on CPUs with native bf16 - ~4x faster,
-            attention equal to 3 digits), ``"bf16"`` or ``"fp32"``.
+        precision: ``"auto"`` (bf16 autocast on CPUs with native bf16: faster, attention
+            equal to 3 digits; figures in ``benchmarks/README.md``), ``"bf16"`` or ``"fp32"``.
         batch_size: windows per forward call (1 is fastest on CPU: a 512-token window
             is already a large matmul, and batching pads the shorter windows).
         window_overlap: turns shared by consecutive windows (default ``2 * context``, so
