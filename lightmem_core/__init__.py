@@ -18,6 +18,7 @@ from .errors import (
     StoreError,
     StoreLockedError,
 )
+from .journal import TurnRow
 from .llm import LLM, BaseLLM, Completion, OpenAICompatibleLLM, Usage, estimate_tokens
 from .memory import LightMemory
 from .remote import RemoteMemory
@@ -68,6 +69,7 @@ __all__ = [
     "StageNotAvailableError",
     "StoreError",
     "StoreLockedError",
+    "TurnRow",
     "format_hits",
 ]
 __version__ = "0.1.0"

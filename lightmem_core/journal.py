@@ -93,6 +93,11 @@ _ADDED_COLUMNS = (("history", "source_ids", "TEXT NOT NULL DEFAULT '[]'"), ("tur
 class TurnRow(Message):
     """A journaled turn with its scope and processing state.
 
+    What ``LightMemory.pending()`` and ``source_turns()`` return, exported from
+    ``lightmem_core`` so that callers can type and check what they get: a turn as the
+    journal keeps it, the source of the entries made from it (provenance) and, while
+    pending, why it still waits (``attempts``, ``last_error``).
+
     ``stage`` is where a pending turn waits: ``sensory`` (accepted, not yet cut into
     topics) or ``short`` (in a closed topic segment, waiting for extraction).
     """
