@@ -1,6 +1,7 @@
 """LightMem for agent frameworks: long-term memory with an embedded Qdrant, offline by default.
 
-Public API only; everything else is an implementation detail that may change.
+Public API only; everything else is an implementation detail that may change. Besides these
+names, ``lightmem_core.drive`` is public: the adapters write their operations with it.
 """
 
 from .config import EmbedderConfig, LLMConfig, MemoryConfig

@@ -7,6 +7,10 @@ performs them directly; ``run_async`` awaits the component's ``a<method>`` twin 
 it has one (network clients) and otherwise runs the blocking call in a worker thread,
 so the event loop is never blocked. A call names a bound method rather than a method
 name so that type checkers and renames see it; the twin is looked up on its owner.
+
+This module is public API, alongside ``lightmem_core``'s own exports: the framework
+adapters write their operations with it (they may use nothing private of the core), and
+so may any other integration that wants one code path for both worlds.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import inspect
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Optional, TypeVar
+
+__all__ = ["Call", "Op", "call", "run_async", "run_many_async", "run_many_sync", "run_sync"]
 
 T = TypeVar("T")
 

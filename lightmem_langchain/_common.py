@@ -1,19 +1,16 @@
 """Pieces every LangChain-facing class shares: scope resolution, hits as documents,
-LangChain messages as turns, and a tiny driver that runs adapter logic sync or async.
+and LangChain messages as turns.
 
-The driver exists so each adapter operation is written once: an operation is a
-generator that yields ``(method, args, kwargs)`` for the ``LightMemory`` calls it
-needs; ``drive`` calls ``memory.method``, ``adrive`` awaits ``memory.amethod`` (the
-core's real async twins), so the async path never blocks the event loop and never
-diverges from the sync one.
+Adapter operations are written once and run sync or async by the core's own driver
+(``lightmem_core.drive``), so the async path never blocks the event loop, never diverges
+from the sync one, and there is one driver to keep right rather than two.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
-from typing import Any, Generator, Iterable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Iterable, Mapping, Optional, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,48 +19,8 @@ from lightmem_core import Hit, InvalidInputError, MemoryEntry, Scope
 log = logging.getLogger("lightmem_langchain")
 
 T = TypeVar("T")
-MemoryCall = tuple[str, tuple[Any, ...], dict[str, Any]]
-MemoryOp = Generator[MemoryCall, Any, T]
 
 SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
-
-
-def mcall(method: str, *args: Any, **kwargs: Any) -> MemoryCall:
-    return (method, args, kwargs)
-
-
-def drive(memory: Any, op: MemoryOp[T]) -> T:
-    """Run an adapter operation with the memory's blocking methods."""
-    try:
-        method, args, kwargs = next(op)
-        while True:
-            try:
-                result = getattr(memory, method)(*args, **kwargs)
-            except Exception as exc:  # handed to the operation, as a direct call would raise it
-                method, args, kwargs = op.throw(exc)
-            else:
-                method, args, kwargs = op.send(result)
-    except StopIteration as stop:
-        return stop.value
-
-
-async def adrive(memory: Any, op: MemoryOp[T]) -> T:
-    """Run an adapter operation with the memory's async twins (worker thread when there is none)."""
-    try:
-        method, args, kwargs = next(op)
-        while True:
-            try:
-                twin = getattr(memory, "a" + method, None)
-                if twin is not None and asyncio.iscoroutinefunction(twin):
-                    result = await twin(*args, **kwargs)
-                else:
-                    result = await asyncio.to_thread(getattr(memory, method), *args, **kwargs)
-            except Exception as exc:
-                method, args, kwargs = op.throw(exc)
-            else:
-                method, args, kwargs = op.send(result)
-    except StopIteration as stop:
-        return stop.value
 
 
 # --- scope --------------------------------------------------------------------------------

@@ -36,15 +36,12 @@ from langchain_core.messages import SystemMessage
 from langgraph.runtime import Runtime
 
 from lightmem_core import AddResult, Hit, Scope
+from lightmem_core.drive import Op, call, run_async, run_sync
 
 from ._common import (
-    MemoryOp,
     ScopePolicy,
-    adrive,
-    drive,
     exchange_turns,
     latest_user_text,
-    mcall,
     memory_section,
     retrieve_kwargs,
     scope_kwargs,
@@ -197,14 +194,14 @@ class LightMemoryMiddleware(AgentMiddleware[AgentState[Any], Any]):
             raise exc
         log.warning("LightMem %s failed, the agent goes on without it: %s", what, exc, exc_info=True)
 
-    def _recall_op(self, request: ModelRequest[Any]) -> MemoryOp[ModelRequest[Any]]:
+    def _recall_op(self, request: ModelRequest[Any]) -> Op[ModelRequest[Any]]:
         args = self._recall_args(request)
         if args is None:
             return request
         key, query, kwargs = args
         hits = self._cached(key)
         if hits is None:
-            hits = yield mcall("retrieve", query, **kwargs)
+            hits = yield call(self.memory.retrieve, query, **kwargs)
             self._remember(key, hits)
         return self._inject(request, hits)
 
@@ -212,7 +209,7 @@ class LightMemoryMiddleware(AgentMiddleware[AgentState[Any], Any]):
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], ModelResponse[Any]]
     ) -> Any:
         try:
-            request = drive(self.memory, self._recall_op(request))
+            request = run_sync(self._recall_op(request))
         except Exception as exc:  # noqa: BLE001 - policy in _failed
             self._failed("recall", exc)
         return handler(request)
@@ -221,7 +218,7 @@ class LightMemoryMiddleware(AgentMiddleware[AgentState[Any], Any]):
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
     ) -> Any:
         try:
-            request = await adrive(self.memory, self._recall_op(request))
+            request = await run_async(self._recall_op(request))
         except Exception as exc:  # noqa: BLE001
             self._failed("recall", exc)
         return await handler(request)

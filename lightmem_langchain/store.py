@@ -62,8 +62,10 @@ from langgraph.store.base import (
 from pydantic import BaseModel, ConfigDict
 
 from lightmem_core import LightMemError, LLMError, MemoryEntry, NotFoundError, Scope
+from lightmem_core.drive import Op as MemoryOp  # langgraph's store already has an Op
+from lightmem_core.drive import call, run_async, run_sync
 
-from ._common import MemoryOp, adrive, drive, entry_metadata, mcall, retrieve_kwargs, scope_kwargs
+from ._common import entry_metadata, retrieve_kwargs, scope_kwargs
 
 log = logging.getLogger("lightmem_langchain.store")
 
@@ -352,10 +354,10 @@ class LightMemStore(BaseStore):
 
     # --- BaseStore -------------------------------------------------------------------------
     def batch(self, ops: Iterable[Op]) -> list[Result]:
-        return drive(self.memory, self._batch_op(list(ops)))
+        return run_sync(self._batch_op(list(ops)))
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        return await adrive(self.memory, self._batch_op(list(ops)))
+        return await run_async(self._batch_op(list(ops)))
 
     def _batch_op(self, ops: list[Op]) -> MemoryOp[list[Result]]:
         """As LangGraph's stores do it: every read sees the store as it was before the
@@ -427,11 +429,13 @@ class LightMemStore(BaseStore):
     def _entries_op(self, namespace: tuple[str, ...], scope: Scope, key: str) -> MemoryOp[list[MemoryEntry]]:
         """The memories behind ``key`` in exactly this namespace: one look-up by key and path."""
         where = scope_kwargs(scope)
-        found = yield mcall("get_all", **where, filters={"metadata": {KEY: key, PATH: _path(namespace)}}, limit=1000)
+        found = yield call(
+            self.memory.get_all, **where, filters={"metadata": {KEY: key, PATH: _path(namespace)}}, limit=1000
+        )
         if found or not _UUID.match(key) or self.mapping.home(scope.user_id) != namespace:
             return list(found)
         try:  # a memory that did not come through the store: its key is its id
-            entry = yield mcall("get", key, **where)
+            entry = yield call(self.memory.get, key, **where)
         except NotFoundError:
             return []
         return [] if KEY in entry.metadata else [entry]
@@ -478,7 +482,7 @@ class LightMemStore(BaseStore):
         reason = f"LangGraph store: put {key!r}"
         if op.value is None:
             for entry in existing:
-                yield mcall("delete", entry.id, **where, reason=f"LangGraph store: delete {key!r}")
+                yield call(self.memory.delete, entry.id, **where, reason=f"LangGraph store: delete {key!r}")
             return
         if not isinstance(op.value, dict):
             raise ValueError(f"store values must be dicts, got {type(op.value).__name__}")
@@ -515,8 +519,8 @@ class LightMemStore(BaseStore):
                 == {VALUE: value, NOINDEX: int(unindexed), TTL: None}
             )
             if not same:
-                yield mcall(
-                    "update",
+                yield call(
+                    self.memory.update,
                     entry.id,
                     None if entry.memory == text.strip() else text,
                     **where,
@@ -524,7 +528,7 @@ class LightMemStore(BaseStore):
                     reason=reason,
                 )
         for entry in by_field.values():  # fields the new value no longer has
-            yield mcall("delete", entry.id, **where, reason=reason)
+            yield call(self.memory.delete, entry.id, **where, reason=reason)
         have = {e.metadata.get(FIELD) for e in existing}
         new = [(f, t) for f, t in texts if f not in have]
         if new:
@@ -542,13 +546,13 @@ class LightMemStore(BaseStore):
             {"id": self._turn_id(namespace, key, f), "role": self.role, "content": t, "metadata": {**meta, FIELD: f}}
             for f, t in texts
         ]
-        result = yield mcall("add_memory", turns, infer=False, **where)
+        result = yield call(self.memory.add_memory, turns, infer=False, **where)
         again = [t for t in turns if t["id"] in result.duplicate_turn_ids]
         added = list(result.added)
         if again:  # the key was deleted and is put again: the old turns stay in the journal as they were
             for t in again:
                 t["id"] = f"{t['id']}-{uuid.uuid4().hex[:12]}"
-            added += (yield mcall("add_memory", again, infer=False, **where)).added
+            added += (yield call(self.memory.add_memory, again, infer=False, **where)).added
         return added
 
     def _put_extracted_op(
@@ -564,11 +568,11 @@ class LightMemStore(BaseStore):
         """``extract=True``: the value goes through the memory's extraction (LLM facts), and
         every fact made from it is tagged with the key."""
         for entry in existing:
-            yield mcall("delete", entry.id, **where, reason=reason)
+            yield call(self.memory.delete, entry.id, **where, reason=reason)
         turn_id = f"{self._turn_id(namespace, key, None)}-{uuid.uuid4().hex[:12]}"
         text = "\n".join(t for _, t in texts)
-        result = yield mcall(
-            "add_memory", [{"id": turn_id, "role": self.role, "content": text}], force_extract=True, **where
+        result = yield call(
+            self.memory.add_memory, [{"id": turn_id, "role": self.role, "content": text}], force_extract=True, **where
         )
         if result.error:
             raise LLMError(f"put {key!r}: extraction failed, the value is journaled and pending: {result.error}")
@@ -579,14 +583,14 @@ class LightMemStore(BaseStore):
                 "by online update, or filtered out by messages_use)"
             )
         for entry in mine:
-            yield mcall("update", entry.id, None, **where, metadata={**meta, FIELD: None}, reason=reason)
+            yield call(self.memory.update, entry.id, None, **where, metadata={**meta, FIELD: None}, reason=reason)
 
     # --- TTL ---------------------------------------------------------------------------------------
     def _expire_op(self, entries: Sequence[MemoryEntry], scope: Scope) -> MemoryOp[None]:
         for entry in entries:
             try:
-                yield mcall(
-                    "delete",
+                yield call(
+                    self.memory.delete,
                     entry.id,
                     **scope_kwargs(scope),
                     reason=f"expired: TTL of {entry.metadata.get(TTL)} minutes",
@@ -604,8 +608,8 @@ class LightMemStore(BaseStore):
             due = now + float(ttl) * 60
             if due - float(entry.metadata.get(EXPIRES) or 0.0) > 0.01 * float(ttl) * 60:
                 try:
-                    yield mcall(
-                        "update",
+                    yield call(
+                        self.memory.update,
                         entry.id,
                         None,
                         **scope_kwargs(scope),
@@ -618,18 +622,18 @@ class LightMemStore(BaseStore):
     def sweep_ttl(self) -> int:
         """Delete every expired item (history keeps each as a DELETE with the TTL as its
         reason); returns how many items went."""
-        return drive(self.memory, self._sweep_op())
+        return run_sync(self._sweep_op())
 
     async def asweep_ttl(self) -> int:
-        return await adrive(self.memory, self._sweep_op())
+        return await run_async(self._sweep_op())
 
     def _sweep_op(self) -> MemoryOp[int]:
         swept: set[tuple[tuple[str, ...], str]] = set()
         now = time.time()
         for user in self._all_users():
             while True:
-                expired = yield mcall(
-                    "get_all", user_id=user, filters={f"metadata.{EXPIRES}": {"lte": now}}, limit=_PAGE
+                expired = yield call(
+                    self.memory.get_all, user_id=user, filters={f"metadata.{EXPIRES}": {"lte": now}}, limit=_PAGE
                 )
                 if not expired:
                     break
@@ -741,7 +745,7 @@ class LightMemStore(BaseStore):
         n = min(_MAX_HITS, max(3 * want, 30))  # deeper than the page: the page is re-ordered by similarity
         while True:
             opts = retrieve_kwargs(strategy=self.strategy, hierarchical=self.hierarchical)
-            hits = yield mcall("retrieve", query, n, filters=flt, **scope_kwargs(scope), **opts)
+            hits = yield call(self.memory.retrieve, query, n, filters=flt, **scope_kwargs(scope), **opts)
             out = []
             for h in hits:
                 if h.entry.entry_type.value == "summary":
@@ -762,7 +766,7 @@ class LightMemStore(BaseStore):
         keys: set[tuple[tuple[str, ...], str]] = set()
         after = None
         while len(keys) < want:
-            page = yield mcall("get_page", **scope_kwargs(scope), filters=flt, limit=_PAGE, after=after)
+            page = yield call(self.memory.get_page, **scope_kwargs(scope), filters=flt, limit=_PAGE, after=after)
             for entry in page.entries:
                 item = self._item(entry, search=True)
                 if wanted(item):
@@ -785,12 +789,12 @@ class LightMemStore(BaseStore):
             home = self.mapping.home(user)
             where = {"user_id": user, "filters": self._live(now)}
             if user.startswith(_NS_SCOPE) and home is not None:  # a scope of one namespace: is anything in it?
-                if (yield mcall("get_page", **where, limit=1)).entries:
+                if (yield call(self.memory.get_page, **where, limit=1)).entries:
                     found.add(home)
                 continue
             after = None
             while True:
-                page = yield mcall("get_page", **where, limit=_PAGE, after=after)
+                page = yield call(self.memory.get_page, **where, limit=_PAGE, after=after)
                 found.update(self._namespace(e) for e in page.entries)
                 after = page.next_cursor
                 if after is None:

@@ -20,15 +20,12 @@ from langgraph.prebuilt import ToolRuntime
 from pydantic import BaseModel, Field
 
 from lightmem_core import Hit, LightMemError, MemoryEntry, Scope
+from lightmem_core.drive import Op, call, run_async, run_sync
 
 from ._common import (
-    MemoryOp,
     ScopePolicy,
-    adrive,
     as_scope,
-    drive,
     entry_metadata,
-    mcall,
     retrieve_kwargs,
     scope_kwargs,
 )
@@ -104,13 +101,15 @@ class _MemoryTools:
 
     def save(
         self, runtime: Optional[ToolRuntime], content: str, time_stamp: Optional[str] = None
-    ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
+    ) -> Op[tuple[str, list[dict[str, Any]]]]:
         turn: dict[str, Any] = {"role": "user", "content": content}
         if self.speaker_name:
             turn["speaker_name"] = self.speaker_name
         if time_stamp:
             turn["time_stamp"] = time_stamp
-        result = yield mcall("add_memory", [turn], force_extract=True, **scope_kwargs(self.write_scope(runtime)))
+        result = yield call(
+            self.memory.add_memory, [turn], force_extract=True, **scope_kwargs(self.write_scope(runtime))
+        )
         if result.error:
             return f"Not saved yet (kept pending, will be retried): {result.error}", []
         if not result.added:
@@ -122,9 +121,9 @@ class _MemoryTools:
 
     def search(
         self, runtime: Optional[ToolRuntime], query: str, k: Optional[int] = None
-    ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
+    ) -> Op[tuple[str, list[dict[str, Any]]]]:
         opts = retrieve_kwargs(strategy=self.strategy, hierarchical=self.hierarchical)
-        hits = yield mcall("retrieve", query, k or self.k, **scope_kwargs(self.read_scope(runtime)), **opts)
+        hits = yield call(self.memory.retrieve, query, k or self.k, **scope_kwargs(self.read_scope(runtime)), **opts)
         if not hits:
             return "No memories found.", []
         return "\n".join(_hit_line(h) for h in hits), [
@@ -133,9 +132,9 @@ class _MemoryTools:
 
     def update(
         self, runtime: Optional[ToolRuntime], memory_id: str, content: str, reason: Optional[str] = None
-    ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
-        entry = yield mcall(
-            "update",
+    ) -> Op[tuple[str, list[dict[str, Any]]]]:
+        entry = yield call(
+            self.memory.update,
             memory_id,
             content,
             **scope_kwargs(self.read_scope(runtime)),
@@ -145,9 +144,12 @@ class _MemoryTools:
 
     def delete(
         self, runtime: Optional[ToolRuntime], memory_id: str, reason: Optional[str] = None
-    ) -> MemoryOp[tuple[str, list[dict[str, Any]]]]:
-        yield mcall(
-            "delete", memory_id, **scope_kwargs(self.read_scope(runtime)), reason=reason or "deleted by the agent"
+    ) -> Op[tuple[str, list[dict[str, Any]]]]:
+        yield call(
+            self.memory.delete,
+            memory_id,
+            **scope_kwargs(self.read_scope(runtime)),
+            reason=reason or "deleted by the agent",
         )
         return f"Deleted memory {memory_id}.", [{"id": memory_id}]
 
@@ -190,17 +192,17 @@ def _with_error_artifact(output: Any) -> Any:
 
 def _make_tool(ops: _MemoryTools, action: str, name: str) -> StructuredTool:
     schema, description = _SPECS[action]
-    op_factory: Callable[..., MemoryOp[Any]] = getattr(ops, action)
+    op_factory: Callable[..., Op[Any]] = getattr(ops, action)
 
     def run(runtime: ToolRuntime = None, **kwargs: Any) -> Any:  # type: ignore[assignment]
         try:
-            return drive(ops.memory, op_factory(runtime, **kwargs))
+            return run_sync(op_factory(runtime, **kwargs))
         except LightMemError as exc:
             raise ToolException(str(exc)) from exc
 
     async def arun(runtime: ToolRuntime = None, **kwargs: Any) -> Any:  # type: ignore[assignment]
         try:
-            return await adrive(ops.memory, op_factory(runtime, **kwargs))
+            return await run_async(op_factory(runtime, **kwargs))
         except LightMemError as exc:
             raise ToolException(str(exc)) from exc
 

@@ -6,8 +6,9 @@ the recent chat with one system message in front holding what LightMem recalls f
 the latest user message. Pass it as ``memory=`` to ``SimpleChatEngine``,
 ``CondensePlusContextChatEngine``, ``FunctionAgent`` / ``AgentWorkflow`` ``run``.
 
-The async methods call the core's ``a*`` twins directly, so an agent's event loop is
-never blocked by the store or the embedder. Memories made only from turns that are
+Each method is written once as an operation and run by the core's driver, sync or on
+the event loop with the core's (and the primary memory's) ``a*`` twins, so an agent's
+event loop is never blocked by the store or the embedder. Memories made only from turns that are
 still in the recent chat are left out of the system message: they are in the prompt
 already, and the current question would otherwise be its own best match.
 """
@@ -23,6 +24,7 @@ from llama_index.core.memory import Memory
 from llama_index.core.memory.types import BaseMemory
 
 from lightmem_core import AddResult, Hit, LightMemory, MemoryConfig, RemoteMemory
+from lightmem_core.drive import Op, call, run_async, run_sync
 
 from ._convert import (
     DEFAULT_HEADER,
@@ -157,16 +159,15 @@ class LightMemMemory(BaseMemory):
     def _query(self, messages: List[ChatMessage], input: Any) -> str:
         return query_from(messages, input, self.query_window)
 
-    # --- BaseMemory ---------------------------------------------------------------------------
-    def get(self, input: Optional[str] = None, **kwargs: Any) -> List[ChatMessage]:
-        """Recent chat plus a system message with the memories relevant to ``input`` (or the
-        latest user message). Extra keyword arguments of chat engines are ignored."""
-        messages = self.primary_memory.get()
+    # --- the operations, written once (lightmem_core.drive runs them sync or async) -----------
+    def _get_op(self, input: Optional[str]) -> Op[List[ChatMessage]]:
+        messages = yield call(self.primary_memory.get)
         query = self._query(messages, input)
         if not query:
             return self._with_memories(messages, [])
         recent = recent_turn_ids(messages)
-        hits = self._lightmem.retrieve(
+        hits = yield call(
+            self._lightmem.retrieve,
             query,
             fetch_limit(self.search_limit, recent),
             self.filters,
@@ -175,20 +176,31 @@ class LightMemMemory(BaseMemory):
         )
         return self._with_memories(messages, without_recent(hits, recent, self.search_limit))
 
+    def _journal_op(self, messages: List[ChatMessage]) -> Op[None]:
+        turns = self._turns(messages)
+        if turns:
+            result = yield call(self._lightmem.add_memory, turns, force_extract=self.force_extract, **self._scope())
+            self._report(result)
+
+    def _put_op(self, messages: List[ChatMessage]) -> Op[None]:
+        stamp_turn_ids(messages)
+        yield call(self.primary_memory.put_messages, messages)
+        yield from self._journal_op(messages)
+
+    def _set_op(self, messages: List[ChatMessage]) -> Op[None]:
+        known = len((yield call(self.primary_memory.get_all)))
+        stamp_turn_ids(messages)
+        yield call(self.primary_memory.set, messages)
+        yield from self._journal_op(messages[known:])
+
+    # --- BaseMemory ---------------------------------------------------------------------------
+    def get(self, input: Optional[str] = None, **kwargs: Any) -> List[ChatMessage]:
+        """Recent chat plus a system message with the memories relevant to ``input`` (or the
+        latest user message). Extra keyword arguments of chat engines are ignored."""
+        return run_sync(self._get_op(input))
+
     async def aget(self, input: Optional[str] = None, **kwargs: Any) -> List[ChatMessage]:
-        messages = await self.primary_memory.aget()
-        query = self._query(messages, input)
-        if not query:
-            return self._with_memories(messages, [])
-        recent = recent_turn_ids(messages)
-        hits = await self._lightmem.aretrieve(
-            query,
-            fetch_limit(self.search_limit, recent),
-            self.filters,
-            hierarchical=self.hierarchical,
-            **self._read_scope(),
-        )
-        return self._with_memories(messages, without_recent(hits, recent, self.search_limit))
+        return await run_async(self._get_op(input))
 
     def get_all(self) -> List[ChatMessage]:
         """The session's chat history (without recalled memories)."""
@@ -205,35 +217,17 @@ class LightMemMemory(BaseMemory):
 
     def put_messages(self, messages: List[ChatMessage]) -> None:
         """Append to the recent chat and journal the turns in LightMem (one call)."""
-        stamp_turn_ids(messages)
-        self.primary_memory.put_messages(messages)
-        turns = self._turns(messages)
-        if turns:
-            self._report(self._lightmem.add_memory(turns, force_extract=self.force_extract, **self._scope()))
+        run_sync(self._put_op(messages))
 
     async def aput_messages(self, messages: List[ChatMessage]) -> None:
-        stamp_turn_ids(messages)
-        await self.primary_memory.aput_messages(messages)
-        turns = self._turns(messages)
-        if turns:
-            self._report(await self._lightmem.aadd_memory(turns, force_extract=self.force_extract, **self._scope()))
+        await run_async(self._put_op(messages))
 
     def set(self, messages: List[ChatMessage]) -> None:
         """Replace the recent chat; messages beyond the current history are journaled as new turns."""
-        known = len(self.primary_memory.get_all())
-        stamp_turn_ids(messages)
-        self.primary_memory.set(messages)
-        turns = self._turns(messages[known:])
-        if turns:
-            self._report(self._lightmem.add_memory(turns, force_extract=self.force_extract, **self._scope()))
+        run_sync(self._set_op(messages))
 
     async def aset(self, messages: List[ChatMessage]) -> None:
-        known = len(await self.primary_memory.aget_all())
-        stamp_turn_ids(messages)
-        await self.primary_memory.aset(messages)
-        turns = self._turns(messages[known:])
-        if turns:
-            self._report(await self._lightmem.aadd_memory(turns, force_extract=self.force_extract, **self._scope()))
+        await run_async(self._set_op(messages))
 
     def reset(self, *, long_term: bool = False) -> None:
         self.primary_memory.reset()
