@@ -58,6 +58,11 @@ def variants() -> dict[str, dict[str, Any]]:
         out[f"-{name}"] = {"stages": [s for s in STAGE_NAMES if s != name]}
     out["-current_state_first.now_reach"] = {"stage_settings": {"current_state_first": {"now_reach": None}}}
     out["-current_state_first.close"] = {"stage_settings": {"current_state_first": {"close": None}}}
+    out["period.relative"] = {"stage_settings": {"period": {"relative": True}}}
+    out["-speaker.asker"] = {"stage_settings": {"speaker": {"asker": False}}}
+    out["current_state_first.close on every present question"] = {
+        "stage_settings": {"current_state_first": {"close_needs_now": False}}
+    }
     return out
 
 
@@ -151,9 +156,10 @@ def ku_store(cache: Path) -> tuple[LightMemory, list[dict[str, Any]]]:
 
 def ku_eval(memory: LightMemory, cases: list[dict[str, Any]]) -> dict[str, Any]:
     scores = [ku.score(memory, c) for c in cases]
-    return {k: round(sum(s[k] for s in scores) / len(scores), 3) for k in ("current_first", "top1_current")} | {
-        "n": len(scores)
-    }
+    return {
+        k: round(sum(s[k] for s in scores) / len(scores), 3)
+        for k in ("current_first", "current_first_sentence", "top1_current")
+    } | {"n": len(scores)}
 
 
 def main() -> None:

@@ -15,13 +15,14 @@ from typing import Any
 
 from dateutil import parser as _dateparser
 
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+from .cues import en
+
+# The weekday as upstream LightMem writes it in a time stamp ("Sat")
+WEEKDAYS = tuple(d[:3].title() for d in en.WEEKDAYS)
 
 # Upstream LightMem writes "2023/05/20 (Sat) 00:44"; the weekday is redundant and
 # confuses dateutil, so it is dropped before parsing.
-_WEEKDAY_PAREN = re.compile(r"\(\s*(mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?\s*\)", re.I)
-# LoCoMo writes "1:56 pm on 8 May, 2023".
-_LOCOMO = re.compile(r"^\s*(\d{1,2}:\d{2}\s*[ap]\.?m\.?)\s+on\s+(.+)$", re.I)
+_WEEKDAY_PAREN = re.compile(rf"\(\s*({'|'.join(d[:3] for d in en.WEEKDAYS)})[a-z]*\.?\s*\)", re.I)
 
 
 def parse_time(value: Any) -> datetime:
@@ -60,7 +61,7 @@ def _parse_string(text: str) -> datetime:
         return datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
         pass
-    m = _LOCOMO.match(s)
+    m = en.LOCOMO_STAMP.match(s)
     if m:
         s = f"{m.group(2)} {m.group(1)}"
     s = _WEEKDAY_PAREN.sub(" ", s)
@@ -100,64 +101,13 @@ def format_time(dt: datetime | None) -> str:
 # a range; "before/after <event>" is left as an anchor for retrieval to date from the
 # stored entries. Rule-based on purpose: deterministic, offline, and explainable.
 
-_MONTHS = {
-    m[:3]: i
-    for i, m in enumerate(
-        (
-            "january",
-            "february",
-            "march",
-            "april",
-            "may",
-            "june",
-            "july",
-            "august",
-            "september",
-            "october",
-            "november",
-            "december",
-        ),
-        1,
-    )
-}
-_MONTH_RE = (
-    r"(?P<month>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
-    r"sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-)
+# The words and patterns are English cues (cues.en: MONTHS, TIME_EXPRESSIONS, ...); what
+# they capture is resolved here. The unit names compared below ("week", "weekend",
+# "month", "year") are the symbols the patterns' ``unit`` group stands for.
+_MONTHS = {m[:3]: i for i, m in enumerate(en.MONTHS, 1)}
 _TICK = timedelta(microseconds=1)
-_DAY_NAMES = {
-    d: i for i, d in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
-}
-_NUMBER_WORDS = {
-    "a": 1,
-    "an": 1,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "few": 3,
-    "couple of": 2,
-    "a couple of": 2,
-    "a few": 3,
-}
-_UNIT_DAYS = {"day": 1, "week": 7, "month": 30.44, "year": 365.25}
-_RECENCY = re.compile(
-    r"\b(now|currently|current|these days|nowadays|at the moment|anymore|still|latest|most recent(?:ly)?|"
-    r"recently|lately|today|at present|presently|at this point|as of now)\b",
-    re.I,
-)
-
-
-_PRESENT = re.compile(r"^\s*(?:\w+\s+){0,4}?(?:do|does|is|are|am)\b(?!\s+\w+\s+(?:ever|been)\b)", re.I)
-_PAST = re.compile(r"\b(did|was|were|had|used to|ago|last|before|previous(?:ly)?|first|ever)\b", re.I)
+_DAY_NAMES = {d: i for i, d in enumerate(en.WEEKDAYS)}
+_NUMBER_WORDS = {**en.NUMBER_WORDS, **en.VAGUE_COUNTS}
 
 
 @dataclass(frozen=True)
@@ -179,11 +129,12 @@ class TimeQuery:
     relation: str | None = None
     recency: bool = False
     expression: str | None = None
+    kind: str | None = None  # the rule that matched: "month_day_year", "relative", "past_n", ...
 
     @property
     def present(self) -> bool:
         # "Where does the user live?" asks for the current state even without "now"
-        return self.recency or bool(_PRESENT.search(self.text) and not _PAST.search(self.text))
+        return self.recency or bool(en.PRESENT_TENSE.search(self.text) and not en.PAST_TENSE.search(self.text))
 
     @property
     def has_range(self) -> bool:
@@ -221,88 +172,11 @@ def _year_of(month: int, day: int | None, now: datetime) -> int:
     return now.year if probe <= now else now.year - 1
 
 
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("iso_date", re.compile(r"\b(?:on\s+)?(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b", re.I)),
-    (
-        "day_month_year",
-        re.compile(
-            rf"\b(?:on\s+)?(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+{_MONTH_RE}\.?,?\s+(?P<y>\d{{4}})\b",
-            re.I,
-        ),
-    ),
-    (
-        "month_day_year",
-        re.compile(rf"\b(?:on\s+)?{_MONTH_RE}\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b", re.I),
-    ),
-    (
-        "month_year",
-        re.compile(
-            rf"\b(?:(?:in|during|around|by)\s+)?(?:(?P<part>early|mid|late)[\s-]+)?{_MONTH_RE}\.?,?\s+(?:of\s+)?(?P<y>\d{{4}})\b",
-            re.I,
-        ),
-    ),
-    (
-        "day_month",
-        re.compile(rf"\b(?:on\s+)?(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+{_MONTH_RE}\b", re.I),
-    ),
-    ("month_day", re.compile(rf"\b(?:on\s+)?{_MONTH_RE}\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\b(?!\s*(?::|am|pm))", re.I)),
-    (
-        "month",
-        re.compile(rf"\b(?:in|during|since|by)\s+(?:(?P<part>early|mid|late)[\s-]+)?{_MONTH_RE}\b(?!\s+\d)", re.I),
-    ),
-    (
-        "year",
-        re.compile(r"\b(?:in|during|since|by)\s+(?:(?P<part>early|mid|late)[\s-]+)?(?P<y>(?:19|20)\d{2})\b", re.I),
-    ),
-    (
-        "ago",
-        re.compile(
-            r"\b(?P<n>\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:a\s+)?few|(?:a\s+)?couple\s+of)\s+(?P<unit>day|week|month|year)s?\s+ago\b",
-            re.I,
-        ),
-    ),
-    (
-        "relative",
-        re.compile(
-            r"\b(?P<which>last|this|past|previous|next)\s+(?P<unit>week(?:end)?|month|year|summer|winter|spring|fall|autumn)\b",
-            re.I,
-        ),
-    ),
-    (
-        "past_n",
-        re.compile(
-            r"\b(?:in\s+|over\s+|during\s+)?the\s+(?:last|past)\s+(?P<n>\d+|two|three|four|five|six|seven|eight|nine|ten|few|couple\s+of)\s+(?P<unit>day|week|month|year)s\b",
-            re.I,
-        ),
-    ),
-    (
-        "weekday",
-        re.compile(
-            r"\b(?:(?P<which>last|this|on)\s+)(?P<wd>monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I
-        ),
-    ),
-    (
-        "named_day",
-        re.compile(
-            r"\b(?P<which>yesterday|today|tonight|this morning|this afternoon|this evening|the day before yesterday)\b",
-            re.I,
-        ),
-    ),
-]
-_SEASONS = {"spring": (3, 5), "summer": (6, 8), "fall": (9, 11), "autumn": (9, 11), "winter": (12, 2)}
-_ANCHOR = re.compile(
-    r"\b(?P<rel>before|after|since|prior to|following|during|while)\s+"
-    r"(?P<event>(?:the|my|our|his|her|their|your|a|an)\s+[^?.!,;]{2,60}?)"
-    r"(?=\s*(?:[?.!,;]|$|\b(?:and|but|when|did|was|were)\b))",
-    re.I,
-)
-
-
 def _part(start: datetime, end: datetime, part: str | None) -> tuple[datetime, datetime]:
     if not part:
         return start, end
     third = (end - start) / 3
-    i = {"early": 0, "mid": 1, "late": 2}[part.lower()]
+    i = en.PART_OF_PERIOD[part.lower()]
     return start + third * i, start + third * (i + 1)
 
 
@@ -335,7 +209,7 @@ def _resolve(kind: str, m: re.Match[str], now: datetime) -> tuple[datetime, date
         n = _number(re.sub(r"\s+", " ", g["n"]))
         if n is None:
             return None
-        days = n * _UNIT_DAYS[g["unit"].lower()]
+        days = n * en.DAYS_PER_UNIT[g["unit"].lower()]
         centre = today - timedelta(days=days)
         slack = timedelta(days=max(1.0, days * 0.25))
         return centre - slack, centre + slack + timedelta(days=1) - _TICK
@@ -343,11 +217,11 @@ def _resolve(kind: str, m: re.Match[str], now: datetime) -> tuple[datetime, date
         n = _number(re.sub(r"\s+", " ", g["n"]))
         if n is None:
             return None
-        return today - timedelta(days=n * _UNIT_DAYS[g["unit"].lower()]), now
+        return today - timedelta(days=n * en.DAYS_PER_UNIT[g["unit"].lower()]), now
     if kind == "relative":
         which, unit = g["which"].lower(), g["unit"].lower()
-        back = which in ("last", "past", "previous")
-        if which == "next":
+        back = which in en.BACKWARD
+        if which in en.FORWARD:
             return None  # memory is about the past; a future period has no entries to find
         if unit == "week":
             monday = today - timedelta(days=today.weekday())
@@ -366,7 +240,7 @@ def _resolve(kind: str, m: re.Match[str], now: datetime) -> tuple[datetime, date
         if unit == "year":
             y = now.year - 1 if back else now.year
             return datetime(y, 1, 1), datetime(y + 1, 1, 1) - _TICK
-        first, last = _SEASONS[unit]
+        first, last = en.SEASONS[unit]
         y = now.year
         start = datetime(y if first != 12 else y - 1, first, 1)
         if back or start > now:
@@ -376,13 +250,13 @@ def _resolve(kind: str, m: re.Match[str], now: datetime) -> tuple[datetime, date
     if kind == "weekday":
         wd = _DAY_NAMES[g["wd"].lower()]
         delta = (today.weekday() - wd) % 7
-        if delta == 0 and (g.get("which") or "").lower() == "last":
+        if delta == 0 and (g.get("which") or "").lower() in en.BACKWARD:
             delta = 7
         d = today - timedelta(days=delta)
         return _whole_day(d)
     if kind == "named_day":
         which = g["which"].lower()
-        days_back = 2 if which == "the day before yesterday" else 1 if which == "yesterday" else 0
+        days_back = en.DAYS_BACK.get(which, 0)
         d = today - timedelta(days=days_back)
         return _whole_day(d)
     return None
@@ -406,8 +280,8 @@ def parse_query_time(query: str, now: datetime | None = None) -> TimeQuery:
     as an anchor for the caller to date from memory.
     """
     now = now or utcnow()
-    recency = bool(_RECENCY.search(query))
-    for kind, pattern in _PATTERNS:
+    recency = bool(en.RECENCY.search(query))
+    for kind, pattern in en.TIME_EXPRESSIONS:
         m = pattern.search(query)
         if not m:
             continue
@@ -419,13 +293,13 @@ def parse_query_time(query: str, now: datetime | None = None) -> TimeQuery:
         end: datetime | None = hi
         lead = query[max(0, m.start() - 12) : m.start()].lower()
         own = m.group(0).lower()
-        if re.search(r"\b(before|prior to)\s*$", lead):
+        if en.ENDS_BEFORE.search(lead):
             start, end = None, lo - _TICK
-        elif re.search(r"\b(until|till|by)\s*$", lead) or own.startswith("by "):
+        elif en.ENDS_WITH.search(lead) or own.startswith(en.OWN_ENDS_WITH):
             start = None
-        elif re.search(r"\b(after|following)\s*$", lead):
+        elif en.STARTS_AFTER.search(lead):
             start, end = hi + _TICK, None
-        elif re.search(r"\bsince\s*$", lead) or own.startswith("since "):
+        elif en.STARTS_WITH.search(lead) or own.startswith(en.OWN_STARTS_WITH):
             end = None
         text = (query[: m.start()] + " " + query[m.end() :]).strip()
         return TimeQuery(
@@ -434,11 +308,11 @@ def parse_query_time(query: str, now: datetime | None = None) -> TimeQuery:
             end=end,
             recency=recency and kind != "named_day",
             expression=m.group(0).strip(),
+            kind=kind,
         )
-    a = _ANCHOR.search(query)
+    a = en.EVENT_ANCHOR.search(query)
     if a:
-        rel = a.group("rel").lower()
-        relation = "before" if rel in ("before", "prior to") else "during" if rel in ("during", "while") else "after"
+        relation = en.ANCHOR_RELATION.get(a.group("rel").lower(), "after")
         return TimeQuery(
             query, anchor=a.group("event").strip(), relation=relation, recency=recency, expression=a.group(0).strip()
         )

@@ -3,8 +3,8 @@
 ``LightMemory`` builds a ``RetrieveRequest`` and runs ``ReadPath.run_op``; everything a
 retrieve does happens here, in this order:
 
-1. analyse the question (``QueryAnalysis``): its period, event anchor, tense, speakers;
-2. embed it once (the question and its anchor in one model call) and encode it for BM25;
+1. analyse the question (``QueryAnalysis``): its period, tense, speakers;
+2. embed it once and encode it for BM25;
 3. boost stages find their subsets (period, summaries, speaker);
 4. one engine batch searches the plain lists and the boost lists;
 5. fusion ranks them (with the ``recency`` list for present-tense questions);
@@ -115,10 +115,8 @@ class ReadPath:
 
     def _encode_op(self, state: ReadState) -> Op[None]:
         strategy, analysis = state.request.strategy, state.analysis
-        anchor = analysis.anchor if self._stage(_stages.PeriodBoost) is not None else None
-        if strategy in ("embedding", "hybrid"):  # the question and its event anchor in one model call
-            vectors = yield call(self.sources.embedder.embed, [analysis.text, anchor] if anchor else [analysis.text])
-            state.dense, state.anchor_dense = vectors[0], (vectors[1] if anchor else None)
+        if strategy in ("embedding", "hybrid"):
+            state.dense = (yield call(self.sources.embedder.embed, [analysis.text]))[0]
         state.sparse = self.sources.sparse(analysis.text, strategy)
 
     def _plan(

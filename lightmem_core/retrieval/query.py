@@ -37,10 +37,16 @@ def named_speakers(query: str, limit: int = 4) -> tuple[str, ...]:
     return tuple(dict.fromkeys(words))[:limit]
 
 
-def speaker_filter(query: str) -> Optional[Filter]:
-    """Entries said by someone the query names: a person ("Caroline") or a role ("the user")."""
+ASKER_ROLE = "user"  # who "I" is in a question put to the memory: the user whose chats it holds
+
+
+def speaker_filter(query: str, *, asker: bool = True) -> Optional[Filter]:
+    """Entries said by someone the query names: a person ("Caroline"), a role ("the user"),
+    or, with ``asker``, the asker ("what did I buy?": the user's own turns)."""
     names = named_speakers(query)
     roles = tuple(dict.fromkeys(m.lower() for m in en.ROLE_WORDS.findall(query)))
+    if asker and not roles and en.ASKER.search(query):
+        roles = (ASKER_ROLE,)
     conds: list[Condition] = []
     if names:
         conds.append(Match("speaker_name", any=names))
@@ -61,7 +67,7 @@ class QueryAnalysis:
 
     ``text`` is what is matched (without the time expression when it bounds a period,
     without role words); ``time`` what it says about time (None when temporal parsing
-    is off); ``anchor`` an event to date the period from ("before the trip to Paris").
+    is off).
     """
 
     query: str
@@ -78,11 +84,6 @@ class QueryAnalysis:
         """The period the question names outright ("last week", "in May 2023")."""
         tq = self.time
         return (tq.start, tq.end) if tq is not None and tq.has_range else None
-
-    @property
-    def anchor(self) -> Optional[str]:
-        tq = self.time
-        return tq.anchor if tq is not None and not tq.has_range else None
 
     @property
     def present(self) -> bool:

@@ -1,4 +1,4 @@
-"""One plain ranked search with full payloads: for summaries, and to date an event anchor."""
+"""One plain ranked search with full payloads: the summaries' level of hierarchical retrieval."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def memory(make_memory):
     m = make_memory()
     for sid, ts, text in TURNS:
         m.add_memory([{"role": "user", "content": text, "time_stamp": ts}], user_id="maya", session_id=sid)
-    # another user with the same words: a period or anchor must never reach across users
+    # another user with the same words: a period must never reach across users
     m.add_memory(
         [{"role": "user", "content": "I baked sourdough bread in May.", "time_stamp": "2023-05-03T10:00:00"}],
         user_id="bob",
@@ -42,10 +42,20 @@ def test_a_named_period_decides_between_equal_matches(memory) -> None:
     assert all(h.entry.user_id == "maya" for h in may + june)
 
 
-def test_relative_periods_resolve_against_now(memory) -> None:
-    hits = memory.retrieve("What did I bake this week?", limit=3, user_id="maya", now=NOW)
-    assert "lemon cake" in hits[0].entry.memory and "time:embedding" in hits[0].retrievers
+def test_relative_periods_are_not_boosted_by_default(memory) -> None:
+    """ "this week" is the asker's reckoning, and chats date what they mention by when it was
+    said: on LongMemEval boosting such periods cost more than it gave (benchmarks/README)."""
     hits = memory.retrieve("What did I bake six weeks ago?", limit=3, user_id="maya", now=NOW)
+    assert not any(r.startswith("time:") for h in hits for r in h.retrievers)
+
+
+def test_relative_periods_resolve_against_now_when_asked_for(make_memory) -> None:
+    m = make_memory({"retrieval": {"stage_settings": {"period": {"relative": True}}}})
+    for sid, ts, text in TURNS:
+        m.add_memory([{"role": "user", "content": text, "time_stamp": ts}], user_id="maya", session_id=sid)
+    hits = m.retrieve("What did I bake this week?", limit=3, user_id="maya", now=NOW)
+    assert "lemon cake" in hits[0].entry.memory and "time:embedding" in hits[0].retrievers
+    hits = m.retrieve("What did I bake six weeks ago?", limit=3, user_id="maya", now=NOW)
     assert "sourdough" in hits[0].entry.memory and "time:embedding" in hits[0].retrievers
 
 
@@ -58,14 +68,6 @@ def test_filter_mode_keeps_only_the_period(make_memory) -> None:
     off = make_memory({"retrieval": {"temporal": "off"}}, path=m.config.store.path + "-off")
     off.add_memory([{"role": "user", "content": TURNS[0][2], "time_stamp": TURNS[0][1]}], user_id="maya")
     assert len(off.retrieve("What did I bake in June 2023?", user_id="maya", now=NOW)) == 1
-
-
-def test_before_an_event_is_dated_from_memory(memory) -> None:
-    hits = memory.retrieve("What did I bake before the trip to Paris?", limit=3, user_id="maya", now=NOW)
-    assert "sourdough" in hits[0].entry.memory
-    assert any(r.startswith("time:") for r in hits[0].retrievers)
-    after = memory.retrieve("What did I bake after the trip to Paris?", limit=3, user_id="maya", now=NOW)
-    assert "lemon cake" in after[0].entry.memory and "time:embedding" in after[0].retrievers
 
 
 def test_questions_about_the_present_prefer_the_newest(memory) -> None:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from .base import BoostStage, HitStage, ReadState, Sources, Stage
 from .boosts import Hierarchical, PeriodBoost, SpeakerBoost
-from .current_state import CurrentStateFirst, CurrentStateSettings, current_state_first
+from .current_state import CurrentStateFirst, CurrentStateSettings, current_state_first, rules_for
 from .hydrate import Hydrate
 from .recency import Recency
 from .sentence import PREFERENCES, ClosestSentence, SentencePreference, asks_only, choose_sentences, names_in
@@ -98,6 +98,7 @@ __all__ = [
     "check_stage_settings",
     "current_state_first",
     "names_in",
+    "rules_for",
     "window_ids",
     "with_windows",
 ]

@@ -47,7 +47,6 @@ class ReadState:
     sources: Sources
     store: MemoryStore  # the collection this request ranks: entries, or summaries when filtered so
     dense: Optional[list[float]] = None
-    anchor_dense: Optional[list[float]] = None
     sparse: Optional[SparseVec] = None
     filter: Optional[Filter] = None  # the request's own filter, and current-only unless asked otherwise
     summaries: list[Hit] = field(default_factory=list)  # returned ahead of the entries

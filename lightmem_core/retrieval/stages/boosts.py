@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Optional
 
-from ... import timeparse
+from pydantic import BaseModel, ConfigDict, Field
+
 from ...config import RetrievalConfig
 from ...drive import Op
 from ...store.base import Filter, HasIds
@@ -15,35 +16,38 @@ from ..query import speaker_filter
 from ..search import ranked_search_op
 from .base import BoostStage, ReadState
 
+# Time expressions that name the calendar ("on 3 June, 2023", "in May 2023", "in January"):
+# the date something was said or done. Relative ones ("last week", "this weekend", "two weeks
+# ago") are the asker's own reckoning, and chats date an event by when it was mentioned, often
+# weeks off; boosting them cost LongMemEval more than it gave LoCoMo (benchmarks/README.md).
+CALENDAR_KINDS = frozenset(
+    {"iso_date", "day_month_year", "month_day_year", "month_year", "day_month", "month_day", "month", "year"}
+)
+
+
+class PeriodSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    relative: bool = Field(False, description="Also boost periods named relative to now ('last week').")
+
 
 class PeriodBoost(BoostStage):
-    """The period the question names ("last week", "in May 2023"), or the one around an
-    event it names ("before the trip to Paris"), dated from the best entry about it.
+    """The period the question names on the calendar ("on 3 June, 2023", "in May 2023").
     With ``retrieval.temporal="filter"`` the period restricts every list instead."""
 
     name: ClassVar[str] = "period"
     boost: ClassVar[Boost] = Boost.PERIOD
+    Settings: ClassVar[type[BaseModel]] = PeriodSettings
 
     def prepare(self, state: ReadState) -> Op[Optional[Filter]]:
-        a = state.analysis
-        if a.period is not None:
-            return time_filter(*a.period)
-        if a.anchor is None or a.time is None:
+        assert isinstance(self.settings, PeriodSettings)
+        tq = state.analysis.time
+        if state.analysis.period is None or tq is None:
             return None
-        best = yield from ranked_search_op(
-            state.sources.entries,
-            state.scope,
-            state.request.strategy,
-            dense=state.anchor_dense,
-            sparse=state.sources.sparse(a.anchor, state.request.strategy),
-            limit=1,
-            flt=state.filter,
-            config=state.config,
-        )
-        if not best:
+        if not self.settings.relative and tq.kind not in CALENDAR_KINDS:
             return None
-        when = best[0].entry.time_stamp or best[0].entry.recorded_at
-        return time_filter(*timeparse.period_around(when, a.time.relation))
+        return time_filter(*state.analysis.period)
+        yield  # pragma: no cover
 
     def restricts(self, config: RetrievalConfig) -> bool:
         return config.temporal == "filter"
@@ -52,14 +56,28 @@ class PeriodBoost(BoostStage):
         return config.temporal_weight
 
 
+class SpeakerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    asker: bool = Field(
+        True,
+        description="A question in the first person ('what did I buy?') favours the user's own turns: in a memory "
+        "of a user's chats the asker is the user, and the assistant's long answers otherwise crowd them out.",
+    )
+
+
 class SpeakerBoost(BoostStage):
-    """Turns said by someone the question names ("What did Caroline paint?", "the user")."""
+    """Turns said by someone the question names ("What did Caroline paint?", "the user", "I")."""
 
     name: ClassVar[str] = "speaker"
     boost: ClassVar[Boost] = Boost.SPEAKER
+    Settings: ClassVar[type[BaseModel]] = SpeakerSettings
 
     def prepare(self, state: ReadState) -> Op[Optional[Filter]]:
-        return speaker_filter(state.request.query) if state.config.speaker_weight else None
+        if not state.config.speaker_weight:
+            return None
+        assert isinstance(self.settings, SpeakerSettings)
+        return speaker_filter(state.request.query, asker=self.settings.asker)
         yield  # pragma: no cover
 
     def weight(self, config: RetrievalConfig) -> float:

@@ -16,6 +16,7 @@ from ...drive import Op
 from ...indexing import from_payload
 from ...types import Hit
 from ...update import attributes
+from ..query import QueryAnalysis
 from .base import HitStage, ReadState
 
 
@@ -34,6 +35,11 @@ class CurrentStateSettings(BaseModel):
         description="Cosine margin within which two turns count as equally about the question, so the newer goes "
         "first (None: no such rule). Read on the vector list alone: the lexical list rewards an old statement for "
         "repeating the question's words, which is how an original fact is phrased and its update is not.",
+    )
+    close_needs_now: bool = Field(
+        True,
+        description="Apply the 'close' rule only to questions that say they are about now ('where do I live now?'), "
+        "not to every present-tense one: 'What does Caroline like?' is as much about the past.",
     )
 
 
@@ -56,9 +62,19 @@ class CurrentStateFirst(HitStage):
             if any(i in cosine for i in group)
         }
         assert isinstance(self.settings, CurrentStateSettings)
-        state.hits = current_state_first(state.hits, attributes, turns, similarity, self.settings)
+        state.hits = current_state_first(
+            state.hits, attributes, turns, similarity, rules_for(self.settings, state.analysis)
+        )
         return
         yield  # pragma: no cover
+
+
+def rules_for(settings: CurrentStateSettings, analysis: QueryAnalysis) -> CurrentStateSettings:
+    """The rules that apply to this question: ``close`` only when it says it is about now,
+    unless ``close_needs_now`` is off."""
+    if settings.close is None or analysis.says_recent or not settings.close_needs_now:
+        return settings
+    return settings.model_copy(update={"close": None})
 
 
 def current_state_first(
