@@ -17,11 +17,11 @@ before". Every decision carries its reason into the history log.
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Protocol, Sequence
 
 from . import textproc
+from .cues import en
 from .drive import Op
 from .prompts import Prompts, fold
 from .types import MemoryEntry, repair_text
@@ -41,52 +41,12 @@ class Resolver(Protocol):
     def decide(self, new: MemoryEntry, candidates: Sequence[tuple[MemoryEntry, float]]) -> Op[list[Decision]]: ...
 
 
-# Attributes that hold one current value per person. A newer statement about one of
-# these replaces the older; everything else (events, hobbies, sports, opinions)
-# accumulates: someone who runs and now also climbs still runs.
-_ATTRIBUTES: dict[str, re.Pattern[str]] = {
-    "residence": re.compile(
-        r"\b(live[sd]?|living|moved|moving|relocat\w*|home(town)?|apartment|flat|house|"
-        r"neighbou?rhood|settled|lease|address|based in|out in|born and raised)\b",
-        re.I,
-    ),
-    "job": re.compile(
-        r"\b(work(s|ed|ing)?|job|employ\w*|hired|joined|role|position|company|boss|career|office|"
-        r"colleagues?|team|teach(es|ing)?|taught|quit|left \w+( \w+)? for|start(ed|ing)? (at|as)|"
-        r"promot\w*|intern\w*|retire\w*|freelanc\w*|"
-        r"(i'?m|i am|as) an? [\w-]+( [\w-]+)? (at|for|with)\b)",
-        re.I,
-    ),
-    "diet": re.compile(
-        r"\b(vegetarian|vegan|pescatarian|carnivore|diet|meat|gluten|keto|eat(ing|s)?|ate|food|"
-        r"cuisine|spicy|mild|milk|dairy|cheese|pizza|sushi|restaurant|order(ing)?|snack|breakfast|"
-        r"lunch|dinner|cook(ing)?)\b",
-        re.I,
-    ),
-    "relationship": re.compile(
-        r"\b(married|marry|wife|husband|spouse|dating|date|boyfriend|girlfriend|partner|"
-        r"engaged|fianc[ée]e?|divorc\w*|broke up|single|roommate|flatmate|best friend|"
-        r"seeing (someone|anyone|each other))\b",
-        re.I,
-    ),
-    "drink": re.compile(r"\b(coffee|tea|drink(ing|s)?|beer|wine|latte|espresso|matcha|soda|juice|alcohol\w*)\b", re.I),
-    "pastime": re.compile(r"\b(hobby|hobbies|games?|gaming|pastime|free time|spare time|weekends?)\b", re.I),
-}
-_FAVOURITE = re.compile(r"\bfavou?rite\s+(\w+)", re.I)
-_CHANGE = re.compile(
-    r"\b(now|these days|nowadays|anymore|any more|no longer|switch(ed)?|chang(ed|e)|mov(ed|ing)|"
-    r"instead|used to|recently|new|started|quit|left|gave up|given up|broke up|finally|update|"
-    r"got married|divorced|engaged|retired|since)\b",
-    re.I,
-)
-
-
 @functools.lru_cache(maxsize=4096)
 def attributes(text: str) -> frozenset[str]:
     """The single-valued attributes a text is about. Cached: retrieval asks again for
     every hit of every present-tense query, and a user's hits recur."""
-    found = {name for name, pat in _ATTRIBUTES.items() if pat.search(text)}
-    found |= {f"favourite:{m.group(1).lower()}" for m in _FAVOURITE.finditer(text)}
+    found = {name for name, pat in en.ATTRIBUTES.items() if pat.search(text)}
+    found |= {f"favourite:{m.group(1).lower()}" for m in en.FAVOURITE.finditer(text)}
     return frozenset(found)
 
 
@@ -126,7 +86,7 @@ class RuleResolver:
                 continue
             # A change word ("now", "switched", "moved", "left X for") lets a less similar
             # statement replace the old one; without it the two must be close.
-            cue = bool(_CHANGE.search(new.memory))
+            cue = bool(en.CHANGE.search(new.memory))
             if score < (self.cued if cue else self.related):
                 continue
             changed = _values(new) - _values(old)

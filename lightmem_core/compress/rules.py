@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..textproc import STOPWORDS
+from ..cues import en
 from .base import Compressed, _ratio
 
 # --- chunk analysis ----------------------------------------------------------------------
@@ -37,27 +37,11 @@ _HAS_DIGIT = re.compile(r"\d")
 _SENT_END = re.compile(r"[.!?…]+[\"'”’)\]]*$")
 _EDGE = "\"'“”‘’«»()[]{}<>.,;:!?…*_~`-–—/\\|"
 
-_MONTHS = frozenset(
-    "january february march april may june july august september october november december "
-    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
-)
-_WEEKDAYS = frozenset(
-    "monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs fri sat sun".split()
-)
-_DAY_WORDS = frozenset("yesterday today tomorrow tonight noon midnight o'clock o’clock".split())
-_NUMBER_WORDS = frozenset(
-    "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
-    "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion "
-    "dozen".split()
-)
-_QUANTITY = _NUMBER_WORDS | {"one", "a", "an", "few", "couple", "several"}
-_TIME_UNITS = frozenset(
-    "minute minutes hour hours day days week weeks weekend weekends month months year years decade decades "
-    "morning afternoon evening night summer winter spring autumn fall semester".split()
-)
-_TIME_MODIFIERS = frozenset("last next this past coming every previous few couple several".split())
-_AMPM = frozenset("am pm a.m p.m a.m. p.m.".split())
-_NOT_NAMES = frozenset("i i'm i’m i've i’ve i'll i’ll i'd i’d".split())
+# The words are English cues (cues.en); these are the sets the rules look words up in.
+_MONTHS = frozenset(en.MONTHS) | en.MONTH_ABBREVIATIONS
+_WEEKDAYS = frozenset(en.WEEKDAYS) | en.WEEKDAY_ABBREVIATIONS
+_NUMBER_WORDS = frozenset(en.NUMBER_WORDS) - en.PRONOUN_NUMBERS
+_QUANTITY = frozenset(en.NUMBER_WORDS) | en.QUANTIFIERS
 
 
 @dataclass
@@ -78,7 +62,7 @@ class _Analysis:
 
 def _is_acronym(core: str) -> bool:
     letters = [c for c in core if c.isalpha()]
-    return len(letters) >= 2 and all(c.isupper() for c in letters) and core.lower() not in STOPWORDS
+    return len(letters) >= 2 and all(c.isupper() for c in letters) and core.lower() not in en.STOPWORDS
 
 
 def _scan(text: str) -> _Analysis:
@@ -118,7 +102,7 @@ def _mid_sentence_names(scans: Iterable[_Analysis]) -> set[str]:
     names: set[str] = set()
     for a in scans:
         for i, core in enumerate(a.cores):
-            if core and not a.initial[i] and core[0].isupper() and a.lower[i] not in _NOT_NAMES:
+            if core and not a.initial[i] and core[0].isupper() and a.lower[i] not in en.NOT_NAMES:
                 names.add(core)
     return names
 
@@ -131,13 +115,15 @@ def _mark_facts(a: _Analysis, keep_names: bool, known_names: set[str] | frozense
         if not core:
             continue
         low = lower[i]
-        if _HAS_DIGIT.search(core) or low in _NUMBER_WORDS or low in _DAY_WORDS:
+        if _HAS_DIGIT.search(core) or low in _NUMBER_WORDS or low in en.DAY_WORDS:
             forced[i] = True
         elif core[0].isupper():
             if low in _MONTHS or low in _WEEKDAYS:
                 forced[i] = True
             elif (
-                keep_names and low not in _NOT_NAMES and (not a.initial[i] or core in known_names or _is_acronym(core))
+                keep_names
+                and low not in en.NOT_NAMES
+                and (not a.initial[i] or core in known_names or _is_acronym(core))
             ):
                 forced[i] = True
         elif keep_names and _is_acronym(core):
@@ -149,15 +135,15 @@ def _mark_facts(a: _Analysis, keep_names: bool, known_names: set[str] | frozense
         if k:
             prev = word_idx[k - 1]
             p = lower[prev]
-            if low in _TIME_UNITS and (forced[prev] or p in _QUANTITY or p in _TIME_MODIFIERS):
+            if low in en.TIME_UNITS and (forced[prev] or p in _QUANTITY or p in en.TIME_MODIFIERS):
                 forced[i] = True
-                if p not in ("a", "an"):
+                if p not in en.ARTICLES:
                     forced[prev] = True
-            elif low == "ago":
+            elif low in en.AGO:
                 forced[i] = forced[prev] = True
-            elif low in _AMPM and _HAS_DIGIT.search(cores[prev]):
+            elif low in en.AM_PM and _HAS_DIGIT.search(cores[prev]):
                 forced[i] = True
-        if low in _TIME_MODIFIERS and k + 1 < len(word_idx):
+        if low in en.TIME_MODIFIERS and k + 1 < len(word_idx):
             nxt = word_idx[k + 1]
             if (lower[nxt] in _WEEKDAYS or lower[nxt] in _MONTHS) and cores[nxt][0].isupper():
                 forced[i] = forced[nxt] = True
