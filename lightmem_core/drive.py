@@ -8,6 +8,11 @@ it has one (network clients) and otherwise runs the blocking call in a worker th
 so the event loop is never blocked. A call names a bound method rather than a method
 name so that type checkers and renames see it; the twin is looked up on its owner.
 
+An operation that fans out yields ``parallel(ops, workers)`` and gets each one's
+result or exception back, in order: a bounded thread pool when run sync, a bounded
+``gather`` when run async. So a fan-out, and what is done with its failures, is
+written once too, not once per twin.
+
 This module is public API, alongside ``lightmem_core``'s own exports: the framework
 adapters write their operations with it (they may use nothing private of the core), and
 so may any other integration that wants one code path for both worlds.
@@ -19,9 +24,19 @@ import asyncio
 import inspect
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Optional, TypeVar
+from typing import Any, Callable, Generator, Optional, Sequence, TypeVar, Union
 
-__all__ = ["Call", "Op", "call", "run_async", "run_many_async", "run_many_sync", "run_sync"]
+__all__ = [
+    "Call",
+    "Op",
+    "Parallel",
+    "call",
+    "parallel",
+    "run_async",
+    "run_many_async",
+    "run_many_sync",
+    "run_sync",
+]
 
 T = TypeVar("T")
 
@@ -33,12 +48,25 @@ class Call:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-Op = Generator[Call, Any, T]
+@dataclass
+class Parallel:
+    ops: list[Op[Any]]
+    workers: int
+
+
+Op = Generator[Union[Call, Parallel], Any, T]
 
 
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Call:
     """``fn`` should be a bound method: its owner's ``a<name>`` twin, if any, is what ``run_async`` awaits."""
     return Call(fn, args, kwargs)
+
+
+def parallel(ops: Sequence[Op[Any]], workers: int) -> Parallel:
+    """At most ``workers`` of ``ops`` at a time. The results come back with exceptions in
+    place of the failed ones' results: one failed branch is something to report or retry,
+    not a reason to lose what the others did."""
+    return Parallel(list(ops), workers)
 
 
 def _twin(fn: Callable[..., Any]) -> Optional[Callable[..., Any]]:
@@ -55,7 +83,10 @@ def run_sync(op: Op[T]) -> T:
         step = next(op)
         while True:
             try:
-                result = step.fn(*step.args, **step.kwargs)
+                if isinstance(step, Parallel):
+                    result: Any = run_many_sync(step.ops, step.workers)
+                else:
+                    result = step.fn(*step.args, **step.kwargs)
             except BaseException as exc:  # hand the error to the operation, as a plain call would
                 step = op.throw(exc)
             else:
@@ -69,8 +100,9 @@ async def run_async(op: Op[T]) -> T:
         step = next(op)
         while True:
             try:
-                native = _twin(step.fn)
-                if native is not None:
+                if isinstance(step, Parallel):
+                    result: Any = await run_many_async(step.ops, step.workers)
+                elif (native := _twin(step.fn)) is not None:
                     result = await native(*step.args, **step.kwargs)
                 else:
                     result = await asyncio.to_thread(step.fn, *step.args, **step.kwargs)

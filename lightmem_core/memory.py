@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from . import indexing, textproc, timeparse
 from .config import MemoryConfig
-from .drive import Op, call, run_async, run_many_async, run_many_sync, run_sync
+from .drive import Op, call, parallel, run_async, run_sync
 from .embed import Embedder, create_embedder
 from .errors import (
     AnswerTruncatedError,
@@ -839,6 +839,30 @@ class LightMemory:
                 yield call(self._journal.queue_drop, changes.deletes)
         yield call(self._journal.queue_done, entry_id)
         return len(changes.history)
+
+    def _offline_update_op(
+        self, score_threshold: float, user_id: Optional[str], max_workers: int
+    ) -> Op[dict[str, int]]:
+        """Written once so that both twins check the threshold, retry the losers of a conflict
+        and log what stays queued alike: a second copy had already drifted on all three."""
+        if not isinstance(score_threshold, (int, float)) or not 0 <= score_threshold <= 1:
+            raise InvalidInputError("score_threshold", "expected a number from 0 to 1")
+        threshold = float(score_threshold)
+        rows = yield call(self._journal.queue_pending, self._scope(user_id, None, None).user_id if user_id else None)
+        results = yield parallel([self._offline_entry_op(e, sc, c, threshold) for e, sc, c in rows], max_workers)
+        # Two entries racing for the same older entry: the loser retries alone, on fresh data.
+        retry = [i for i, r in enumerate(results) if isinstance(r, ConflictError)]
+        again = yield parallel([self._offline_entry_op(*rows[i][:3], threshold) for i in retry], 1)
+        for i, r in zip(retry, again):
+            results[i] = r
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for err in errors[:3]:
+            log.warning("offline update: an entry stays queued: %s", err)
+        return {
+            "processed": len(results) - len(errors),
+            "changes": sum(r for r in results if isinstance(r, int)),
+            "failed": len(errors),
+        }
 
     def _pipeline_op(
         self, scope: Scope, out: AddResult, *, force_segment: bool, force_extract: bool
@@ -1678,38 +1702,12 @@ class LightMemory:
         """Resolve the queue: candidates scoring at least ``score_threshold`` are merged,
         updated (re-embedded) or superseded as the resolver decides; every decision goes
         to history with its reason. Safe to call again after an interruption."""
-        if not isinstance(score_threshold, (int, float)) or not 0 <= score_threshold <= 1:
-            raise InvalidInputError("score_threshold", "expected a number from 0 to 1")
-        rows = self._journal.queue_pending(self._scope(user_id, None, None).user_id if user_id else None)
-        ops = [self._offline_entry_op(e, sc, c, float(score_threshold)) for e, sc, c in rows]
-        results = run_many_sync(ops, max_workers)
-        # Two entries racing for the same older entry: the loser retries alone, on fresh data.
-        retry = [i for i, r in enumerate(results) if isinstance(r, ConflictError)]
-        for i, r in zip(
-            retry, run_many_sync([self._offline_entry_op(*rows[i][:3], float(score_threshold)) for i in retry], 1)
-        ):
-            results[i] = r
-        errors = [r for r in results if isinstance(r, BaseException)]
-        for err in errors[:3]:
-            log.warning("offline update: an entry stays queued: %s", err)
-        return {
-            "processed": len(results) - len(errors),
-            "changes": sum(r for r in results if isinstance(r, int)),
-            "failed": len(errors),
-        }
+        return run_sync(self._offline_update_op(score_threshold, user_id, max_workers))
 
     async def aoffline_update_all_entries(
         self, score_threshold: float = 0.8, *, user_id: Optional[str] = None, max_workers: int = 4
     ) -> dict[str, int]:
-        rows = self._journal.queue_pending(self._scope(user_id, None, None).user_id if user_id else None)
-        ops = [self._offline_entry_op(e, sc, c, float(score_threshold)) for e, sc, c in rows]
-        results = await run_many_async(ops, max_workers)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        return {
-            "processed": len(results) - len(errors),
-            "changes": sum(r for r in results if isinstance(r, int)),
-            "failed": len(errors),
-        }
+        return await run_async(self._offline_update_op(score_threshold, user_id, max_workers))
 
     def summarize(
         self,

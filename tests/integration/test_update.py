@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lightmem_core.config import LLMConfig
 from lightmem_core.llm import OpenAICompatibleLLM
 
@@ -107,6 +109,34 @@ def test_offline_queue_update_and_resume(make_memory) -> None:
     assert "user: I live in Seattle with my dog." in _current(m, "v")
     # nothing left to do: a second run (e.g. after an interruption) is a no-op
     assert m.offline_update_all_entries(score_threshold=0.1, user_id="u")["processed"] == 0
+
+
+def test_the_async_offline_update_is_the_same_operation(make_memory, tmp_path) -> None:
+    """One operation behind both twins: the async one checks the threshold as the sync one
+    does (it used not to), and on the same store content both come to the same result."""
+    import asyncio
+
+    from lightmem_core import InvalidInputError
+
+    def queued(name: str):
+        m = make_memory(path=tmp_path / name)
+        m.add_memory([OLD, OTHER], user_id="u", session_id="s1")
+        m.add_memory([NEW], user_id="u", session_id="s2")
+        assert m.construct_update_queue_all_entries(top_k=5, keep_top_n=3, user_id="u") >= 1
+        return m
+
+    plain, evented = queued("sync"), queued("async")
+    for bad in (1.5, -0.1, "0.5"):
+        with pytest.raises(InvalidInputError) as err:
+            asyncio.run(evented.aoffline_update_all_entries(score_threshold=bad, user_id="u"))
+        assert err.value.field == "score_threshold"
+    assert len(evented._journal.queue_pending("u")) == len(plain._journal.queue_pending("u"))  # nothing consumed
+
+    result = plain.offline_update_all_entries(score_threshold=0.1, user_id="u")
+    assert result["failed"] == 0 and result["changes"] >= 1
+    assert asyncio.run(evented.aoffline_update_all_entries(score_threshold=0.1, user_id="u")) == result
+    assert _current(evented) == _current(plain)
+    assert "user: I live in Seattle with my dog." not in _current(evented)
 
 
 def test_deleted_entries_leave_the_queue(make_memory) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from lightmem_core import textproc
-from lightmem_core.drive import call, run_async, run_sync
+from lightmem_core.drive import call, parallel, run_async, run_sync
 
 
 def test_sentences_and_chunks_keep_every_word() -> None:
@@ -61,3 +61,24 @@ def test_drive_sync_and_async_share_logic_and_errors() -> None:
 
     assert run_sync(op(Network())) == 5
     assert asyncio.run(run_async(op(Network()))) == 41
+
+
+def test_drive_parallel_returns_results_and_errors_in_order_both_ways() -> None:
+    import asyncio
+
+    class Target:
+        def double(self, x: int) -> int:
+            if x < 0:
+                raise ValueError(x)
+            return 2 * x
+
+    def one(t: Target, x: int):
+        return (yield call(t.double, x))
+
+    def fan_out(t: Target, workers: int):
+        got = yield parallel([one(t, x) for x in (1, -1, 3)], workers)
+        return [r if isinstance(r, int) else type(r).__name__ for r in got]
+
+    for workers in (1, 3):
+        assert run_sync(fan_out(Target(), workers)) == [2, "ValueError", 6]
+        assert asyncio.run(run_async(fan_out(Target(), workers))) == [2, "ValueError", 6]
