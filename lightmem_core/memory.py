@@ -848,7 +848,8 @@ class LightMemory:
         if not isinstance(score_threshold, (int, float)) or not 0 <= score_threshold <= 1:
             raise InvalidInputError("score_threshold", "expected a number from 0 to 1")
         threshold = float(score_threshold)
-        rows = yield call(self._journal.queue_pending, self._scope(user_id, None, None).user_id if user_id else None)
+        user = self._scope(user_id, None, None).user_id if user_id else None
+        rows: list[tuple[str, Scope, list[tuple[str, float]]]] = yield call(self._journal.queue_pending, user)
         results = yield parallel([self._offline_entry_op(e, sc, c, threshold) for e, sc, c in rows], max_workers)
         # Two entries racing for the same older entry: the loser retries alone, on fresh data.
         retry = [i for i, r in enumerate(results) if isinstance(r, ConflictError)]
