@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.ui.conftest import XSS, Site, csrf_of, inert
+from tests.ui.conftest import XSS, Site, csrf_of, inert, turn
 
 READ_PAGES = (
     "/ui/",
@@ -371,3 +371,20 @@ def test_restore_an_earlier_version(site: Site) -> None:
     )
     again = c.post(restores[0]["attrs"]["action"], data={"user": "maya", "version": "1"})
     assert again.status_code == 400  # already the current text: nothing to restore
+
+
+def test_a_correction_redraws_the_chart_at_once(site: Site) -> None:
+    c = site.bearer("maya")
+
+    def label() -> str:
+        found = re.search(r'<svg class="chart"[^>]*aria-label="([^"]+)"', c.get("/ui/timeline?user=maya").text)
+        assert found
+        return found.group(1)
+
+    added = site.memory.add_memory([turn("c1", "I collect old maps.", "2025-04-01T10:00:00")], user_id="maya").added
+    before = label()  # counted now (the chart is kept 15 s between requests)
+    assert label() == before
+    answer = c.post(f"/ui/memory/{added[0].id}/delete", data={"user": "maya", "confirm": "yes"})
+    assert answer.status_code == 303
+    current = len(site.memory.get_all(user_id="maya", limit=1000))
+    assert f"{current} current" in label() and label() != before

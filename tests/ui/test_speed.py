@@ -12,6 +12,7 @@ mean (a search's query embedding is in the benchmark's figures).
 from __future__ import annotations
 
 import hashlib
+import re
 import statistics
 import time
 from datetime import datetime, timedelta
@@ -99,6 +100,8 @@ def big(tmp_path_factory: Any) -> Iterator[tuple[Served, httpx.Client, dict[str,
     with Served(memory, keys, extra_routes=ui.routes()) as served:
         ids = bulk_store(memory)  # after start-up: the pending turns stay pending
         memory.add_memory("I keep my passport in the blue drawer.", user_id="other")
+        for n in range(60):  # the Scopes page lists 25 a page, each with its counts
+            memory.add_memory(f"User {n} likes tea.", user_id=f"u{n:02d}", agent_id="helper", infer=False)
         client = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
         yield served, client, ids
         client.close()
@@ -106,13 +109,16 @@ def big(tmp_path_factory: Any) -> Iterator[tuple[Served, httpx.Client, dict[str,
     memory.close()
 
 
-def median_ms(client: httpx.Client, path: str, runs: int = 5) -> float:
-    first = client.get(path)
-    assert first.status_code == 200, (path, first.text[:300])
+def median_ms(client: httpx.Client, path: Any, runs: int = 5) -> float:
+    """``path`` may be a function of the run's number, for URLs that differ on every run (so the
+    timeline's chart, kept 15 s, is counted again)."""
+    url = path if callable(path) else lambda n: path
+    first = client.get(url(0))
+    assert first.status_code == 200, (url(0), first.text[:300])
     times = []
-    for _ in range(runs):
+    for n in range(1, runs + 1):
         started = time.perf_counter()
-        answer = client.get(path)
+        answer = client.get(url(n))
         times.append((time.perf_counter() - started) * 1000)
         assert answer.status_code == 200
     return statistics.median(times)
@@ -122,8 +128,9 @@ def test_every_page_under_100_ms(big: tuple[Served, httpx.Client, dict[str, Any]
     served, client, ids = big
     assert len(served.memory.get_all(user_id="bulk", include_superseded=True, limit=10_000)) == N + 300
     pages = {
-        "scopes": "/ui/",
+        "scopes (25 of 62)": "/ui/",
         "timeline": "/ui/timeline?user=bulk",
+        "timeline, chart counted": lambda n: f"/ui/timeline?user=bulk&until=2025-05-{n + 10:02d}",
         "timeline, filtered": "/ui/timeline?user=bulk&speaker=Maya&since=2025-02-01&until=2025-03-15&superseded=1",
         "search": "/ui/search?user=bulk&q=the+cello+and+hazelnuts",
         "search, 50 superseded too": "/ui/search?user=bulk&q=earlier+value&superseded=1&limit=50",
@@ -131,17 +138,20 @@ def test_every_page_under_100_ms(big: tuple[Served, httpx.Client, dict[str, Any]
         "memory (superseded)": f"/ui/memory/{ids['superseded']}?user=bulk",
         "pending and costs": "/ui/pending?user=bulk",
     }
-    figures = {name: median_ms(client, path) for name, path in pages.items()}
+    figures = {name: median_ms(client, path) for name, path in pages.items()}  # type: ignore[arg-type]
     print("\ninspector pages, median of 5 (ms):", {k: round(v, 1) for k, v in figures.items()})
     slow = {k: v for k, v in figures.items() if v >= BUDGET_MS}
     assert not slow, f"pages over {BUDGET_MS} ms: {slow}"
     chart = client.get("/ui/timeline?user=bulk").text
     assert chart.count('<rect class="cur"') >= 55  # the whole range is drawn, two counts a bar
+    pages = [client.get(f"/ui/?page={n}").text for n in (1, 2, 3)]
+    listed = [re.findall(r'<th scope="row"><a href="/ui/timeline\?user=([^"]+)"', p) for p in pages]
+    assert [len(u) for u in listed] == [25, 25, 12] and len({u for page in listed for u in page}) == 62
+    assert 'href="/ui/?page=2"' in pages[0] and 'href="/ui/?page=3"' not in pages[2]
+    assert "agent</span> <a" in pages[2]  # u59's agent "helper", seen among its recent memories
 
 
 def test_deep_pages_cost_the_same_and_list_each_entry_once(big: tuple[Served, httpx.Client, dict[str, Any]]) -> None:
-    import re
-
     _, client, _ = big
     seen: list[str] = []
     path = "/ui/timeline?user=bulk"
@@ -154,4 +164,4 @@ def test_deep_pages_cost_the_same_and_list_each_entry_once(big: tuple[Served, ht
         nxt = re.search(r'<a href="(/ui/timeline\?[^"]*after=[^"]+)">Next page', page)
         path = nxt.group(1).replace("&amp;", "&") if nxt else ""
     assert len(seen) == len(set(seen)) == N  # current entries, each once, in (time, id) order
-    assert statistics.median(times[-10:]) < BUDGET_MS and max(times) < 3 * BUDGET_MS
+    assert statistics.median(times) < BUDGET_MS and statistics.median(times[-10:]) < BUDGET_MS

@@ -56,10 +56,10 @@ class StoreReads:
         last = store.scroll(scope, flt, limit=1, order_by=ORDER, descending=True)
         return float(first[0].payload.get(ORDER) or 0.0), float(last[0].payload.get(ORDER) or 0.0)
 
-    def recent(self, scope: Scope, limit: int) -> list[MemoryEntry]:
-        """The scope's most recently recorded entries, newest first."""
+    def recent_agents(self, scope: Scope, limit: int) -> set[str]:
+        """The agents of the scope's most recently recorded entries (their payloads only, unparsed)."""
         records = self._store("entries").scroll(scope, None, limit=limit, order_by=RECORDED, descending=True)
-        return [from_payload(r.payload) for r in records]
+        return {str(r.payload["agent_id"]) for r in records if r.payload.get("agent_id")}
 
     def superseded_into(self, scope: Scope, memory_id: str, limit: int = 20) -> list[MemoryEntry]:
         """The entries an entry superseded (their ``superseded_by`` names it), oldest first.

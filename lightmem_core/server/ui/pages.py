@@ -16,6 +16,7 @@ import asyncio
 import logging
 import math
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from difflib import SequenceMatcher
@@ -36,7 +37,9 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
 PENDING_ROWS = 200
-MAX_SCOPES = 200
+SCOPES_PAGE = 25
+USERS_TTL = 10.0
+CHART_TTL = 15.0
 MAX_BINS = 62
 MAX_CHAIN = 20
 ENTRY_TYPES = ("fact", "relation", "summary")
@@ -212,6 +215,8 @@ class Inspector:
         from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
         self.sessions = Sessions()
+        self._users: tuple[float, list[str]] = (0.0, [])
+        self._charts: dict[Any, tuple[float, Optional[tuple[list[Bin], str]]]] = {}
         self.env = Environment(
             loader=FileSystemLoader(str(HERE / "templates")),
             autoescape=True,  # every value, in every template; the chart escapes its own text (svg.py)
@@ -326,7 +331,10 @@ class Inspector:
                     form = await self.form(request)
                     if viewer.session is not None and not self.sessions.csrf_ok(viewer.session, form.get("csrf")):
                         return self.error(request, viewer, 403, CSRF_REFUSED)
-                return await fn(request, viewer, form)
+                response = await fn(request, viewer, form)
+                if request.method == "POST":
+                    self._charts.clear()  # a correction: the next timeline counts again
+                return response
             except (NotVisible, NotFoundError):
                 return self.error(request, viewer, 404, NOT_FOUND)
             except Refused as exc:
@@ -449,10 +457,32 @@ class Inspector:
     async def scopes(self, request: Any, viewer: Viewer, form: dict[str, str]) -> Any:
         memory = self.server(request).memory
         key = viewer.key
-        users = await asyncio.to_thread(memory.users) if key.admin else list(key.readable() or ())
-        truncated = len(users) > MAX_SCOPES
-        rows = await asyncio.to_thread(self._scope_rows, memory, viewer, users[:MAX_SCOPES])
-        return self.render(request, viewer, "scopes.html", title="Scopes", rows=rows, truncated=truncated)
+        users = await self._all_users(memory) if key.admin else list(key.readable() or ())
+        try:
+            number = max(int(request.query_params.get("page") or 1), 1)
+        except ValueError:
+            raise InvalidInputError("page", "expected a page number") from None
+        start = (number - 1) * SCOPES_PAGE
+        rows = await asyncio.to_thread(self._scope_rows, memory, viewer, users[start : start + SCOPES_PAGE])
+        return self.render(
+            request,
+            viewer,
+            "scopes.html",
+            title="Scopes",
+            rows=rows,
+            number=number,
+            more=len(users) > start + SCOPES_PAGE,
+            total=len(users),
+        )
+
+    async def _all_users(self, memory: Any) -> list[str]:
+        """Every user, for an admin key. The journal finds them with a pass over every turn
+        (~50 ms at 100k): kept for ``USERS_TTL`` seconds, so a new user shows up that much later."""
+        stamp, users = self._users
+        if time.monotonic() - stamp > USERS_TTL:
+            users = await asyncio.to_thread(memory.users)
+            self._users = (time.monotonic(), users)
+        return users
 
     @staticmethod
     def _scope_rows(memory: Any, viewer: Viewer, users: list[str]) -> list[dict[str, Any]]:
@@ -477,8 +507,10 @@ class Inspector:
                 "agents": [],
             }
             if reads.available:
-                row["current"] = reads.count(scope, entry_filter(current=1))
+                # every entry is current or not: the few superseded ones are counted, the rest derived
+                # (an exact count costs a pass over what it matches: once over the scope, not twice)
                 row["superseded"] = reads.count(scope, entry_filter(current=0))
+                row["current"] = reads.count(scope) - row["superseded"]
                 row["summaries"] = reads.count(scope, collection="summaries")
                 newest = reads.newest(scope)
                 if newest is not None:
@@ -487,9 +519,9 @@ class Inspector:
                 if viewer.key.agents is not None:
                     agents = list(viewer.key.agents)
                 else:  # no index lists a user's agents: the ones of recent memories and of waiting turns
-                    seen = [e.agent_id for e in reads.recent(scope, 200)]
-                    seen += [s.agent_id for s in streams if s.user_id == user]
-                    agents = sorted({a for a in seen if a})
+                    seen = reads.recent_agents(scope, 50)
+                    seen |= {s.agent_id for s in streams if s.user_id == user and s.agent_id}
+                    agents = sorted(seen)
                 for agent in agents[:20]:
                     sub = Scope(user_id=user, agent_id=agent)
                     row["agents"].append(
@@ -537,9 +569,7 @@ class Inspector:
             "until": p.get("until", "").strip(),
             "superseded": "1" if superseded else None,
         }
-        bins = await asyncio.to_thread(
-            self._bins, self.server(request).memory, where, speaker, entry_type, lo, hi, choice
-        )
+        bins = await self._chart(self.server(request).memory, where, speaker, entry_type, lo, hi, choice)
         groups: list[tuple[str, list[tuple[Optional[str], list[MemoryEntry]]]]] = []
         for entry in page.entries:
             day = day_of(entry)
@@ -566,6 +596,28 @@ class Inspector:
             types=ENTRY_TYPES,
             flash=DONE.get(p.get("done") or ""),
         )
+
+    async def _chart(
+        self,
+        memory: Any,
+        where: dict[str, Any],
+        speaker: Optional[str],
+        entry_type: Optional[str],
+        lo: Optional[datetime],
+        hi: Optional[datetime],
+        choice: dict[str, Any],
+    ) -> Optional[tuple[list[Bin], str]]:
+        """The chart's bars, kept ``CHART_TTL`` seconds: paging through a timeline draws the same
+        chart on every page, and at 100k entries its counts are most of a page's time. A
+        correction made here drops them at once; one made elsewhere shows within the TTL."""
+        key = (tuple(sorted(where.items())), speaker, entry_type, lo, hi)
+        stamp, bins = self._charts.get(key, (0.0, None))
+        if time.monotonic() - stamp > CHART_TTL:
+            bins = await asyncio.to_thread(self._bins, memory, where, speaker, entry_type, lo, hi, choice)
+            if len(self._charts) >= 256:
+                self._charts.clear()
+            self._charts[key] = (time.monotonic(), bins)
+        return bins
 
     @staticmethod
     def _bins(
