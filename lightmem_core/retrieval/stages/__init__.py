@@ -16,6 +16,7 @@ from .current_state import CurrentStateFirst, CurrentStateSettings, current_stat
 from .hydrate import Hydrate
 from .recency import Recency
 from .sentence import PREFERENCES, ClosestSentence, SentencePreference, asks_only, choose_sentences, names_in
+from .session import SessionEvidence, SessionSettings
 from .window import SentenceWindow, window_ids, with_windows
 
 # In the order they run.
@@ -24,6 +25,7 @@ STAGES: tuple[type[Stage], ...] = (
     Hierarchical,
     SpeakerBoost,
     Recency,
+    SessionEvidence,
     Hydrate,
     *PREFERENCES,
     ClosestSentence,
@@ -88,6 +90,8 @@ __all__ = [
     "Recency",
     "SentencePreference",
     "SentenceWindow",
+    "SessionEvidence",
+    "SessionSettings",
     "Sources",
     "SpeakerBoost",
     "Stage",
