@@ -184,6 +184,7 @@ def main() -> None:
             "memory, superseded": f"/ui/memory/00000000-0000-4000-8000-000000000000?user={USER}",
             "pending and costs": f"/ui/pending?user={USER}",
         }
+        load_before = os.getloadavg()[0]
         results = {name: timed(client, p, args.runs) for name, p in pages.items()}  # type: ignore[arg-type]
         client.close()
     finally:
@@ -193,12 +194,20 @@ def main() -> None:
         keys.close()
         memory.close()
     print(f"\n{args.entries} entries + 2,000 superseded + 100 pending, {args.runs} runs per page (ms)")
-    print(f"{'page':24} {'median':>8} {'p95':>8} {'max':>8}")
+    print(f"{'page':28} {'median':>8} {'p95':>8} {'max':>8}")
     for name, r in results.items():
-        print(f"{name:24} {r['median_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f}")
-    Path(args.out).write_text(
-        json.dumps({"entries": args.entries, "runs": args.runs, "pages": results}, indent=2) + "\n"
-    )
+        print(f"{name:28} {r['median_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f}")
+    record = {
+        "command": " ".join(["benchmarks/inspector.py", *sys.argv[1:]]),
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "entries": args.entries,
+        "superseded": 2000,
+        "pending": 100,
+        "runs": args.runs,
+        "pages_ms": results,
+    }
+    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
