@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from lightmem_core.server import ui
+from tests._served import Served
 from tests.ui.conftest import XSS, Site, csrf_of, inert, turn
 
 READ_PAGES = (
@@ -388,3 +390,15 @@ def test_a_correction_redraws_the_chart_at_once(site: Site) -> None:
     assert answer.status_code == 303
     current = len(site.memory.get_all(user_id="maya", limit=1000))
     assert f"{current} current" in label() and label() != before
+
+
+def test_a_server_without_keys_lets_loopback_in_as_admin(site: Site) -> None:
+    """No keys and no token: the loopback-only open mode, where REST needs no key either."""
+    with Served(site.memory, None, extra_routes=ui.routes()) as open_server:
+        with httpx.Client(base_url=open_server.url, timeout=30) as c:
+            form = c.get("/ui/login")
+            key_field = next(a for a in inert(form.text).elements("input") if a.get("name") == "key")
+            assert "This server has no keys" in form.text and "required" not in key_field
+            assert c.post("/ui/login", data={"csrf": csrf_of(form.text), "key": ""}).status_code == 303
+            scopes = Doc_text(c.get("/ui/"))
+            assert "admin" in scopes and "tom" in scopes and "maya" in scopes
