@@ -13,6 +13,7 @@ from the store's indexes (``counts.py``), and the pending list is cut at ``PENDI
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
@@ -73,6 +74,8 @@ class NotVisible(Exception):
 
 
 class Refused(Exception):
+    """A request answered with an error page of its own status (403 read-only, 409 changed)."""
+
     def __init__(self, status: int, message: str) -> None:
         self.status = status
         self.message = message
@@ -112,8 +115,6 @@ def show(value: Any) -> str:
     """A metadata value as plain text (escaped by the template like everything else)."""
     if isinstance(value, str):
         return value
-    import json
-
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
@@ -126,7 +127,8 @@ def day_of(entry: MemoryEntry) -> str:
 
 
 def word_diff(old: Optional[str], new: Optional[str]) -> list[tuple[str, str]]:
-    """(same|del|ins, text) pieces between two versions, word by word."""
+    """(same|del|ins, text) pieces between two versions. Word by word: a memory is a sentence or
+    two, and a changed word read as a run of changed characters is noise."""
     a = re.findall(r"\S+|\s+", old or "")
     b = re.findall(r"\S+|\s+", new or "")
     out: list[tuple[str, str]] = []
@@ -302,10 +304,13 @@ class Inspector:
             return None
         return Viewer(key, session, self.sessions.csrf(session))
 
-    @staticmethod
-    async def form(request: Any) -> dict[str, str]:
-        """An urlencoded form body (the body limit is the server guard's)."""
-        raw = await request.body()
+    async def form(self, request: Any) -> dict[str, str]:
+        """An urlencoded form body. Size is the server guard's limit; time is the server's body
+        timeout, as for a REST call (a client that stalls holds nothing, but should not linger)."""
+        try:
+            raw = await asyncio.wait_for(request.body(), timeout=self.server(request).settings.body_timeout)
+        except asyncio.TimeoutError:
+            raise Refused(408, "The form did not arrive in time.") from None
         try:
             return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
@@ -429,7 +434,7 @@ class Inspector:
 
         try:
             form = await self.form(request)
-        except InvalidInputError:
+        except (InvalidInputError, Refused):
             form = {}
         if not self.sessions.login_ok(request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
             return self._login_page(request, 403, "The login form expired or did not come from this page; try again.")
@@ -900,8 +905,6 @@ class Inspector:
         memory = self.server(request).memory
 
         def lines() -> Iterator[str]:  # a thousand records a chunk: one thread hop each, not one per record
-            import json
-
             chunk: list[str] = []
             for record in memory.export_records(user_id=user):
                 chunk.append(json.dumps(record, ensure_ascii=False) + "\n")
