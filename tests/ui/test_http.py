@@ -307,6 +307,8 @@ def test_scopes_timeline_pending_show_the_store(site: Site) -> None:
     may = Doc_text(c.get("/ui/timeline?user=maya&since=2025-05-01&until=2025-05-31"))
     assert "Portland" in may and "cello" not in may
     assert "No memories match" in Doc_text(c.get("/ui/timeline?user=maya&speaker=Tom"))
+    said_by_maya = Doc_text(c.get("/ui/timeline?user=maya&speaker=Maya"))
+    assert "Portland" in said_by_maya and "Miso" not in said_by_maya  # the cat was told by the payload speaker
     jan = next(href for href, tip in bars if tip.startswith("2025-01-12"))
     day = Doc_text(c.get(jan.replace("&amp;", "&")))
     assert "Seattle" in day and "Portland" not in day
