@@ -58,8 +58,6 @@ def variants() -> dict[str, dict[str, Any]]:
         out[f"-{name}"] = {"stages": [s for s in STAGE_NAMES if s != name]}
     out["-current_state_first.now_reach"] = {"stage_settings": {"current_state_first": {"now_reach": None}}}
     out["-current_state_first.close"] = {"stage_settings": {"current_state_first": {"close": None}}}
-    out["session_evidence.depth=3"] = {"stage_settings": {"session_evidence": {"depth": 3}}}
-    out["session_evidence.weight=0.5"] = {"stage_settings": {"session_evidence": {"weight": 0.5}}}
     out["period.relative"] = {"stage_settings": {"period": {"relative": True}}}
     out["-speaker.asker"] = {"stage_settings": {"speaker": {"asker": False}}}
     out["current_state_first.close on every present question"] = {

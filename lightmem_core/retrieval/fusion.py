@@ -9,9 +9,8 @@ from ..store.base import Record
 from ..types import Hit
 from .candidates import CandidateList
 
-RANKING_FIELDS = ("source_ids", "_ts", "session_id")  # what rank() reads of a candidate's payload
+RANKING_FIELDS = ("source_ids", "_ts")  # what rank() reads of a candidate's payload
 RECENCY = "recency"  # the label of the newest-first list in Hit.retrievers
-SESSION = "session"  # the label of the session-evidence list
 
 Ranked = tuple[Record, float, list[str]]
 
@@ -27,8 +26,6 @@ def rank(
     rrf_k: int,
     per_source_limit: int = 0,
     recency_weight: float = 0.0,
-    session_weight: float = 0.0,
-    session_depth: int = 1,
 ) -> list[Ranked]:
     """Reciprocal-rank fusion (a single list keeps its own scores and order).
 
@@ -36,8 +33,7 @@ def rank(
     chosen hits with one more list, the same hits newest first: a question about the
     present sees the latest of several close matches first, yet recency never decides
     *which* memories come back, so a timeless fact ("Biscuit is a corgi") is not pushed
-    out by whatever was said last. ``session_weight`` adds the session-evidence list
-    before the cut (``session_evidence``).
+    out by whatever was said last.
     """
     if len(lists) == 1:
         only = lists[0]
@@ -50,8 +46,6 @@ def rank(
                 rec, score, found = acc.get(r.id, (r, 0.0, []))
                 acc[r.id] = (rec, score + cl.weight / (rrf_k + rnk + 1), found if name in found else [*found, name])
         scored = sorted(acc.values(), key=lambda t: -t[1])
-        if session_weight:
-            scored = with_session_evidence(scored, rrf_k, session_weight, session_depth)
     chosen: list[Ranked] = []
     per_source: dict[str, int] = {}
     for rec, score, found in scored:
@@ -72,26 +66,6 @@ def rank(
             chosen[i] = (rec, score + recency_weight / (rrf_k + rnk + 1), [*found, RECENCY])
         chosen.sort(key=lambda t: -t[1])
     return chosen
-
-
-def with_session_evidence(scored: list[Ranked], rrf_k: int, weight: float, depth: int) -> list[Ranked]:
-    """One more list: the candidates ordered by their session's evidence, the summed fused
-    score of the session's best ``depth`` candidates (then by their own score)."""
-    per: dict[str, list[float]] = {}
-    for rec, score, _ in scored:
-        sid = rec.payload.get("session_id")
-        if sid is not None:
-            per.setdefault(str(sid), []).append(score)
-    strength = {sid: sum(sorted(v, reverse=True)[:depth]) for sid, v in per.items()}
-    order = sorted(
-        (i for i, (rec, _, _) in enumerate(scored) if rec.payload.get("session_id") is not None),
-        key=lambda i: (-strength[str(scored[i][0].payload["session_id"])], -scored[i][1]),
-    )
-    out = list(scored)
-    for rnk, i in enumerate(order):
-        rec, score, found = out[i]
-        out[i] = (rec, score + weight / (rrf_k + rnk + 1), [*found, SESSION])
-    return sorted(out, key=lambda t: -t[1])
 
 
 def sibling_ids(ranked: Sequence[Ranked], lists: Sequence[CandidateList]) -> dict[str, list[str]]:

@@ -28,7 +28,7 @@ from .candidates import CandidateList, ListKind, Retriever, plan, retriever_weig
 from .fusion import RANKING_FIELDS, rank, sibling_ids, to_hits
 from .query import QueryAnalysis
 from .request import RetrieveRequest
-from .stages import BoostStage, ClosestSentence, HitStage, Hydrate, ReadState, Recency, SessionEvidence, Sources, Stage
+from .stages import BoostStage, ClosestSentence, HitStage, Hydrate, ReadState, Recency, Sources, Stage
 
 
 class ReadPath:
@@ -88,15 +88,12 @@ class ReadPath:
         state.lists = [CandidateList(kind, records, weight) for (kind, weight, _), records in zip(planned, results)]
 
         recency = self._stage(Recency)
-        session = self._stage(SessionEvidence)
         state.ranked = rank(
             state.lists,
             limit=request.limit,
             rrf_k=cfg.rrf_k,
             per_source_limit=cfg.per_source_limit,
             recency_weight=recency.weight(state) if isinstance(recency, Recency) else 0.0,
-            session_weight=session.weight(state) if isinstance(session, SessionEvidence) else 0.0,
-            session_depth=session.depth if isinstance(session, SessionEvidence) else 1,
         )
         state.siblings = sibling_ids(state.ranked, state.lists) if cfg.per_source_limit == 1 else {}
         if isinstance(hydrate, Hydrate):

@@ -332,26 +332,3 @@ def test_a_window_is_the_named_neighbours_in_turn_order() -> None:
         == {}
     )
     assert window_ids([hit], 0) == {}
-
-
-def test_session_evidence_lifts_a_turn_whose_session_matches_best() -> None:
-    """Two candidates tie on the fused score; the one from the session holding the best
-    match goes first (``session_evidence``), and without the list the tie stays as it was."""
-
-    def in_session(i: int, session: str) -> Record:
-        e = MemoryEntry(
-            id=f"00000000-0000-0000-0000-{i:012d}",
-            memory=f"fact {i}",
-            user_id="u",
-            source_ids=[f"t{i}"],
-            session_id=session,
-        )
-        return Record(e.id, to_payload(e), 1.0)
-
-    best, stray, mate = in_session(1, "s1"), in_session(2, "s2"), in_session(3, "s1")
-    lists = [vector([best, stray, mate]), lexical([best, mate, stray])]
-    plain = [r.id for r, _, _ in rank(lists, limit=3, rrf_k=60)]
-    lifted = rank(lists, limit=3, rrf_k=60, session_weight=1.0)
-    assert plain == [best.id, stray.id, mate.id]  # a tie, kept in the order first seen
-    assert [r.id for r, _, _ in lifted] == [best.id, mate.id, stray.id]
-    assert all("session" in found for _, _, found in lifted)

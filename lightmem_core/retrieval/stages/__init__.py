@@ -16,7 +16,6 @@ from .current_state import CurrentStateFirst, CurrentStateSettings, current_stat
 from .hydrate import Hydrate
 from .recency import Recency
 from .sentence import PREFERENCES, ClosestSentence, SentencePreference, asks_only, choose_sentences, names_in
-from .session import SessionEvidence, SessionSettings
 from .window import SentenceWindow, window_ids, with_windows
 
 # In the order they run.
@@ -25,7 +24,6 @@ STAGES: tuple[type[Stage], ...] = (
     Hierarchical,
     SpeakerBoost,
     Recency,
-    SessionEvidence,
     Hydrate,
     *PREFERENCES,
     ClosestSentence,
@@ -90,8 +88,6 @@ __all__ = [
     "Recency",
     "SentencePreference",
     "SentenceWindow",
-    "SessionEvidence",
-    "SessionSettings",
     "Sources",
     "SpeakerBoost",
     "Stage",
