@@ -233,8 +233,9 @@ class RetrievalConfig(BaseModel):
     )
     temporal: Literal["boost", "filter", "off"] = Field(
         "boost",
-        description="Time expressions in a query ('last week', 'in May 2023', 'before the trip'): 'boost' ranks "
-        "entries of that period higher, 'filter' keeps only them, 'off' ignores them.",
+        description="Calendar periods in a query ('in May 2023', 'on 3 June'; relative ones with the period stage's "
+        "'relative' setting): 'boost' ranks entries of that period higher, 'filter' keeps only them, 'off' ignores "
+        "them.",
     )
     temporal_weight: float = Field(1.5, ge=0, description="Fusion weight of the in-period lists in 'boost' mode.")
     speaker_weight: float = Field(

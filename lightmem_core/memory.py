@@ -1335,9 +1335,10 @@ class LightMemory:
         searched with the scope filter as always, and the hits are ranked together by their
         similarity to the query; ``hit.entry.user_id`` says where each came from.
 
-        Time expressions in the query ("last week", "in May 2023", "before the trip to
-        Paris") are resolved against ``now`` (default: the clock) and the stored dates,
-        and boost (or, with ``retrieval.temporal="filter"``, restrict to) that period.
+        Calendar periods in the query ("in May 2023", "on 3 June") are resolved against
+        ``now`` (default: the clock) and boost (or, with ``retrieval.temporal="filter"``,
+        restrict to) that period; relative ones ("last week") only with the ``period``
+        stage's ``relative`` setting.
         ``hierarchical=True`` first ranks the scope's summaries (see ``summarize()``),
         returns the best ``retrieval.summary_limit`` of them ahead of the entries, and
         favours entries from those periods; ``limit`` counts the entries only.

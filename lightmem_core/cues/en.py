@@ -294,7 +294,8 @@ STARTS_WITH = re.compile(r"\bsince\s*$")
 # the same words when the expression's own pattern took them in ("by June", "since 2021")
 OWN_ENDS_WITH = "by "
 OWN_STARTS_WITH = "since "
-# "before the trip to Paris": an event the period is relative to, for retrieval to date
+# "before the trip to Paris": an event the period is relative to (parsed; the read path does not
+# date it from memory any more: benchmarks/README.md, "Read-path stages")
 EVENT_ANCHOR = re.compile(
     r"\b(?P<rel>before|after|since|prior to|following|during|while)\s+"
     r"(?P<event>(?:the|my|our|his|her|their|your|a|an)\s+[^?.!,;]{2,60}?)"
