@@ -8,7 +8,7 @@ the dense vector is the fact's embedding blended with its context's.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -139,7 +139,7 @@ def to_payload(entry: MemoryEntry, dense_norm: Optional[float] = None) -> dict[s
     return payload
 
 
-def from_payload(payload: dict[str, Any]) -> MemoryEntry:
+def from_payload(payload: Mapping[str, Any]) -> MemoryEntry:
     data = {k: v for k, v in payload.items() if k not in _DERIVED}
     return MemoryEntry.model_validate(data)
 

@@ -262,16 +262,6 @@ def _resolve(kind: str, m: re.Match[str], now: datetime) -> tuple[datetime, date
     return None
 
 
-def period_around(when: datetime, relation: str | None) -> tuple[datetime | None, datetime | None]:
-    """The period "before", "after" or "during" (the day before to the day after) an event."""
-    day = _day(when)
-    if relation == "before":
-        return None, day - _TICK
-    if relation == "after":
-        return day + timedelta(days=1), None
-    return day - timedelta(days=1), day + timedelta(days=2)
-
-
 def parse_query_time(query: str, now: datetime | None = None) -> TimeQuery:
     """Find the period a question is about, relative to ``now`` (default: the clock).
 

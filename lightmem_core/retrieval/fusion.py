@@ -92,7 +92,7 @@ def to_hits(ranked: Sequence[Ranked], payloads: Optional[Mapping[str, Mapping[st
         payload = rec.payload if payloads is None else payloads.get(rec.id)
         if payload is None:  # deleted between the search and the fetch
             continue
-        hits.append(Hit(entry=from_payload(dict(payload)), score=score, retrievers=found, rank=len(hits) + 1))
+        hits.append(Hit(entry=from_payload(payload), score=score, retrievers=found, rank=len(hits) + 1))
     return hits
 
 

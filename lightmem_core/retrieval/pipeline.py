@@ -67,9 +67,9 @@ class ReadPath:
                 subset = yield from stage.prepare(state)
                 if subset is None:
                     continue
-                if isinstance(stage, _stages.PeriodBoost) and stage.restricts(cfg):
+                if stage.restricts(cfg):
                     base_filter = subset & base_filter
-                elif not isinstance(stage, _stages.PeriodBoost) or cfg.temporal == "boost":
+                else:
                     boosts.append((stage, subset))
 
         hydrate = self._stage(Hydrate)

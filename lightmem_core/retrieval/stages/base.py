@@ -87,6 +87,10 @@ class BoostStage(Stage):
         raise NotImplementedError
         yield  # pragma: no cover
 
+    def restricts(self, config: RetrievalConfig) -> bool:
+        """Whether the subset restricts every list instead of adding a boost list."""
+        return False
+
     def weight(self, config: RetrievalConfig) -> float:
         raise NotImplementedError
 

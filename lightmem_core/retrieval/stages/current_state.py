@@ -143,6 +143,6 @@ def current_state_first(
             stating = [(p, t) for p, t in zip(turns.get(hit.entry.id, ()), own) if attributes(t) & shared]
             stating.sort(key=lambda pt: bool(en.ENDED.search(pt[1])))  # stable: a current state first
             if stating:
-                hit = hit.model_copy(update={"entry": from_payload(dict(stating[0][0]))})
+                hit = hit.model_copy(update={"entry": from_payload(stating[0][0])})
         out.insert(at, (hit, mine, now, mine_sim))
     return [h.model_copy(update={"rank": i + 1}) for i, (h, *_) in enumerate(out)]
