@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Callable, Iterator, MutableMapping, Optional
 from urllib.parse import parse_qsl, quote, urlencode
 
 from ...errors import AuthError, ConflictError, InvalidInputError, LightMemError, NotFoundError
+from ...timeparse import format_time, from_epoch, to_epoch
 from ...types import HistoryRecord, MemoryEntry, Scope
 from .. import api
 from ..keys import Key
@@ -118,10 +119,6 @@ def show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def when(dt: Optional[datetime]) -> str:
-    return "" if dt is None else dt.strftime("%Y-%m-%d %H:%M")
-
-
 def day_of(entry: MemoryEntry) -> str:
     return (entry.time_stamp or entry.recorded_at).strftime("%Y-%m-%d")
 
@@ -141,14 +138,6 @@ def word_diff(old: Optional[str], new: Optional[str]) -> list[tuple[str, str]]:
         if j2 > j1:
             out.append(("ins", "".join(b[j1:j2])))
     return out
-
-
-def _epoch(dt: datetime) -> float:
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None)
 
 
 def time_range(since: str, until: str) -> tuple[Optional[datetime], Optional[datetime]]:
@@ -227,7 +216,7 @@ class Inspector:
             lstrip_blocks=True,
         )
         self.env.globals.update(
-            url=url, when=when, memory_url=memory_url, show=show, quote=lambda v: quote(str(v), safe="")
+            url=url, when=format_time, memory_url=memory_url, show=show, quote=lambda v: quote(str(v), safe="")
         )
 
     def routes(self) -> list[Any]:
@@ -519,7 +508,7 @@ class Inspector:
                 row["summaries"] = reads.count(scope, collection="summaries")
                 newest = reads.newest(scope)
                 if newest is not None:
-                    recorded = _utc(newest)
+                    recorded = from_epoch(newest)
                     row["last"] = max(recorded, row["last"]) if row["last"] else recorded
                 if viewer.key.agents is not None:
                     agents = list(viewer.key.agents)
@@ -641,7 +630,7 @@ class Inspector:
             return None
         scope = Scope(**where)
         collection = "summaries" if entry_type == "summary" else "entries"
-        since, until = (_epoch(lo) if lo else None), (_epoch(hi) if hi else None)
+        since, until = (to_epoch(lo) if lo else None), (to_epoch(hi) if hi else None)
         extent = reads.extent(
             scope, entry_filter(speaker=speaker, entry_type=entry_type, since=since, until=until), collection=collection
         )
@@ -659,7 +648,7 @@ class Inspector:
                 flt = entry_filter(speaker=speaker, entry_type=entry_type, since=lo_b, until=hi_b, current=current)
                 return reads.count(scope, flt, collection=collection)
 
-            a, b = _utc(start).strftime("%Y-%m-%d"), _utc(end - DAY).strftime("%Y-%m-%d")
+            a, b = from_epoch(start).strftime("%Y-%m-%d"), from_epoch(end - DAY).strftime("%Y-%m-%d")
             label = a if per == 1 else f"{a} – {b}"
             href = url("/ui/timeline", **{**choice, "since": a, "until": b, "superseded": "1"})
             bins.append(Bin(label, counted(1), counted(0), href))
