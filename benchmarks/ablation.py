@@ -58,6 +58,7 @@ def variants() -> dict[str, dict[str, Any]]:
         out[f"-{name}"] = {"stages": [s for s in STAGE_NAMES if s != name]}
     out["-current_state_first.now_reach"] = {"stage_settings": {"current_state_first": {"now_reach": None}}}
     out["-current_state_first.close"] = {"stage_settings": {"current_state_first": {"close": None}}}
+    out["speaker_weight=1"] = {"speaker_weight": 1.0}
     out["period.relative"] = {"stage_settings": {"period": {"relative": True}}}
     out["-speaker.asker"] = {"stage_settings": {"speaker": {"asker": False}}}
     out["current_state_first.close on every present question"] = {
