@@ -124,6 +124,27 @@ def _iso(dt: Optional[datetime]) -> Optional[str]:
     return dt.isoformat() if dt else None
 
 
+def _history_values(change_id: str, r: HistoryRecord) -> tuple[Any, ...]:
+    """A history record's columns, in the order every INSERT INTO history names them
+    (change_id, memory_id, user_id, agent_id, session_id, event, version, old_memory,
+    new_memory, reason, actor, created_at, source_ids)."""
+    return (
+        change_id,
+        r.memory_id,
+        r.user_id,
+        r.agent_id,
+        r.session_id,
+        r.event,
+        r.version,
+        r.old_memory,
+        r.new_memory,
+        r.reason,
+        r.actor,
+        r.created_at.isoformat(),
+        json.dumps(r.source_ids),
+    )
+
+
 def _mark_done(db: sqlite3.Connection, done_turns: Iterable[Sequence[str]]) -> None:
     db.executemany(
         "UPDATE turns SET status = 'done', stage = 'done', last_error = NULL WHERE user_id = ? AND turn_id = ?",
@@ -361,24 +382,7 @@ class Journal:
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,"
                     " COALESCE((SELECT state FROM history WHERE memory_id = ? AND version = ? AND event = ?"
                     " AND state = 'committed'), 'pending'))",
-                    (
-                        change_id,
-                        r.memory_id,
-                        r.user_id,
-                        r.agent_id,
-                        r.session_id,
-                        r.event,
-                        r.version,
-                        r.old_memory,
-                        r.new_memory,
-                        r.reason,
-                        r.actor,
-                        r.created_at.isoformat(),
-                        json.dumps(r.source_ids),
-                        r.memory_id,
-                        r.version,
-                        r.event,
-                    ),
+                    (*_history_values(change_id, r), r.memory_id, r.version, r.event),
                 )
             if ops is not None:
                 db.execute("INSERT INTO change_ops (change_id, ops) VALUES (?, ?)", (change_id, json.dumps(ops)))
@@ -558,24 +562,7 @@ class Journal:
             "INSERT OR IGNORE INTO history (change_id, memory_id, user_id, agent_id, session_id, event, version,"
             " old_memory, new_memory, reason, actor, created_at, source_ids, state)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, 'committed')",
-            [
-                (
-                    "import",
-                    r.memory_id,
-                    r.user_id,
-                    r.agent_id,
-                    r.session_id,
-                    r.event,
-                    r.version,
-                    r.old_memory,
-                    r.new_memory,
-                    r.reason,
-                    r.actor,
-                    r.created_at.isoformat(),
-                    json.dumps(r.source_ids),
-                )
-                for r in records
-            ],
+            [_history_values("import", r) for r in records],
         )
 
     def stats(self) -> dict[str, Any]:
