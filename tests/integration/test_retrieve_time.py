@@ -116,3 +116,25 @@ def test_a_named_speaker_ranks_their_own_words_first(make_memory) -> None:
         assert hits[0].entry.speaker_name == who and "speaker:embedding" in hits[0].retrievers
     off = m.retrieve("What did Nobody paint?", limit=2, user_id="u")
     assert len(off) == 2 and not any(r.startswith("speaker:") for h in off for r in h.retrievers)
+
+
+def test_a_question_in_the_first_person_ranks_the_users_own_turns_first(make_memory) -> None:
+    """The asker of "what did I ...?" is the user: their turn wins over the assistant's reply
+    that repeats the same words, through the speaker list; with ``speaker.asker`` off it does not."""
+    turns = [
+        {"role": "user", "content": "I painted a sunrise over the lake last weekend."},
+        {"role": "assistant", "content": "A sunrise over the lake is a lovely thing to have painted last weekend."},
+    ]
+    m = make_memory()
+    m.add_memory(turns, user_id="u")
+    hits = m.retrieve("What did I paint last weekend?", limit=2, user_id="u")
+    mine = next(h for h in hits if h.entry.speaker_id == "user")
+    theirs = next(h for h in hits if h.entry.speaker_id == "assistant")
+    assert "speaker:embedding" in mine.retrievers and not any(r.startswith("speaker:") for r in theirs.retrievers)
+    assert hits[0] is mine
+    off = make_memory(
+        {"retrieval": {"stage_settings": {"speaker": {"asker": False}}}}, path=m.config.store.path + "-off"
+    )
+    off.add_memory(turns, user_id="u")
+    plain = off.retrieve("What did I paint last weekend?", limit=2, user_id="u")
+    assert not any(r.startswith("speaker:") for h in plain for r in h.retrievers)
