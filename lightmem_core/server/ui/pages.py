@@ -522,7 +522,7 @@ class Inspector:
                         {
                             "agent": agent,
                             "current": reads.count(sub, entry_filter(current=1)),
-                            "pending": len(memory.pending(user_id=user, agent_id=agent)),
+                            "pending": sum(1 for t in pending if t.agent_id == agent),  # the user's, read above
                         }
                     )
             rows.append(row)
