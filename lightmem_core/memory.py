@@ -33,7 +33,7 @@ from .journal import Journal, TurnRow
 from .lexical import Bm25Encoder
 from .prompts import Prompts
 from .repairs import RepairCounts
-from .retrieval import ReadPath, RetrieveRequest, Sources, parse_filters, valid_limit
+from .retrieval import ReadPath, RetrieveRequest, Sources, parse_filters, reads_summaries, valid_limit
 from .store.base import (
     Cursor,
     Filter,
@@ -1003,9 +1003,7 @@ class LightMemory:
 
     def _store_for(self, filters: Optional[Mapping[str, Any]]) -> MemoryStore:
         """Summaries are a collection of their own; ``entry_type="summary"`` reads it."""
-        kind = (filters or {}).get("entry_type") if isinstance(filters, Mapping) else None
-        kind = getattr(kind, "value", kind)
-        return self._summaries if kind == "summary" else self._store
+        return self._summaries if reads_summaries(filters) else self._store
 
     def _summarize_op(self, scope: Scope, window: str, since: Any, until: Any) -> Op[list[MemoryEntry]]:
         from .summarize import extractive_summary, group_entries, summary_entry, summary_messages

@@ -9,7 +9,7 @@ re-ranked by the vector, upstream LightMem's way).
 """
 
 from .candidates import STRATEGIES, Boost, CandidateList, ListKind, Retriever, plan
-from .filters import FILTER_FIELDS, LOGICAL, parse_filters, time_filter
+from .filters import FILTER_FIELDS, LOGICAL, parse_filters, reads_summaries, time_filter
 from .fusion import RANKING_FIELDS, fuse, rank, sibling_ids, to_hits
 from .pipeline import ReadPath
 from .query import QueryAnalysis, asks_for_name, named_speakers, speaker_filter, without_roles
@@ -36,6 +36,7 @@ __all__ = [
     "named_speakers",
     "parse_filters",
     "plan",
+    "reads_summaries",
     "rank",
     "sibling_ids",
     "speaker_filter",

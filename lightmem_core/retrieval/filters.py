@@ -156,6 +156,12 @@ def parse_filters(filters: Optional[Mapping[str, Any]], *, field: str = "filters
     return Filter(must=tuple(must), must_not=tuple(must_not))
 
 
+def reads_summaries(filters: Optional[Mapping[str, Any]]) -> bool:
+    """``entry_type="summary"`` reads the summaries' own collection, not the entries'."""
+    kind = filters.get("entry_type") if isinstance(filters, Mapping) else None
+    return getattr(kind, "value", kind) == "summary"
+
+
 def time_filter(start: Optional[datetime], end: Optional[datetime]) -> Optional[Filter]:
     """Entries whose event time falls in the period (either end may be open)."""
     if start is None and end is None:

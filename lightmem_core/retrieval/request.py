@@ -16,7 +16,7 @@ from ..errors import InvalidInputError
 from ..store.base import Filter, Match
 from ..types import clean_text
 from .candidates import STRATEGIES
-from .filters import parse_filters
+from .filters import parse_filters, reads_summaries
 
 MAX_QUERY_CHARS = 10_000
 
@@ -93,6 +93,4 @@ class RetrieveRequest:
         except ValueError as exc:
             raise InvalidInputError("now", str(exc)) from None
         flt = parse_filters(filters)
-        kind = (filters or {}).get("entry_type") if isinstance(filters, Mapping) else None
-        kind = getattr(kind, "value", kind)
-        return cls(query, limit, strategy, hierarchical, reference, flt, include_superseded, kind == "summary")
+        return cls(query, limit, strategy, hierarchical, reference, flt, include_superseded, reads_summaries(filters))
