@@ -13,7 +13,7 @@ What it measures
 How the store is built
     Through the public API only: ``add_memory(infer=False)`` in batches of 1,000 (one
     entry per message, embedded with the packaged MiniLM, as a user's store is), over
-    365 days, 4 speakers and a session a day, for one user; 2,000 superseded values
+    365 days, 4 speakers and a session a batch (named after its first day), for one user; 2,000 superseded values
     via ``import_records`` (each naming a current entry as its successor); 100 turns
     journaled with ``defer=True`` and left pending. A second user holds a few entries.
     The store is kept in ``--path`` and reused when it already holds the entries
