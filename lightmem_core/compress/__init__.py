@@ -33,7 +33,6 @@ from __future__ import annotations
 from typing import Protocol, Sequence, runtime_checkable
 
 from ..config import CompressorConfig
-from ..errors import ConfigError
 from .base import Compressed, CompressorModelError, NoCompressor
 from .entropy import _SHARED_INFO as _SHARED_INFO  # not public: the compression benchmark clears it
 from .entropy import EntropyCompressor
@@ -63,24 +62,12 @@ class Compressor(Protocol):
 
 # --- factory ------------------------------------------------------------------------------
 
-_PROVIDERS: dict[str, type] = {
-    "none": NoCompressor,
-    "entropy": EntropyCompressor,
-    "llmlingua-2": LLMLingua2Compressor,
-}
-
 
 def create_compressor(config: CompressorConfig | None = None) -> Compressor:
-    """Build the compressor named by ``config.provider`` (models load here, once)."""
+    """Build the compressor named by ``config.provider`` (models load here, once). The
+    built-in names are registered in ``lightmem_core.registry`` like any other, and the
+    config accepts only names the registry knows, so the registry is the one list."""
     config = config or CompressorConfig()
     from .. import registry
 
-    if config.provider in registry.names("compressor"):
-        return registry.create("compressor", config.provider, config)
-    try:
-        cls = _PROVIDERS[config.provider]
-    except KeyError:
-        raise ConfigError(
-            "compressor.provider", f"unknown compressor {config.provider!r}; expected one of {sorted(_PROVIDERS)}"
-        ) from None
-    return cls(config)
+    return registry.create("compressor", config.provider, config)

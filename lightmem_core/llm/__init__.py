@@ -56,12 +56,11 @@ __all__ = [
 
 
 def create_llm(config: LLMConfig, **kwargs: Any) -> LLM:
-    """Build the LLM for ``config``. A provider registered under kind ``"llm"`` in
-    ``lightmem_core.registry`` wins; every built-in provider speaks the OpenAI API."""
+    """Build the LLM for ``config`` from ``lightmem_core.registry`` (kind ``"llm"``): every
+    built-in provider is registered there as ``OpenAICompatibleLLM``, and the config accepts
+    only names the registry knows."""
     from .. import registry
 
     if not isinstance(config, LLMConfig):
         raise LLMError(f"create_llm expects an LLMConfig, got {type(config).__name__}")
-    if config.provider in registry.names("llm"):
-        return registry.create("llm", config.provider, config, **kwargs)
-    return OpenAICompatibleLLM(config, **kwargs)
+    return registry.create("llm", config.provider, config, **kwargs)
