@@ -2,8 +2,10 @@
 same mix in process, with a SIGKILL of the server in the middle of the HTTP run.
 
 1. Two LoCoMo dev conversations are ingested (offline default) into a fresh store, one user each.
-2. In process: ``--clients`` threads share one ``LightMemory`` for ``--seconds`` s, each
-   looping ``retrieve`` of a LoCoMo question (``--read-share``) or ``add_memory`` of a new turn.
+2. In process: ``--clients`` threads share one ``LightMemory`` for ``--inproc-seconds`` s, each
+   looping ``retrieve`` of a LoCoMo question (``--read-share``) or ``add_memory`` of a new turn;
+   then the same again with the threads' reads queued for a pool of one thread per core, as
+   the server queues them (the HTTP cost alone, with the scheduling equal on both sides).
 3. Over HTTP: ``lightmem serve`` on that store, and ``--clients`` processes doing the same
    through ``RemoteMemory`` (adds return once journaled). Halfway through, the server is
    SIGKILLed and started again; the clients' retries carry them over the gap.
@@ -42,16 +44,23 @@ CLIENT = r"""
 import json, random, sys, time
 sys.path.insert(0, sys.argv[5])
 from lightmem_core import RemoteMemory
-url, seconds, share, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+url, seconds, share, out, rate = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], float(sys.argv[6])
+slot, clients = int(sys.argv[7]), int(sys.argv[8])
 jobs = json.loads(sys.stdin.read())
 memory = RemoteMemory(url, retries=8, backoff=0.25, wait=False, timeout=30)
 rng = random.Random(out)
 lat = {"retrieve": [], "add": []}
 acked, errors, n = [], [], 0
-end = time.monotonic() + seconds
-while time.monotonic() < end:
+start = time.perf_counter()
+end = start + seconds
+gap = clients / rate if rate else 0.0  # open loop: this client's share of --rate, evenly spaced
+due = start + slot * gap / clients
+while time.perf_counter() < end:
+    if gap:
+        time.sleep(max(0.0, due - time.perf_counter()))
+    t = due if gap else time.perf_counter()  # from when the request was due: queueing counts
+    due += gap
     user, question = rng.choice(jobs)
-    t = time.perf_counter()
     try:
         if rng.random() < share:
             memory.retrieve(question, user_id=user)
@@ -98,42 +107,82 @@ def sequential(retrieve: Any, jobs: list[tuple[str, str]], n: int = 200) -> dict
     return summary(times)
 
 
-def in_process(store: Path, jobs: list[tuple[str, str]], clients: int, seconds: float, share: float) -> dict[str, Any]:
-    from lightmem_core import LightMemory
+def in_process(
+    store: Path,
+    jobs: list[tuple[str, str]],
+    args: argparse.Namespace,
+    *,
+    as_server: bool = False,
+) -> dict[str, Any]:
+    """``--clients`` threads on one ``LightMemory``. ``as_server``: scheduled as the server
+    schedules the same calls (adds journal and return, one background thread extracts, reads
+    queue for a pool of one thread per core), so what remains between this and HTTP is the
+    cost of HTTP itself."""
+    from concurrent.futures import ThreadPoolExecutor
 
+    from lightmem_core import LightMemory
+    from lightmem_core.server.app import cores
+
+    reads = ThreadPoolExecutor(cores()) if as_server else None
     lat: dict[str, list[float]] = {"retrieve": [], "add": []}
-    lock = threading.Lock()
+    lock, wake, stop = threading.Lock(), threading.Event(), threading.Event()
+    users = sorted({u for u, _ in jobs})
     with LightMemory({"store": {"path": str(store)}}) as memory:
         memory.retrieve("warm up", user_id=jobs[0][0])
         alone = sequential(memory.retrieve, jobs)
-        end = time.monotonic() + seconds
+
+        def extractor() -> None:
+            while not stop.is_set():
+                if wake.wait(0.1):
+                    wake.clear()
+                    for user in users:
+                        memory.extract_pending(user_id=user)
+
+        start = time.perf_counter()
+        end = start + args.inproc_seconds
+        gap = args.clients / args.rate if args.rate else 0.0
 
         def worker(i: int) -> None:
             rng = random.Random(i)
             n = 0
-            while time.monotonic() < end:
+            due = start + i * gap / args.clients
+            while time.perf_counter() < end:
+                if gap:
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                t = due if gap else time.perf_counter()
+                due += gap
                 user, question = rng.choice(jobs)
-                t = time.perf_counter()
-                if rng.random() < share:
-                    memory.retrieve(question, user_id=user)
+                if rng.random() < args.read_share:
+                    if reads is None:
+                        memory.retrieve(question, user_id=user)
+                    else:
+                        reads.submit(memory.retrieve, question, user_id=user).result()
                     kind = "retrieve"
                 else:
                     n += 1
                     memory.add_memory(
                         [{"id": f"inproc-{i}-{n}", "role": "user", "content": f"Side note {n}: {question}"}],
                         user_id=user,
+                        defer=as_server,
                     )
+                    wake.set()
                     kind = "add"
                 with lock:
                     lat[kind].append(time.perf_counter() - t)
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-        for t in threads:
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.clients)]
+        background = threading.Thread(target=extractor) if as_server else None
+        for t in [*threads, *([background] if background else [])]:
             t.start()
         for t in threads:
             t.join()
+        stop.set()
+        if background:
+            background.join()
+        if reads is not None:
+            reads.shutdown()
     return {k: summary(v) for k, v in lat.items()} | {
-        "ops_per_s": round(sum(map(len, lat.values())) / seconds, 1),
+        "ops_per_s": round(sum(map(len, lat.values())) / args.inproc_seconds, 1),
         "retrieve_alone": alone,
     }
 
@@ -164,10 +213,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--inproc-seconds", type=float, default=30.0)
     ap.add_argument("--read-share", type=float, default=0.7)
+    ap.add_argument(
+        "--rate", type=float, default=0.0, help="open loop: requests per second in all (0: each client back to back)"
+    )
     ap.add_argument("--no-kill", action="store_true", help="skip the SIGKILL in the middle of the HTTP run")
     ap.add_argument("--out", default=str(HERE / "results" / "service.json"))
     args = ap.parse_args()
     from lightmem_core import LightMemory, RemoteMemory
+    from lightmem_core.server.app import cores
 
     convs = [c for c in _locomo.load() if c.conv_id in CONVERSATIONS]
     jobs = [(c.conv_id, q["question"]) for c in convs for q in c.qa if q.get("category") in (1, 2, 3, 4)]
@@ -181,8 +234,10 @@ def main() -> None:
             entries = sum(len(memory.get_all(user_id=c.conv_id, limit=10_000)) for c in convs)
         ingest_s = time.perf_counter() - t
         print(f"ingested {entries} entries in {ingest_s:.0f}s", flush=True)
-        local = in_process(store, jobs, args.clients, args.inproc_seconds, args.read_share)
+        local = in_process(store, jobs, args)
         print(f"in process: {local}", flush=True)
+        pooled = in_process(store, jobs, args, as_server=True)
+        print(f"in process, scheduled as the server schedules: {pooled}", flush=True)
 
         from tests._net import free_port
 
@@ -193,9 +248,10 @@ def main() -> None:
         print(f"over HTTP, one caller alone: {alone}", flush=True)
         outs = [Path(root) / f"client{i}.json" for i in range(args.clients)]
         procs = []
-        for out in outs:
+        for slot, out in enumerate(outs):
             p = subprocess.Popen(
-                [sys.executable, "-c", CLIENT, url, str(args.seconds), str(args.read_share), str(out), str(ROOT)],
+                [sys.executable, "-c", CLIENT, url, str(args.seconds), str(args.read_share), str(out), str(ROOT)]
+                + [str(args.rate), str(slot), str(args.clients)],
                 stdin=subprocess.PIPE,
                 cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -243,15 +299,18 @@ def main() -> None:
         "clients": args.clients,
         "seconds": args.seconds,
         "read_share": args.read_share,
+        "rate": args.rate,
         "entries": entries,
         "in_process": local,
+        "in_process_as_server": pooled,
+        "read_workers": cores(),
         "http": http,
         "sigkill": kill,
         "git": git_state(),
         "load": os.getloadavg(),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({"in_process": local, "http": http, "sigkill": kill}, indent=2))
+    print(json.dumps({"in_process": local, "in_process_as_server": pooled, "http": http, "sigkill": kill}, indent=2))
 
 
 if __name__ == "__main__":

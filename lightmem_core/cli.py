@@ -903,6 +903,10 @@ def serve(
         typer.Option("--allow-origin", help="Browser origins allowed besides loopback, e.g. https://app.example."),
     ] = None,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MiB (413 beyond).")] = 8.0,
+    read_workers: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="Threads serving reads (default: one per CPU core; more only contend for the cores)."),
+    ] = None,
     transport: Annotated[
         str,
         typer.Option(
@@ -930,6 +934,7 @@ def serve(
             allowed_hosts=tuple(allow_host or ()),
             allowed_origins=tuple(allow_origin or ()),
             max_body_bytes=int(max_body_mb * 1024 * 1024),
+            read_workers=read_workers,
             extra_routes=_inspector_routes(),
         ),
     )

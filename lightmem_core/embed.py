@@ -359,8 +359,9 @@ def _model_precision(model: Any) -> str:
 def _same_length_batches(preprocess: Any, texts: Sequence[str], size: int) -> Iterator[list[int]]:
     """Row indices of ``texts`` in batches of at most ``size`` texts of one token length.
 
-    Texts of one length need no padding, so each vector is exactly the one the text
-    gets alone (what a query gets). Lengths are read from the tokenizer's attention
+    Texts of one length need no padding, so each vector is the one the text gets alone
+    (what a query gets), up to float rounding (the kernels may sum two rows in another
+    order than one). Lengths are read from the tokenizer's attention
     mask, in chunks so a large ingest never pads thousands of texts to the longest.
     """
     chunk = max(size, 256)

@@ -77,8 +77,12 @@ class ContextWindowError(LLMError):
 
 class AnswerTruncatedError(LLMError):
     """The answer hit the completion limit (``max_tokens``) before its JSON was complete.
-    No repair call is made (it would be cut the same way); the caller asks for less, e.g.
-    fewer turns per extraction call."""
+    No repair call is made (it would be cut the same way); the caller keeps what is whole
+    in ``text`` (the cut answer) or asks for less, e.g. fewer turns per extraction call."""
+
+    def __init__(self, message: str, text: str = "") -> None:
+        super().__init__(message)
+        self.text = text
 
 
 class EmbeddingError(LightMemError):

@@ -18,7 +18,9 @@ from typing import Any, Optional, Protocol, Sequence
 
 from . import repairs, textproc, timeparse
 from .drive import Op
+from .errors import AnswerTruncatedError
 from .journal import TurnRow
+from .llm.jsonparse import complete_items
 from .prompts import Prompts, conversation_block, time_line, turn_line
 from .types import EntryType, MemoryEntry, repair_text
 
@@ -40,6 +42,9 @@ class ExtractionBatch:
     previous: Optional[TurnRow] = None
     use_roles: frozenset[str] = field(default_factory=lambda: frozenset({"user", "assistant"}))
     index_context: str = "neighbors"
+    # set by an extractor that read only the head of the batch (an answer cut at
+    # max_tokens): these turns are not done, and the caller asks for them again
+    unread: list[TurnRow] = field(default_factory=list)
 
     def text(self, turn: TurnRow) -> str:
         """What the extractor reads: the compressed text when pre-compression ran."""
@@ -221,12 +226,14 @@ class LLMExtractor:
         prompts: Optional[Prompts] = None,
         counts: Optional[repairs.RepairCounts] = None,
         citation: repairs.CitationRule = repairs.DEFAULT_CITATION,
+        loop: repairs.LoopRule = repairs.DEFAULT_LOOP,
     ) -> None:
         self.llm = llm
         self.mode = mode
         self.prompts = prompts or Prompts()
         self.counts = counts or repairs.RepairCounts()
         self.citation = citation
+        self.loop = loop
 
     @staticmethod
     def aliases(batch: ExtractionBatch) -> dict[str, TurnRow]:
@@ -256,13 +263,36 @@ class LLMExtractor:
         from .llm import complete_json_op
 
         schema = EVENT_SCHEMA if self.mode == "event" else FLAT_SCHEMA
-        data = yield from complete_json_op(
-            self.llm, self.messages(batch), stage="extraction", schema=schema, validate=self._validate
-        )
         turns = {t.id: t for t in batch.turns}
+        try:
+            data = yield from complete_json_op(
+                self.llm, self.messages(batch), stage="extraction", schema=schema, validate=self._validate
+            )
+        except AnswerTruncatedError as exc:
+            if self.mode == "event":
+                raise  # an event's facts and relations are not whole until the event is: the batch is halved
+            return self._head(exc, turns, batch)
         if self.mode == "event":
             return self._events(data, turns, batch)
         return self._facts(data.get("facts", []), turns, batch, key="flat")
+
+    def _head(self, cut: AnswerTruncatedError, turns: dict[str, TurnRow], batch: ExtractionBatch) -> list[MemoryEntry]:
+        """The whole facts of a cut answer, before its loop; the turns after the last one
+        they cite go to ``batch.unread``, to be asked again. Re-asking for the tail alone
+        pays again only for it, where halving the batch pays again for all of it."""
+        items = repairs.before_loop(complete_items(cut.text, "facts"), self.counts, self.loop)
+        entries = [e for e in self._facts(items, turns, batch, key="flat") if "provenance" not in e.metadata]
+        if not entries:
+            raise cut  # nothing whole to keep: the caller halves the batch
+        last = max(turns[i].seq for e in entries for i in e.source_ids)
+        batch.unread = [t for t in batch.turns if t.seq > last]
+        self.counts.add("facts_kept_from_cut", len(entries))
+        log.info(
+            "extraction answer cut at max_tokens: %d whole facts kept, %d turns asked again",
+            len(entries),
+            len(batch.unread),
+        )
+        return entries
 
     def _validate(self, data: Any) -> bool:
         key = "events" if self.mode == "event" else "facts"

@@ -614,9 +614,10 @@ class LightMemory:
 
     def _extract_op(
         self, scope: Scope, turns: list[TurnRow], out: AddResult, extractor: Optional[Extractor] = None
-    ) -> Op[None]:
+    ) -> Op[list[TurnRow]]:
         """Extract, embed, resolve and store one batch; what was stored goes into ``out``
-        (new entries in ``added``, existing entries the batch merged into in ``merged``)."""
+        (new entries in ``added``, existing entries the batch merged into in ``merged``).
+        Returns the batch's turns the extractor did not get to (they stay pending)."""
         previous = yield call(self._journal.turn_before, turns[0].scope, turns[0].seq)
         batch = ExtractionBatch(
             turns=turns,
@@ -625,6 +626,7 @@ class LightMemory:
             index_context=self.config.index_context,
         )
         entries = yield from (extractor or self._extractor).extract(batch)
+        unread = {t.id for t in batch.unread}
         points = yield from self._vectors(entries)
         wide = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
         changes = _Changes()
@@ -666,11 +668,12 @@ class LightMemory:
             wide,
             upserts=upserts,
             history=history + changes.history,
-            done_turns=[(t.user_id, t.id) for t in turns],
+            done_turns=[(t.user_id, t.id) for t in turns if t.id not in unread],
             expect_versions=changes.expect or None,
         )
         out.added += [e for e, _ in kept]
         out.merged = list(dict.fromkeys([*out.merged, *(h.memory_id for h in changes.history if h.event == "MERGE")]))
+        return list(batch.unread)
 
     def _neighbours_op(
         self, scope: Scope, vectors: Sequence[Any], before: Optional[Sequence[Optional[float]]], top_k: int
@@ -892,7 +895,9 @@ class LightMemory:
                 while work:
                     batch = work.pop()
                     try:
-                        yield from self._extract_op(scope, batch, out)
+                        unread = yield from self._extract_op(scope, batch, out)
+                        if unread:  # an answer cut at max_tokens covered the head: the tail again
+                            work.append(unread)
                     except (ContextWindowError, AnswerTruncatedError) as exc:
                         # the window, or the answer's budget, is smaller than the batch needs: halve and go on
                         if len(batch) > 1:

@@ -34,6 +34,8 @@ REPAIRS = (
     "times_dropped",  # a time that is not a date
     "names_restored",  # a first-person fact prefixed with its speaker's name
     "updates_refused",  # an LLM "update" that would drop most of the old memory (update.MergeRule)
+    "facts_kept_from_cut",  # whole facts before the loop of an answer cut at max_tokens
+    "facts_dropped_as_loop",  # whole facts of a cut answer that repeat an earlier one
 )
 
 
@@ -70,6 +72,38 @@ class CitationRule:
 
 
 DEFAULT_CITATION = CitationRule()
+
+
+@dataclass(frozen=True)
+class LoopRule:
+    """Where an answer cut at ``max_tokens`` stopped adding facts.
+
+    A small model that runs to the limit has most often looped: it writes one fact again and
+    again with a word or a name changed (Qwen2.5-1.5B did, ``tests/fixtures/llm_answers/
+    truncated.json``). The whole facts before the first repeat are kept, and only the turns
+    after the last one they cite are asked again; the rest of the cut answer is dropped.
+    ``similarity``: the share of content words (Jaccard) a fact shares with an earlier one
+    at which it is a repeat.
+    """
+
+    similarity: float = 0.6
+
+
+DEFAULT_LOOP = LoopRule()
+
+
+def before_loop(items: Sequence[Any], counts: RepairCounts, rule: LoopRule = DEFAULT_LOOP) -> list[Any]:
+    """The items of a cut answer up to the first one that repeats an earlier one."""
+    seen: list[set[str]] = []
+    for n, item in enumerate(items):
+        fact = item.get("fact") if isinstance(item, dict) else item
+        words = set(textproc.content_words(fact)) if isinstance(fact, str) else set()
+        if any(words and len(words & w) / len(words | w) >= rule.similarity for w in seen):
+            counts.add("facts_dropped_as_loop", len(items) - n)
+            return list(items[:n])
+        seen.append(words)
+    return list(items)
+
 
 _NUMBER = re.compile(r"^\s*\[?\s*(?:turn|id|#)?\s*(\d{1,4})\s*\]?\.?\s*$", re.I)
 _DATEISH = re.compile(

@@ -68,7 +68,8 @@ def _json_op(
         if finish == "length":
             raise AnswerTruncatedError(
                 f"{stage}: the answer reached the completion limit before its JSON ended "
-                f"({error}); ask for less per call"
+                f"({error}); ask for less per call",
+                text=text,
             ) from exc
     log.info("%s: LLM answer is not usable JSON (%s); asking once for a repair", stage, error)
     hint = f"\nThe JSON must match this schema: {json.dumps(schema)}" if schema else ""

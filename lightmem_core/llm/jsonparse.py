@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any, Iterator, Optional
 
-__all__ = ["JSONParseError", "parse_json"]
+__all__ = ["JSONParseError", "complete_items", "parse_json"]
 
 
 class JSONParseError(ValueError):
@@ -181,3 +181,26 @@ def parse_json(text: str) -> Any:
     if not any(ch in stripped for ch in "{["):
         raise JSONParseError(f"no JSON object or array in the answer: {snippet!r}")
     raise JSONParseError(f"no complete JSON value found ({first_error}); answer began {snippet!r}")
+
+
+def complete_items(text: str, key: str) -> list[Any]:
+    """The elements of the array under ``key`` that an answer cut mid-way wrote in full.
+
+    Nothing is guessed: an element counts only if it parses whole, and reading stops at the
+    first one that does not (where the cut fell). ``[]`` when ``key`` opens no array.
+    """
+    found = re.search(r'["\']' + re.escape(key) + r'["\']\s*:\s*\[', text)
+    if found is None:
+        return []
+    decoder, at = json.JSONDecoder(), found.end()
+    items: list[Any] = []
+    while True:
+        while at < len(text) and text[at] in " \t\r\n,":
+            at += 1
+        if at >= len(text) or text[at] == "]":
+            return items
+        try:
+            item, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return items
+        items.append(item)

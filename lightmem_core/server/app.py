@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import hmac
 import json
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
@@ -41,6 +45,7 @@ class ServerSettings:
     allowed_origins: tuple[str, ...] = ()
     mcp: bool = True
     wait_timeout: float = 300.0  # add(wait=true) / flush wait at most this long for the worker
+    read_workers: Optional[int] = None  # threads serving reads; None: one per CPU core (see _Server.blocking)
     extra_routes: list[Any] = field(default_factory=list)  # mounted apps (the inspector UI)
     owns_memory: bool = False  # close the memory (and keys) when the server stops
 
@@ -101,6 +106,19 @@ class _Server:
         self.worker = ExtractionWorker(memory)
         self.metrics = _Metrics(memory, self.worker)
         self.ready = False
+        self.reads = ThreadPoolExecutor(settings.read_workers or cores(), thread_name_prefix="lightmem-read")
+
+    async def blocking(self, op: api.Operation, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking memory call off the event loop. Reads are CPU-bound (the query
+        embedding above all) and queue, first come first served, for a pool of one thread per
+        core: more threads than cores only contend for the cores and the GIL, and under eight
+        clients that costs throughput and a long tail (benchmarks/README.md, "One server, many
+        clients"). Writes are short journal appends and go to asyncio's own pool, so they never
+        wait behind a queue of reads."""
+        if op.access != "read":
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.reads, call)
 
     # --- who is asking -----------------------------------------------------------------------
     def key_for(self, authorization: Optional[str]) -> Key:
@@ -177,13 +195,13 @@ class _Server:
             raise AuthError(403, f"{op.name} needs an admin key")
         if op.name == "users":
             readable = key.readable()
-            return [u for u in await asyncio.to_thread(m.users) if readable is None or u in readable]
+            return [u for u in await self.blocking(op, m.users) if readable is None or u in readable]
         if op.name == "import_records":
             records = args["records"]
             for r in records:
                 if isinstance(r, dict) and r.get("kind") != "header":
                     key.check(str(r.get("user_id")), r.get("agent_id"), write=True)
-            return await asyncio.to_thread(m.import_records, records)
+            return await self.blocking(op, m.import_records, records)
         write = op.access == "write"
         if op.name == "retrieve" and args.get("scopes") is not None:
             scopes = args["scopes"]
@@ -194,7 +212,7 @@ class _Server:
                 key.check(user, s.get("agent_id") if isinstance(s, dict) else None, write=False)
             for name in api.SCOPE:
                 args.pop(name, None)
-            return await asyncio.to_thread(m.retrieve, **args)
+            return await self.blocking(op, m.retrieve, **args)
         if op.name in ("flush",) and not any(args.get(s) for s in api.SCOPE) and key.admin:
             await self.worker.idle(self.settings.wait_timeout)
             return await m.aflush()
@@ -208,12 +226,12 @@ class _Server:
             return await m.aflush(**where)
         if op.name in ("construct_update_queue_all_entries", "offline_update_all_entries"):
             fn = getattr(m, op.name)
-            return await asyncio.to_thread(fn, **args, user_id=where["user_id"])
+            return await self.blocking(op, fn, **args, user_id=where["user_id"])
         if op.name == "pending":
-            return await asyncio.to_thread(m.pending, **where)
+            return await self.blocking(op, m.pending, **where)
         # the blocking method in one worker thread: one hop, where the async twin would make
         # one per store or model call
-        return await asyncio.to_thread(getattr(m, op.name), **args, **where)
+        return await self.blocking(op, getattr(m, op.name), **args, **where)
 
     async def add(self, args: dict[str, Any], where: dict[str, Any]) -> AddResult:
         wait = args.pop("wait", False)
@@ -240,6 +258,14 @@ class _Server:
 
 class _Timeout(Exception):
     pass
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity mask, where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def create_app(memory: Any, *, keys: Optional[KeyStore] = None, settings: Optional[ServerSettings] = None) -> Any:
@@ -364,6 +390,7 @@ def create_app(memory: Any, *, keys: Optional[KeyStore] = None, settings: Option
             finally:
                 server.ready = False
                 await server.worker.close()
+                server.reads.shutdown(wait=True)
                 if settings.owns_memory:
                     await asyncio.to_thread(memory.close)
                     if keys is not None:

@@ -140,17 +140,43 @@ def test_numbered_citations_map_to_the_turn(make_memory, fake_llm, shown) -> Non
     assert [e.source_ids for e in m.get_all(user_id="u")] == [["m1"]]
 
 
-def test_an_answer_cut_at_max_tokens_halves_the_batch_without_a_repair_call(make_memory, fake_llm) -> None:
-    """Qwen looped on a 36-turn batch until max_tokens (finish_reason "length"); a repair
-    call would be cut the same way, so the batch is halved instead and all of it stored."""
+def test_a_cut_answer_keeps_its_facts_before_the_loop_and_asks_only_for_the_tail(make_memory, fake_llm) -> None:
+    """Qwen looped on a 36-turn batch until max_tokens (finish_reason "length"): its first
+    fact (turns 2-7) is whole, then it wrote the same fact again with the names and the
+    nouns changed. The first fact is kept, the repeats are dropped, and only the turns after
+    7 are asked again: no repair call (it would be cut the same way), no second pass over
+    the head of the batch."""
     cut = recorded("truncated")["calls"][0]
     assert cut["finish_reason"] == "length"
     fake_llm.script(FaultSpec(body=cut["answer"], finish_reason="length"), endpoint="chat")
     m = make_memory({"extract_tokens": 10_000}, llm=llm_for(fake_llm, model="truncating"))
-    r = m.add_memory(CHAT, user_id="u", force_extract=True)
+    turns = [
+        {"id": f"t{i}", "role": "user" if i % 2 else "assistant", "content": f"Jon and Gina discuss plan number {i}."}
+        for i in range(1, 13)
+    ]
+    r = m.add_memory(turns, user_id="u", force_extract=True)
     assert r.error is None and m.pending(user_id="u") == []
     chats = fake_llm.requests_for("chat")
-    assert len(chats) == 3 and not any(msg["role"] == "assistant" for c in chats for msg in c["messages"])
+    assert len(chats) == 2 and not any(msg["role"] == "assistant" for c in chats for msg in c["messages"])
+    again = chats[1]["messages"][-1]["content"]
+    assert "plan number 8." in again and "plan number 7." not in again  # the tail only
+    got = m.get_all(user_id="u")
+    kept = [e for e in got if e.memory.startswith("Jon is using a stay organized system")]
+    assert len(kept) == 1 and kept[0].source_ids == [f"t{i}" for i in range(2, 8)]
+    assert not any("whiteboard" in e.memory for e in got)  # the loop is not stored
+    assert {s for e in got for s in e.source_ids} >= {f"t{i}" for i in range(8, 13)}
+    stats = m.get_repair_statistics()
+    assert stats["facts_kept_from_cut"] == 1 and stats["facts_dropped_as_loop"] > 5
+
+
+def test_a_cut_answer_with_nothing_whole_halves_the_batch(make_memory, fake_llm) -> None:
+    """Cut inside its first fact: nothing to keep, so the batch is halved and all of it stored."""
+    cut = recorded("truncated")["calls"][0]
+    fake_llm.script(FaultSpec(body=cut["answer"][:150], finish_reason="length"), endpoint="chat")
+    m = make_memory({"extract_tokens": 10_000}, llm=llm_for(fake_llm, model="truncating-early"))
+    r = m.add_memory(CHAT, user_id="u", force_extract=True)
+    assert r.error is None and m.pending(user_id="u") == []
+    assert len(fake_llm.requests_for("chat")) == 3
     assert sorted(s for e in m.get_all(user_id="u") for s in e.source_ids) == ["m1", "m2", "m3", "m4"]
 
 

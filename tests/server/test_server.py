@@ -354,6 +354,40 @@ def test_a_retried_add_is_stored_once(served: Served) -> None:
     assert len(served.memory.get_all(user_id="maya")) == 1 and len(served.memory.pending(user_id="maya")) == 0
 
 
+def test_reads_queue_for_a_pool_of_their_own_and_writes_pass_them(make_memory: Any) -> None:
+    """Reads run on ``read_workers`` threads, first come first served; a write does not wait
+    behind them. The memory's ``retrieve`` is wrapped to record its threads and to take
+    0.4 s (the real method still runs), so the queue is long enough to see."""
+    import threading
+
+    memory = make_memory()
+    memory.add_memory("Maya keeps bees on the roof.", user_id="maya")
+    real, lock, spans = memory.retrieve, threading.Lock(), []
+
+    def slow_retrieve(*args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        hits = real(*args, **kwargs)
+        time.sleep(0.4)
+        with lock:
+            spans.append((threading.current_thread().name, started, time.monotonic()))
+        return hits
+
+    memory.retrieve = slow_retrieve  # type: ignore[method-assign]
+    with Served(memory, read_workers=2) as served:
+        readers = [threading.Thread(target=lambda: served.client().retrieve("bees", user_id="maya")) for _ in range(6)]
+        for t in readers:
+            t.start()
+        time.sleep(0.1)
+        served.client(wait=False).add_memory("Tom fixes bikes.", user_id="tom")
+        wrote = time.monotonic()
+        for t in readers:
+            t.join()
+    assert len(spans) == 6 and all(name.startswith("lightmem-read") for name, _, _ in spans)
+    overlap = max(sum(1 for _, s, e in spans if s <= at < e) for _, at, _ in spans)
+    assert overlap == 2  # never more reads at once than the pool holds
+    assert wrote < max(s for _, s, _ in spans)  # the write returned before the last read began
+
+
 def test_binding_beyond_loopback_needs_keys(make_memory: Any, tmp_path: Path) -> None:
     from lightmem_core import ConfigError
     from lightmem_core.server.app import ServerSettings, serve

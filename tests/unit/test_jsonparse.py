@@ -77,3 +77,20 @@ def test_non_text_rejected() -> None:
 def test_error_is_a_value_error_with_context() -> None:
     with pytest.raises(ValueError, match="no JSON object or array"):
         parse_json("plain prose")
+
+
+@pytest.mark.parametrize(
+    ("text", "whole"),
+    [
+        ('{"facts": [{"fact": "a", "source_ids": ["1"]}, {"fact": "b"', [{"fact": "a", "source_ids": ["1"]}]),
+        ('Sure!\n```json\n{"facts": [\n  {"fact": "a"},\n  {"fact": "b"},\n  {"fa', [{"fact": "a"}, {"fact": "b"}]),
+        ('{"facts": [{"fact": "a"}]}', [{"fact": "a"}]),  # not cut at all
+        ('{"facts": [{"fact": "a, with a } in it"}, ', [{"fact": "a, with a } in it"}]),
+        ('{"events": [{"event": "x"}', []),  # no "facts" array
+        ('{"facts": [{"fact": "cut in the first', []),
+    ],
+)
+def test_complete_items_of_a_cut_answer(text: str, whole: list) -> None:
+    from lightmem_core.llm.jsonparse import complete_items
+
+    assert complete_items(text, "facts") == whole
