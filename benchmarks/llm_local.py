@@ -13,7 +13,7 @@ What it measures
     * ``offline``: the offline default (``MemoryConfig()``: no LLM, no compression).
 
     Every chat call is recorded (messages, answer, usage, seconds) to
-    ``benchmarks/results/llm_local_calls.json``. Reported:
+    ``benchmarks/results/llm_local_calls.json`` (``<out>_calls.json``). Reported:
 
     * calls, prompt and completion tokens (the server's own usage counts) and seconds,
       per stage; the wall time of each phase;
@@ -275,6 +275,11 @@ def _cpu_name() -> str:
     return platform.machine()
 
 
+def _calls_path(out: str) -> Path:
+    """Beside the report, so a second run never overwrites the calls another report cites."""
+    return Path(out).with_name(Path(out).stem + "_calls.json")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default=None, help="an OpenAI-compatible /v1 URL; default: start tools/local_llm.py")
@@ -377,7 +382,7 @@ def main() -> None:
 
             # the build's figures are saved before the long reader phase, so a failure there keeps them
             Path(args.out).with_suffix(".build.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-            (Path(args.out).parent / "llm_local_calls.json").write_text(json.dumps(recorder.calls, indent=1) + "\n")
+            _calls_path(args.out).write_text(json.dumps(recorder.calls, indent=1) + "\n")
 
             # evidence recall@10, every QA with evidence
             rec: dict[str, dict[str, list[float]]] = {"llm": defaultdict(list), "offline": defaultdict(list)}
@@ -468,7 +473,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str) + "\n")
-    (out.parent / "llm_local_calls.json").write_text(json.dumps(recorder.calls, indent=1) + "\n")
+    _calls_path(args.out).write_text(json.dumps(recorder.calls, indent=1) + "\n")
     summary = {
         k: report[k]
         for k in (
