@@ -7,7 +7,8 @@ same mix in process, with a SIGKILL of the server in the middle of the HTTP run.
    then the same again with the threads' reads queued for a pool of one thread per core, as
    the server queues them (the HTTP cost alone, with the scheduling equal on both sides).
 3. Over HTTP: ``lightmem serve`` on that store, and ``--clients`` processes doing the same
-   through ``RemoteMemory`` (adds return once journaled). Halfway through, the server is
+   through ``RemoteMemory`` (adds return once journaled); each makes one untimed call first,
+   as the threads in process are warm, and all start together. Halfway through, the server is
    SIGKILLed and started again; the clients' retries carry them over the gap.
 4. After the run: every acknowledged turn must be stored or pending, and none stored twice.
 
@@ -39,18 +40,23 @@ import _locomo  # noqa: E402
 from _common import git_state  # noqa: E402
 
 CONVERSATIONS = ("conv-26", "conv-30")
+READY_S = 8.0  # the client processes start, import and make one untimed call within this
 
 CLIENT = r"""
 import json, random, sys, time
 sys.path.insert(0, sys.argv[5])
 from lightmem_core import RemoteMemory
 url, seconds, share, out, rate = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], float(sys.argv[6])
-slot, clients = int(sys.argv[7]), int(sys.argv[8])
+slot, clients, start_at = int(sys.argv[7]), int(sys.argv[8]), float(sys.argv[9])
 jobs = json.loads(sys.stdin.read())
 memory = RemoteMemory(url, retries=8, backoff=0.25, wait=False, timeout=30)
 rng = random.Random(out)
 lat = {"retrieve": [], "add": []}
 acked, errors, n = [], [], 0
+# untimed: the first call builds the HTTP client and imports what it needs (150-270 ms while
+# the other clients start); the threads in process are warm too when they are timed
+memory.retrieve(jobs[0][1], user_id=jobs[0][0])
+time.sleep(max(0.0, start_at - time.time()))  # all clients start together, once all are ready
 start = time.perf_counter()
 end = start + seconds
 gap = clients / rate if rate else 0.0  # open loop: this client's share of --rate, evenly spaced
@@ -248,10 +254,11 @@ def main() -> None:
         print(f"over HTTP, one caller alone: {alone}", flush=True)
         outs = [Path(root) / f"client{i}.json" for i in range(args.clients)]
         procs = []
+        start_at = time.time() + READY_S
         for slot, out in enumerate(outs):
             p = subprocess.Popen(
                 [sys.executable, "-c", CLIENT, url, str(args.seconds), str(args.read_share), str(out), str(ROOT)]
-                + [str(args.rate), str(slot), str(args.clients)],
+                + [str(args.rate), str(slot), str(args.clients), str(start_at)],
                 stdin=subprocess.PIPE,
                 cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -261,7 +268,7 @@ def main() -> None:
             procs.append(p)
         kill: dict[str, Any] = {}
         if not args.no_kill:
-            time.sleep(args.seconds / 2)
+            time.sleep(max(0.0, start_at + args.seconds / 2 - time.time()))
             server.send_signal(signal.SIGKILL)
             server.wait()
             t = time.perf_counter()
