@@ -427,7 +427,10 @@ class _Mapped:
 
 _Mapper = Callable[[str, Any, _Mapped], None]
 
-_LLM_BASE_URLS = {
+# Where each OpenAI-compatible provider listens unless told otherwise; the one list the
+# upstream-key mapping and the client both read ("openai": the openai package's own default).
+PROVIDER_BASE_URLS: dict[str, Optional[str]] = {
+    "openai": None,
     "ollama": "http://localhost:11434/v1",
     "vllm": "http://localhost:8000/v1",
     "deepseek": "https://api.deepseek.com/v1",
@@ -517,7 +520,7 @@ def _text_embedder(key: str, value: Any, m: _Mapped) -> None:
         emb["api_key"] = c["api_key"]
     base = c.get("openai_base_url") or c.get("ollama_base_url")
     if name == "ollama":
-        base = base or "http://localhost:11434/v1"
+        base = base or PROVIDER_BASE_URLS["ollama"]
     if base:
         emb["base_url"] = base
     m.out["embedder"] = emb
@@ -591,7 +594,7 @@ def _memory_manager(key: str, value: Any, m: _Mapped) -> None:
         if c.get(k) is not None:
             llm[k] = c[k]
     base = c.get("openai_base_url") or c.get("ollama_base_url") or c.get("deepseek_base_url")
-    base = base or _LLM_BASE_URLS.get(name)
+    base = base or PROVIDER_BASE_URLS.get(name)
     if base:
         llm["base_url"] = base
     m.out["llm"] = llm

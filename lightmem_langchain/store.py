@@ -40,7 +40,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from datetime import datetime, timezone
-from typing import Any, Iterable, Literal, Optional, Sequence
+from typing import Any, Iterable, Literal, Optional, Sequence, TypeGuard
 from urllib.parse import quote, unquote
 
 from langgraph.store.base import (
@@ -223,7 +223,7 @@ def _operator(value: Any, op: str, arg: Any) -> bool:
     return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[op]
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -241,7 +241,7 @@ def _pushed(flt: Optional[dict[str, Any]], base: str = f"metadata.{VALUE}") -> d
             continue
         path = f"{base}.{key}"
         if isinstance(cond, dict) and any(k.startswith("$") for k in cond):
-            ops = {}
+            ops: dict[str, float] = {}
             for op, arg in cond.items():
                 if op == "$eq" and isinstance(arg, str):
                     out.setdefault(path, {})["eq"] = arg
@@ -305,7 +305,7 @@ class LightMemStore(BaseStore):
         self.index_config: Optional[dict[str, Any]] = None
         self._fields: Optional[list[tuple[str, list[str]]]] = None
         if index is not None:
-            config = dict(index)
+            config: dict[str, Any] = dict(index)
             fields = list(config.get("fields") or config.get("text_fields") or ["$"])  # SQLite's name for it
             dims = config.get("dims")
             have = getattr(memory, "dims", None)
@@ -397,9 +397,18 @@ class LightMemStore(BaseStore):
         home = self.mapping.home(entry.user_id)
         return home if home is not None else (entry.user_id,)
 
-    def _item(
-        self, entry: MemoryEntry, score: Optional[float] = None, *, search: bool = False, window: Optional[str] = None
-    ) -> Item:
+    def _item(self, entry: MemoryEntry) -> Item:
+        namespace, key, value, created, updated = self._parts(entry)
+        return Item(value=value, key=key, namespace=namespace, created_at=created, updated_at=updated)
+
+    def _search_item(
+        self, entry: MemoryEntry, score: Optional[float] = None, window: Optional[str] = None
+    ) -> SearchItem:
+        namespace, key, value, created, updated = self._parts(entry, window)
+        return SearchItem(namespace, key, value, created, updated, score=score)
+
+    def _parts(self, entry: MemoryEntry, window: Optional[str] = None) -> tuple[tuple[str, ...], str, dict, Any, Any]:
+        """Namespace, key, value and times of the item an entry holds."""
         meta = entry.metadata
         if KEY in meta:
             key, value = str(meta[KEY]), dict(meta.get(VALUE) or {})
@@ -411,10 +420,7 @@ class LightMemStore(BaseStore):
             if window:
                 value["window"] = window
             created = updated = entry.recorded_at
-        namespace = self._namespace(entry)
-        if search:
-            return SearchItem(namespace, key, value, created, updated, score=score)
-        return Item(value=value, key=key, namespace=namespace, created_at=created, updated_at=updated)
+        return self._namespace(entry), key, value, created, updated
 
     @staticmethod
     def _expired(entry: MemoryEntry, now: float) -> bool:
@@ -509,9 +515,9 @@ class LightMemStore(BaseStore):
             return
         by_field = {e.metadata.get(FIELD): e for e in existing}
         for field, text in texts:
-            entry = by_field.pop(field, None)
-            if entry is None:
+            if field not in by_field:
                 continue
+            entry = by_field.pop(field)
             same = (
                 entry.memory == text.strip()
                 and ttl is None
@@ -751,7 +757,7 @@ class LightMemStore(BaseStore):
                 if h.entry.entry_type.value == "summary":
                     continue
                 sim = None if h.similarity is None else float(h.similarity)  # cosine, as LangGraph's stores give it
-                item = self._item(h.entry, sim, search=True, window=h.window)
+                item = self._search_item(h.entry, sim, window=h.window)
                 if wanted(item):
                     out.append((sim, item, h.entry, scope))
             if len({(i.namespace, i.key) for _, i, _, _ in out}) >= want or len(hits) < n or n >= _MAX_HITS:
@@ -768,7 +774,7 @@ class LightMemStore(BaseStore):
         while len(keys) < want:
             page = yield call(self.memory.get_page, **scope_kwargs(scope), filters=flt, limit=_PAGE, after=after)
             for entry in page.entries:
-                item = self._item(entry, search=True)
+                item = self._search_item(entry)
                 if wanted(item):
                     out.append((None, item, entry, scope))
                     keys.add((item.namespace, item.key))

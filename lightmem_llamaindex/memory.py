@@ -86,7 +86,7 @@ class LightMemMemory(BaseMemory):
         return "LightMemMemory"
 
     @classmethod
-    def from_defaults(  # type: ignore[override]
+    def from_defaults(  # type: ignore[override,unused-ignore]
         cls,
         lightmem: Optional[LightMemory] = None,
         *,

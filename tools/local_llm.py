@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -232,6 +233,17 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
     raise RuntimeError(f"the model server at {url} did not answer within {timeout:.0f}s")
 
 
+def die_with_parent() -> None:
+    """Run in the child before exec: on Linux the kernel sends it SIGTERM when the process
+    that started it dies. A test run or benchmark killed before its finalisers run would
+    otherwise leave a model server holding every core."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def start(
     name: str = "qwen1.5b",
     *,
@@ -248,7 +260,10 @@ def start(
     threads = threads or max(1, (os.cpu_count() or 2))
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
-        server_command(py, model, port, n_ctx or MODELS[name].n_ctx, threads), stdout=out, stderr=subprocess.STDOUT
+        server_command(py, model, port, n_ctx or MODELS[name].n_ctx, threads),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}/v1"
     try:

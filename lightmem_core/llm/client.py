@@ -21,7 +21,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..config import LLMConfig
+from ..config import PROVIDER_BASE_URLS, LLMConfig
 from ..drive import Op, call, run_async, run_sync
 from ..errors import ContextWindowError, LLMError
 from .protocol import BaseLLM, Completion, Usage
@@ -34,12 +34,6 @@ log = logging.getLogger(__package__)  # the package's logger, as before the spli
 
 # --- OpenAI-compatible backend ---------------------------------------------------------
 
-_DEFAULT_BASE_URLS: dict[str, Optional[str]] = {
-    "openai": None,  # the openai package's default, api.openai.com
-    "ollama": "http://localhost:11434/v1",
-    "vllm": "http://localhost:8000/v1",
-    "deepseek": "https://api.deepseek.com/v1",
-}
 _KEY_ENV = {"openai": "OPENAI_API_KEY", "deepseek": "DEEPSEEK_API_KEY"}
 _RETRY_STATUS = {408, 409, 425, 429}
 
@@ -172,9 +166,9 @@ class OpenAICompatibleLLM(BaseLLM):
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
         provider = self.config.provider
-        self.base_url: Optional[str] = self.config.base_url or _DEFAULT_BASE_URLS.get(provider)
+        self.base_url: Optional[str] = self.config.base_url or PROVIDER_BASE_URLS.get(provider)
         key = self.config.api_key or (os.environ.get(_KEY_ENV[provider]) if provider in _KEY_ENV else None)
-        if not key and provider in _KEY_ENV and self.base_url in (None, _DEFAULT_BASE_URLS.get(provider)):
+        if not key and provider in _KEY_ENV and self.base_url in (None, PROVIDER_BASE_URLS.get(provider)):
             log.warning(
                 "LLM provider %r has no api_key (nor $%s); the endpoint will likely answer 401",
                 provider,
