@@ -58,9 +58,10 @@ def variants() -> dict[str, dict[str, Any]]:
         out[f"-{name}"] = {"stages": [s for s in STAGE_NAMES if s != name]}
     out["-current_state_first.now_reach"] = {"stage_settings": {"current_state_first": {"now_reach": None}}}
     out["-current_state_first.close"] = {"stage_settings": {"current_state_first": {"close": None}}}
-    out["speaker_weight=1"] = {"speaker_weight": 1.0}
+    out["speaker_weight=0.5"] = {"speaker_weight": 0.5}  # the default until 2026-12-07
     out["period.relative"] = {"stage_settings": {"period": {"relative": True}}}
     out["-speaker.asker"] = {"stage_settings": {"speaker": {"asker": False}}}
+    out["-speaker.embed_without_names"] = {"stage_settings": {"speaker": {"embed_without_names": False}}}
     out["current_state_first.close on every present question"] = {
         "stage_settings": {"current_state_first": {"close_needs_now": False}}
     }

@@ -239,10 +239,10 @@ class RetrievalConfig(BaseModel):
     )
     temporal_weight: float = Field(1.5, ge=0, description="Fusion weight of the in-period lists in 'boost' mode.")
     speaker_weight: float = Field(
-        0.5,
+        1.0,
         ge=0,
         description="Fusion weight of the lists restricted to entries spoken by a person the query names "
-        "('What did Caroline paint?'); 0 turns it off.",
+        "('What did Caroline paint?'), as much as a plain list's; 0 turns it off.",
     )
     recency_weight: float = Field(
         2.0,

@@ -26,9 +26,19 @@ from ..types import Hit, Scope
 from . import stages as _stages
 from .candidates import CandidateList, ListKind, Retriever, plan, retriever_weight
 from .fusion import RANKING_FIELDS, rank, sibling_ids, to_hits
-from .query import QueryAnalysis
+from .query import QueryAnalysis, without_names
 from .request import RetrieveRequest
-from .stages import BoostStage, ClosestSentence, HitStage, Hydrate, ReadState, Recency, Sources, Stage
+from .stages import (
+    BoostStage,
+    ClosestSentence,
+    HitStage,
+    Hydrate,
+    ReadState,
+    Recency,
+    Sources,
+    SpeakerBoost,
+    Stage,
+)
 
 
 class ReadPath:
@@ -116,7 +126,11 @@ class ReadPath:
     def _encode_op(self, state: ReadState) -> Op[None]:
         strategy, analysis = state.request.strategy, state.analysis
         if strategy in ("embedding", "hybrid"):
-            state.dense = (yield call(self.sources.embedder.embed, [analysis.text]))[0]
+            speaker = self._stage(SpeakerBoost)
+            names = (yield from speaker.names_to_leave_out_op(state)) if isinstance(speaker, SpeakerBoost) else ()
+            # BM25 keeps the names: there a frequent name weighs little, and leaving it out
+            # there too cost LoCoMo's temporal questions (benchmarks/README.md, issue 19)
+            state.dense = (yield call(self.sources.embedder.embed, [without_names(analysis.text, names)]))[0]
         state.sparse = self.sources.sparse(analysis.text, strategy)
 
     def _plan(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
+from typing import Optional, Sequence
 
 from .. import textproc, timeparse
 from ..cues import en
@@ -27,13 +27,24 @@ def without_roles(query: str) -> str:
     return text if textproc.content_words(text) else query
 
 
+def without_names(text: str, names: Sequence[str]) -> str:
+    """The text without these names (and their possessive), unless nothing would be left
+    to match; the speaker boost takes their place, as it does for the roles."""
+    if not names:
+        return text
+    pattern = r"\b(?:" + "|".join(map(re.escape, names)) + r")(?:'s)?\b"
+    stripped = re.sub(r"\s+", " ", re.sub(pattern, " ", text)).strip()
+    return stripped if textproc.content_words(stripped) else text
+
+
 def named_speakers(query: str, limit: int = 4) -> tuple[str, ...]:
-    """Capitalised words of the query that may name a speaker ("What did Caroline paint?").
+    """Capitalised words of the query that may name a speaker ("What did Caroline paint?",
+    "What do Melanie's kids like?").
 
     Only candidates: a filter on ``speaker_name`` that matches nobody returns nothing, so a
     wrong guess costs a little time, never a result.
     """
-    words = [w for w in en.CAPITALISED.findall(query) if w.lower() not in textproc.STOPWORDS]
+    words = [w.removesuffix("'s") for w in en.CAPITALISED.findall(query) if w.lower() not in textproc.STOPWORDS]
     return tuple(dict.fromkeys(words))[:limit]
 
 

@@ -138,3 +138,59 @@ def test_a_question_in_the_first_person_ranks_the_users_own_turns_first(make_mem
     off.add_memory(turns, user_id="u")
     plain = off.retrieve("What did I paint last weekend?", limit=2, user_id="u")
     assert not any(r.startswith("speaker:") for h in plain for r in h.retrievers)
+
+
+class _Recording:
+    """The real embedder, remembering what it was given (a spy, not a stand-in)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.texts = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed(self, texts):
+        self.texts.append(list(texts))
+        return self.inner.embed(texts)
+
+
+MELANIE = [
+    {"role": "user", "speaker_name": "Melanie", "content": "That's great news, Caroline!"},
+    {"role": "user", "speaker_name": "Caroline", "content": "I went to a support group yesterday."},
+    {"role": "user", "speaker_name": "Melanie", "content": "Everyone deserves that."},
+    {"role": "user", "speaker_name": "Caroline", "content": "What's new with you?"},
+    {"role": "user", "speaker_name": "Melanie", "content": "I've been running farther lately, it clears my head."},
+]
+
+
+def test_the_question_is_embedded_without_the_names_of_this_scopes_speakers(make_memory) -> None:
+    """ "What does Melanie do to relax?" is embedded as "What does do to relax?" where Melanie
+    speaks (the speaker list favours her turns; in the embedding her name only pulls in her
+    shortest ones); a name that is nobody's here ("Miami"), or is another scope's speaker,
+    stays; BM25 always keeps it. With ``speaker.embed_without_names`` off nothing is left out."""
+    m = make_memory()
+    m.add_memory(MELANIE, user_id="u")
+    m.add_memory([{"role": "user", "content": "I am planning a trip to Miami."}], user_id="v")
+    spy = _Recording(m.embedder)
+    m.embedder = spy
+    hits = m.retrieve("What does Melanie do to relax?", limit=5, user_id="u")
+    assert spy.texts[-1] == ["What does do to relax?"]
+    assert hits[0].entry.speaker_name == "Melanie" and "running" in hits[0].entry.memory
+    m.retrieve("What did Melanie's kids like?", limit=3, user_id="u")
+    assert spy.texts[-1] == ["What did kids like?"]
+    m.retrieve("What does Melanie do to relax?", limit=3, user_id="v")  # she is no speaker of v's
+    assert spy.texts[-1] == ["What does Melanie do to relax?"]
+    m.retrieve("Any tips for my trip to Miami?", limit=3, user_id="v")
+    assert spy.texts[-1] == ["Any tips for my trip to Miami?"]
+    m.retrieve("What about Melanie?", limit=3, user_id="u")  # nothing left to match without her: kept
+    assert spy.texts[-1] == ["What about Melanie?"]
+
+    off = make_memory(
+        {"retrieval": {"stage_settings": {"speaker": {"embed_without_names": False}}}},
+        path=m.config.store.path + "-off",
+    )
+    off.add_memory(MELANIE, user_id="u")
+    spy_off = _Recording(off.embedder)
+    off.embedder = spy_off
+    off.retrieve("What does Melanie do to relax?", limit=5, user_id="u")
+    assert spy_off.texts[-1] == ["What does Melanie do to relax?"]

@@ -332,3 +332,13 @@ def test_a_window_is_the_named_neighbours_in_turn_order() -> None:
         == {}
     )
     assert window_ids([hit], 0) == {}
+
+
+def test_a_possessive_names_the_speaker_and_leaving_names_out_keeps_something_to_match() -> None:
+    from lightmem_core.retrieval.query import named_speakers, without_names
+
+    assert named_speakers("What do Melanie's kids like?") == ("Melanie",)
+    assert named_speakers("Did Jean-Luc call?") == ("Jean-Luc",)
+    assert without_names("What do Melanie's kids like?", ("Melanie",)) == "What do kids like?"
+    assert without_names("And Melanie?", ("Melanie",)) == "And Melanie?"  # nothing left to match: kept
+    assert without_names("Where is Melanielle?", ("Melanie",)) == "Where is Melanielle?"  # whole words only

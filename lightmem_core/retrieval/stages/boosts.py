@@ -8,11 +8,11 @@ from typing import ClassVar, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...config import RetrievalConfig
-from ...drive import Op
-from ...store.base import Filter, HasIds
+from ...drive import Op, call
+from ...store.base import Filter, HasIds, Match
 from ..candidates import Boost
 from ..filters import time_filter
-from ..query import speaker_filter
+from ..query import named_speakers, speaker_filter
 from ..search import ranked_search_op
 from .base import BoostStage, ReadState
 
@@ -64,6 +64,12 @@ class SpeakerSettings(BaseModel):
         description="A question in the first person ('what did I buy?') favours the user's own turns: in a memory "
         "of a user's chats the asker is the user, and the assistant's long answers otherwise crowd them out.",
     )
+    embed_without_names: bool = Field(
+        True,
+        description="The question is embedded without the names of speakers it names ('What does Melanie do to "
+        "destress?'): the boost already favours their turns, and in the embedding the name only pulls in their "
+        "shortest ones ('Melanie: Everyone deserves that.'). Names that are no speaker here ('my trip to Miami') stay.",
+    )
 
 
 class SpeakerBoost(BoostStage):
@@ -82,6 +88,19 @@ class SpeakerBoost(BoostStage):
 
     def weight(self, config: RetrievalConfig) -> float:
         return config.speaker_weight
+
+    def names_to_leave_out_op(self, state: ReadState) -> Op[tuple[str, ...]]:
+        """The names in the question that are speakers of this scope, which the embedded
+        question can do without (``embed_without_names``)."""
+        assert isinstance(self.settings, SpeakerSettings)
+        if not (self.settings.embed_without_names and state.config.speaker_weight):
+            return ()
+        spoken = []
+        for name in named_speakers(state.request.query):
+            said = yield call(state.store.count, state.scope, Filter(must=(Match("speaker_name", any=(name,)),)))
+            if said:
+                spoken.append(name)
+        return tuple(spoken)
 
 
 class Hierarchical(BoostStage):
