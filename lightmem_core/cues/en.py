@@ -73,8 +73,8 @@ ATTRIBUTES: dict[str, re.Pattern[str]] = {
     ),
     "relationship": re.compile(
         r"\b(married|marry|wife|husband|spouse|dating|date|boyfriend|girlfriend|partner|"
-        r"engaged|fianc[ée]e?|divorc\w*|broke up|single|roommate|flatmate|best friend|"
-        r"seeing (someone|anyone|each other))\b",
+        r"engaged|fianc[ée]e?|divorc\w*|broke up|split up|separated|single|roommate|flatmate|best friend|"
+        r"seeing (someone|anyone|each other)|back together|\w+ (months|years) together|anniversary)\b",
         re.I,
     ),
     "drink": re.compile(r"\b(coffee|tea|drink(ing|s)?|beer|wine|latte|espresso|matcha|soda|juice|alcohol\w*)\b", re.I),

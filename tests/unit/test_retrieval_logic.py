@@ -166,6 +166,31 @@ def test_current_state_first_orders_same_attribute_newest_first() -> None:
     assert [h.rank for h in out] == [1, 2, 3, 4]
 
 
+def test_a_relationship_is_stated_without_naming_it() -> None:
+    """'Noor and I just celebrated six months together' says who the user is with as much
+    as 'my girlfriend Chloe' does, so the newer goes first for "Who is the user's
+    girlfriend?"; doing something together with a friend states no relationship."""
+    for text in (
+        "Noor and I just celebrated six months together.",
+        "Jonas and I separated last week after six years.",
+        "We have been back together since the summer.",
+        "We split up in May.",
+        "It was our anniversary yesterday.",
+    ):
+        assert "relationship" in attributes(text), text
+    assert "relationship" not in attributes("We went hiking together on Sunday.")
+
+    def hit(text: str, when: str) -> Hit:
+        return Hit(entry=MemoryEntry(memory=text, user_id="u", speaker_id="user", time_stamp=when), score=1.0)
+
+    chloe = hit("My girlfriend Chloe is vegan.", "2022-06-18")
+    noor = hit("Noor and I just celebrated six months together.", "2023-04-30")
+    assert [h.entry.memory for h in current_state_first([chloe, noor], attributes)] == [
+        noor.entry.memory,
+        chloe.entry.memory,
+    ]
+
+
 def entry(text: str, when: str, src: str) -> MemoryEntry:
     """A sentence the user said in turn ``src``."""
     return MemoryEntry(memory=text, user_id="u", speaker_id="user", time_stamp=when, source_ids=[src])
