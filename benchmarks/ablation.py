@@ -62,6 +62,9 @@ def variants() -> dict[str, dict[str, Any]]:
     out["period.relative"] = {"stage_settings": {"period": {"relative": True}}}
     out["-speaker.asker"] = {"stage_settings": {"speaker": {"asker": False}}}
     out["-speaker.embed_without_names"] = {"stage_settings": {"speaker": {"embed_without_names": False}}}
+    out["neighbours.weight=0.5"] = {"stage_settings": {"neighbours": {"weight": 0.5}}}
+    out["neighbours.said_now"] = {"stage_settings": {"neighbours": {"said_now": True}}}
+    out["neighbours.counting"] = {"stage_settings": {"neighbours": {"counting": True}}}
     out["current_state_first.close on every present question"] = {
         "stage_settings": {"current_state_first": {"close_needs_now": False}}
     }

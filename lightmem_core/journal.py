@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS turns (
     UNIQUE (user_id, turn_id)
 );
 CREATE INDEX IF NOT EXISTS turns_status ON turns (status, user_id);
+CREATE INDEX IF NOT EXISTS turns_session ON turns (user_id, session_id, seq);
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     change_id TEXT NOT NULL,
@@ -342,6 +343,25 @@ class Journal:
         marks = ",".join("?" * len(ids))
         rows = self._rows(f"SELECT * FROM turns WHERE turn_id IN ({marks}) AND {sql} ORDER BY seq", [*ids, *args])
         return [self._turn(r) for r in rows]
+
+    def turn_positions(
+        self, scope: Scope, turn_ids: Iterable[str]
+    ) -> dict[str, tuple[tuple[Optional[str], Optional[str]], int]]:
+        """Where each turn sits: its session (agent and session id) and its place among that
+        session's turns in the order they were accepted, whatever other sessions' turns came
+        in between (a server takes many users' turns at once)."""
+        ids = list(dict.fromkeys(turn_ids))
+        if not ids:
+            return {}
+        sql, args = self._scope_sql(scope)
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(
+            "SELECT turn_id, agent_id, session_id, (SELECT COUNT(*) FROM turns p WHERE p.user_id = t.user_id"
+            " AND p.agent_id IS t.agent_id AND p.session_id IS t.session_id AND p.seq < t.seq) AS place"
+            f" FROM turns t WHERE turn_id IN ({marks}) AND {sql}",
+            [*ids, *args],
+        )
+        return {r["turn_id"]: ((r["agent_id"], r["session_id"]), int(r["place"])) for r in rows}
 
     def recent_turns(self, scope: Scope, limit: int) -> list[TurnRow]:
         sql, args = self._scope_sql(scope)

@@ -982,7 +982,10 @@ class LightMemory:
 
     def _read_path(self) -> ReadPath:
         """Built per call from the live config, so a changed ``retrieval`` setting applies at once."""
-        return ReadPath(Sources(self._store, self._summaries, self.embedder, self._bm25), self.config.retrieval)
+        return ReadPath(
+            Sources(self._store, self._summaries, self.embedder, self._bm25, self._journal.turn_positions),
+            self.config.retrieval,
+        )
 
     def _request(
         self,

@@ -44,6 +44,8 @@ RECENCY = re.compile(
     r"recently|lately|today|at present|presently|at this point|as of now)\b",
     re.I,
 )
+# a question that counts or totals ("how many plants did I buy?"): it wants every mention
+COUNTING = re.compile(r"\b(how many|how often|how much (time|money)|in total|altogether|total number)\b", re.I)
 # asked in the present tense ("where does she live?"), unless "ever"/"been" makes it a history question
 PRESENT_TENSE = re.compile(r"^\s*(?:\w+\s+){0,4}?(?:do|does|is|are|am)\b(?!\s+\w+\s+(?:ever|been)\b)", re.I)
 # a question about the past even in the present tense ("did", "used to", "first", "ever")

@@ -32,6 +32,7 @@ class Boost(str, Enum):
     PERIOD = "time"
     SUMMARY = "summary"
     SPEAKER = "speaker"
+    NEIGHBOUR = "neighbour"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ retrieve does happens here, in this order:
 1. analyse the question (``QueryAnalysis``): its period, tense, speakers;
 2. embed it once and encode it for BM25;
 3. boost stages find their subsets (period, summaries, speaker);
-4. one engine batch searches the plain lists and the boost lists;
+4. one engine batch searches the plain lists and the boost lists; ``neighbours`` adds
+   the list of turns next to the best ones (a journal read, no search);
 5. fusion ranks them (with the ``recency`` list for present-tense questions);
 6. ``hydrate`` reads full payloads of the kept hits;
 7. hit stages choose what each hit shows, reorder for the present, add windows;
@@ -33,6 +34,7 @@ from .stages import (
     ClosestSentence,
     HitStage,
     Hydrate,
+    Neighbours,
     ReadState,
     Recency,
     Sources,
@@ -96,6 +98,9 @@ class ReadPath:
             return state.summaries
         results = yield call(store.search, scope, [q for _, _, q in planned])
         state.lists = [CandidateList(kind, records, weight) for (kind, weight, _), records in zip(planned, results)]
+        neighbours = self._stage(Neighbours)
+        if isinstance(neighbours, Neighbours):
+            yield from neighbours.extend_op(state)
 
         recency = self._stage(Recency)
         state.ranked = rank(

@@ -103,6 +103,11 @@ class QueryAnalysis:
         return tq is not None and not tq.has_range and tq.present
 
     @property
+    def counts(self) -> bool:
+        """The question counts or totals ("how many classes do I attend?")."""
+        return bool(en.COUNTING.search(self.query))
+
+    @property
     def says_recent(self) -> bool:
         """The question says it is about now ("where do I live now?")."""
         tq = self.time

@@ -30,6 +30,7 @@ from lightmem_core.retrieval.stages import (
     window_ids,
     with_windows,
 )
+from lightmem_core.retrieval.stages.neighbours import neighbour_order
 from lightmem_core.store.base import Filter, Match, Range, Record
 from lightmem_core.types import Hit, MemoryEntry
 from lightmem_core.update import attributes
@@ -367,3 +368,34 @@ def test_a_possessive_names_the_speaker_and_leaving_names_out_keeps_something_to
     assert without_names("What do Melanie's kids like?", ("Melanie",)) == "What do kids like?"
     assert without_names("And Melanie?", ("Melanie",)) == "And Melanie?"  # nothing left to match: kept
     assert without_names("Where is Melanielle?", ("Melanie",)) == "Where is Melanielle?"  # whole words only
+
+
+def test_the_turns_next_to_the_best_turns_are_listed_in_their_neighbours_order() -> None:
+    """A reply goes with the matched question before it, and a statement with the matched
+    follow-up after it; a turn one place away in another session, or two places away in
+    the same one, is no neighbour."""
+    question, reply, statement, follow_up = rec(1, "s1:3"), rec(2, "s1:4"), rec(3, "s2:7"), rec(4, "s2:8")
+    other_session, two_away = rec(5, "s3:5"), rec(6, "s1:6")
+    first = rank([vector([question, follow_up]), lexical([question, follow_up])], limit=10, rrf_k=60)
+    where = {
+        "s1:3": ("s1", 3),
+        "s1:4": ("s1", 4),
+        "s2:7": ("s2", 7),
+        "s2:8": ("s2", 8),
+        "s3:5": ("s3", 4),  # the place after the question's, in another session
+        "s1:6": ("s1", 6),
+    }
+    candidates = [follow_up, other_session, two_away, statement, reply, question]
+    assert [r.id for r in neighbour_order(first, candidates, where)] == [reply.id, statement.id]
+    assert neighbour_order(first, candidates, {}) == []  # turns the journal does not know lend nothing
+
+
+def test_a_question_that_counts_or_totals_is_told_apart() -> None:
+    for q in (
+        "How many plants did I acquire in the last month?",
+        "How often do I go swimming?",
+        "How much time do I spend commuting in total?",
+    ):
+        assert QueryAnalysis.of(q, None, temporal=True).counts, q
+    for q in ("How did the kids like the workshop?", "What does Caroline paint?", "How much does the user earn?"):
+        assert not QueryAnalysis.of(q, None, temporal=True).counts, q

@@ -14,6 +14,7 @@ from .base import BoostStage, HitStage, ReadState, Sources, Stage
 from .boosts import Hierarchical, PeriodBoost, SpeakerBoost
 from .current_state import CurrentStateFirst, CurrentStateSettings, current_state_first, rules_for
 from .hydrate import Hydrate
+from .neighbours import Neighbours
 from .recency import Recency
 from .sentence import PREFERENCES, ClosestSentence, SentencePreference, asks_only, choose_sentences, names_in
 from .window import SentenceWindow, window_ids, with_windows
@@ -23,6 +24,7 @@ STAGES: tuple[type[Stage], ...] = (
     PeriodBoost,
     Hierarchical,
     SpeakerBoost,
+    Neighbours,
     Recency,
     Hydrate,
     *PREFERENCES,
@@ -83,6 +85,7 @@ __all__ = [
     "Hierarchical",
     "HitStage",
     "Hydrate",
+    "Neighbours",
     "PeriodBoost",
     "ReadState",
     "Recency",

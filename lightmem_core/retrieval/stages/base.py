@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Optional
+from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -31,6 +31,8 @@ class Sources:
     summaries: MemoryStore
     embedder: Embedder
     bm25: Bm25Encoder
+    # per turn id of a scope: its session and its place among that session's turns
+    turn_positions: Optional[Callable[[Scope, Sequence[str]], Mapping[str, tuple[Any, int]]]] = None
 
     def sparse(self, text: str, strategy: str) -> Optional[SparseVec]:
         return self.bm25.query(text) if strategy in ("context", "hybrid") else None

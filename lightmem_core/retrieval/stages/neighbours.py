@@ -1,0 +1,98 @@
+"""A conversation stays on a topic for a few turns, so the turn next to a strong match is
+often the one that answers: "How'd they like it?" matches the question, the reply after
+it holds the answer; "Since I was 17" answers the matched "How long have you been into
+art?" before it.
+
+One more list for the fusion: the candidates whose neighbouring turn (the one before or
+after it among its session's turns) is among the best turns of a first fusion, in the order of that
+neighbour's rank. It only re-weighs what the plain lists found; it adds no candidate and
+no search, only one journal read of where the candidates' turns sit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...drive import Op, call
+from ...store.base import Record
+from ..candidates import Boost, CandidateList, ListKind
+from ..fusion import Ranked, rank
+from .base import ReadState, Stage
+
+Position = tuple[Any, int]  # a turn's session, and its place among that session's turns
+
+
+class NeighbourSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    depth: int = Field(
+        10, gt=0, description="How many of the first fusion's best turns lend weight to their neighbours."
+    )
+    weight: float = Field(0.25, ge=0, description="Weight of the neighbours' list against a plain list.")
+    counting: bool = Field(
+        False,
+        description="Also for questions that count ('how many plants did I buy?'): they want every mention, and the "
+        "turns around the best one are not more mentions but push the last ones out.",
+    )
+    said_now: bool = Field(
+        False,
+        description="Also for questions that say they are about now ('who is the user dating now?'): there the "
+        "latest statement is wanted, and the turns around an older match only crowd it out.",
+    )
+
+
+class Neighbours(Stage):
+    name: ClassVar[str] = "neighbours"
+    Settings: ClassVar[type[BaseModel]] = NeighbourSettings
+
+    def extend_op(self, state: ReadState) -> Op[None]:
+        """Appends the neighbours' list to ``state.lists`` (before the fusion runs)."""
+        assert isinstance(self.settings, NeighbourSettings)
+        positions = state.sources.turn_positions
+        if positions is None or not self.settings.weight or len(state.lists) < 2:
+            return
+        if (state.analysis.says_recent and not self.settings.said_now) or (
+            state.analysis.counts and not self.settings.counting
+        ):
+            return
+        first = rank(state.lists, limit=self.settings.depth, rrf_k=state.config.rrf_k, per_source_limit=1)
+        records = {r.id: r for cl in state.lists for r in cl.records}
+        turns = sorted({t for r in records.values() if (t := first_turn(r.payload))})
+        where = yield call(positions, state.scope, turns)
+        ordered = neighbour_order(first, list(records.values()), where)
+        if ordered:  # labelled by the retriever of the plain list: "neighbour:context" for BM25 alone
+            kind = ListKind(state.lists[0].kind.retriever, Boost.NEIGHBOUR)
+            state.lists.append(CandidateList(kind, ordered, self.settings.weight))
+
+
+def neighbour_order(
+    first: Sequence[Ranked], candidates: Sequence[Record], where: Mapping[str, Position]
+) -> list[Record]:
+    """The candidates next to a turn of ``first`` (same session, next place), ordered by
+    the best rank among their neighbours there; a turn of ``first`` may be one too."""
+    anchor: dict[Position, int] = {}
+    for n, (rec, _, _) in enumerate(first):
+        at = where.get(first_turn(rec.payload))
+        if at is not None:
+            anchor.setdefault(at, n)
+    support: dict[str, int] = {}
+    for rec in candidates:
+        at = where.get(first_turn(rec.payload))
+        if at is None:
+            continue
+        session, seq = at
+        near = [anchor[p] for p in ((session, seq - 1), (session, seq + 1)) if p in anchor]
+        if near:
+            support[rec.id] = min(near)
+    by_id = {r.id: r for r in candidates}
+    return [by_id[i] for i in sorted(support, key=support.__getitem__)]
+
+
+def first_turn(payload: Mapping[str, Any]) -> str:
+    ids = payload.get("source_ids")
+    return str(ids[0]) if ids else ""
+
+
+__all__ = ["NeighbourSettings", "Neighbours", "neighbour_order"]
