@@ -344,24 +344,24 @@ class Journal:
         rows = self._rows(f"SELECT * FROM turns WHERE turn_id IN ({marks}) AND {sql} ORDER BY seq", [*ids, *args])
         return [self._turn(r) for r in rows]
 
-    def turn_positions(
-        self, scope: Scope, turn_ids: Iterable[str]
-    ) -> dict[str, tuple[tuple[Optional[str], Optional[str]], int]]:
-        """Where each turn sits: its session (agent and session id) and its place among that
-        session's turns in the order they were accepted, whatever other sessions' turns came
-        in between (a server takes many users' turns at once)."""
+    def neighbour_turns(self, scope: Scope, turn_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """Per turn, the turns just before and after it in its own session, in the order they
+        were accepted, whatever other sessions' turns came in between (a server takes many
+        users' turns at once)."""
         ids = list(dict.fromkeys(turn_ids))
         if not ids:
             return {}
         sql, args = self._scope_sql(scope)
         marks = ",".join("?" * len(ids))
+        same = "p.user_id = t.user_id AND p.agent_id IS t.agent_id AND p.session_id IS t.session_id"
         rows = self._rows(
-            "SELECT turn_id, agent_id, session_id, (SELECT COUNT(*) FROM turns p WHERE p.user_id = t.user_id"
-            " AND p.agent_id IS t.agent_id AND p.session_id IS t.session_id AND p.seq < t.seq) AS place"
+            f"SELECT turn_id,"
+            f" (SELECT p.turn_id FROM turns p WHERE {same} AND p.seq < t.seq ORDER BY p.seq DESC LIMIT 1) AS prev_turn,"
+            f" (SELECT p.turn_id FROM turns p WHERE {same} AND p.seq > t.seq ORDER BY p.seq LIMIT 1) AS next_turn"
             f" FROM turns t WHERE turn_id IN ({marks}) AND {sql}",
             [*ids, *args],
         )
-        return {r["turn_id"]: ((r["agent_id"], r["session_id"]), int(r["place"])) for r in rows}
+        return {r["turn_id"]: tuple(n for n in (r["prev_turn"], r["next_turn"]) if n is not None) for r in rows}
 
     def recent_turns(self, scope: Scope, limit: int) -> list[TurnRow]:
         sql, args = self._scope_sql(scope)

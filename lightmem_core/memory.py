@@ -983,7 +983,7 @@ class LightMemory:
     def _read_path(self) -> ReadPath:
         """Built per call from the live config, so a changed ``retrieval`` setting applies at once."""
         return ReadPath(
-            Sources(self._store, self._summaries, self.embedder, self._bm25, self._journal.turn_positions),
+            Sources(self._store, self._summaries, self.embedder, self._bm25, self._journal.neighbour_turns),
             self.config.retrieval,
         )
 

@@ -83,27 +83,23 @@ def test_a_question_that_counts_is_left_to_every_mention(make_memory) -> None:
     assert any("neighbour" in label for h in hits for label in h.retrievers)
 
 
-def test_where_a_turn_sits_is_read_only_within_the_scope(make_memory) -> None:
+def test_neighbours_are_read_only_within_the_scope(make_memory) -> None:
     """Another user's turns with the same ids lend nothing: the journal reads one scope."""
     m = make_memory()
     m.add_memory(WORKSHOP, user_id="u", session_id="s1")
     m.add_memory(list(reversed(LATER[:4])) + WORKSHOP[:2], user_id="v", session_id="s9")
-    where = m._journal.turn_positions(Scope(user_id="u"), ["a1", "a2", "b1"])
-    assert set(where) == {"a1", "a2"} and where["a2"][1] - where["a1"][1] == 1
-    assert {session for (_, session), _ in where.values()} == {"s1"}
-    theirs = m._journal.turn_positions(Scope(user_id="v"), ["a1", "b1"])
-    assert {session for (_, session), _ in theirs.values()} == {"s9"}
-    assert theirs["b1"][1] == 3 and theirs["a1"][1] == 4  # v's own order
+    assert m._journal.neighbour_turns(Scope(user_id="u"), ["a1", "a2", "b1"]) == {"a1": ("a2",), "a2": ("a1", "a3")}
+    assert m._journal.neighbour_turns(Scope(user_id="v"), ["a1", "b1"]) == {"a1": ("b1", "a2"), "b1": ("b2", "a1")}
 
 
 def test_turns_saved_one_at_a_time_among_other_users_stay_neighbours(make_memory) -> None:
     """A chat agent saves each turn as it comes, and a server takes other users' turns in
-    between: a turn's place counts its own session's turns only."""
+    between: a turn's neighbours are its own session's turns."""
     m = make_memory()
     for mine, theirs in zip(WORKSHOP, LATER):
         m.add_memory([mine], user_id="u", session_id="s1")
         m.add_memory([theirs], user_id="v", session_id="s2")
-    where = m._journal.turn_positions(Scope(user_id="u"), [t["id"] for t in WORKSHOP])
-    assert [where[t["id"]][1] for t in WORKSHOP] == list(range(len(WORKSHOP)))
+    around = m._journal.neighbour_turns(Scope(user_id="u"), ["a1", "a3", "a6"])
+    assert around == {"a1": ("a2",), "a3": ("a2", "a4"), "a6": ("a5",)}
     hits = m.retrieve(QUESTION, user_id="u", limit=6)
     assert any(label.startswith("neighbour:") for h in hits for label in h.retrievers)

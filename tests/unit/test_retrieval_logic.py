@@ -372,22 +372,15 @@ def test_a_possessive_names_the_speaker_and_leaving_names_out_keeps_something_to
 
 def test_the_turns_next_to_the_best_turns_are_listed_in_their_neighbours_order() -> None:
     """A reply goes with the matched question before it, and a statement with the matched
-    follow-up after it; a turn one place away in another session, or two places away in
-    the same one, is no neighbour."""
-    question, reply, statement, follow_up = rec(1, "s1:3"), rec(2, "s1:4"), rec(3, "s2:7"), rec(4, "s2:8")
-    other_session, two_away = rec(5, "s3:5"), rec(6, "s1:6")
-    first = rank([vector([question, follow_up]), lexical([question, follow_up])], limit=10, rrf_k=60)
-    where = {
-        "s1:3": ("s1", 3),
-        "s1:4": ("s1", 4),
-        "s2:7": ("s2", 7),
-        "s2:8": ("s2", 8),
-        "s3:5": ("s3", 4),  # the place after the question's, in another session
-        "s1:6": ("s1", 6),
-    }
-    candidates = [follow_up, other_session, two_away, statement, reply, question]
-    assert [r.id for r in neighbour_order(first, candidates, where)] == [reply.id, statement.id]
-    assert neighbour_order(first, candidates, {}) == []  # turns the journal does not know lend nothing
+    follow-up after it, in the order of the turn they are next to; a turn next to no
+    anchor gets nothing."""
+    reply, statement, elsewhere = rec(2, "s1:4"), rec(3, "s2:7"), rec(5, "s3:5")
+    question, follow_up = rec(1, "s1:3"), rec(4, "s2:8")
+    anchors = ["s1:3", "s2:8"]  # the first fusion's best turns, best first
+    around = {"s1:3": ("s1:2", "s1:4"), "s2:8": ("s2:7",)}  # their neighbours in their own sessions
+    candidates = [follow_up, elsewhere, statement, reply, question]
+    assert [r.id for r in neighbour_order(anchors, candidates, around)] == [reply.id, statement.id]
+    assert neighbour_order(anchors, candidates, {}) == []  # turns the journal does not know lend nothing
 
 
 def test_a_question_that_counts_or_totals_is_told_apart() -> None:

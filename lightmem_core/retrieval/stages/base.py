@@ -31,8 +31,8 @@ class Sources:
     summaries: MemoryStore
     embedder: Embedder
     bm25: Bm25Encoder
-    # per turn id of a scope: its session and its place among that session's turns
-    turn_positions: Optional[Callable[[Scope, Sequence[str]], Mapping[str, tuple[Any, int]]]] = None
+    # per turn id of a scope: the turns just before and after it in its session
+    neighbour_turns: Optional[Callable[[Scope, Sequence[str]], Mapping[str, Sequence[str]]]] = None
 
     def sparse(self, text: str, strategy: str) -> Optional[SparseVec]:
         return self.bm25.query(text) if strategy in ("context", "hybrid") else None

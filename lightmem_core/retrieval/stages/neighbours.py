@@ -18,10 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...drive import Op, call
 from ...store.base import Record
 from ..candidates import Boost, CandidateList, ListKind
-from ..fusion import Ranked, rank
+from ..fusion import rank
 from .base import ReadState, Stage
-
-Position = tuple[Any, int]  # a turn's session, and its place among that session's turns
 
 
 class NeighbourSettings(BaseModel):
@@ -50,44 +48,36 @@ class Neighbours(Stage):
     def extend_op(self, state: ReadState) -> Op[None]:
         """Appends the neighbours' list to ``state.lists`` (before the fusion runs)."""
         assert isinstance(self.settings, NeighbourSettings)
-        positions = state.sources.turn_positions
-        if positions is None or not self.settings.weight or len(state.lists) < 2:
+        lookup = state.sources.neighbour_turns
+        if lookup is None or not self.settings.weight or len(state.lists) < 2:
             return
         if (state.analysis.says_recent and not self.settings.said_now) or (
             state.analysis.counts and not self.settings.counting
         ):
             return
         first = rank(state.lists, limit=self.settings.depth, rrf_k=state.config.rrf_k, per_source_limit=1)
-        records = {r.id: r for cl in state.lists for r in cl.records}
-        turns = sorted({t for r in records.values() if (t := first_turn(r.payload))})
-        where = yield call(positions, state.scope, turns)
-        ordered = neighbour_order(first, list(records.values()), where)
+        # only the best turns' neighbours are read: one indexed step each way per turn
+        anchors = list(dict.fromkeys(t for rec, _, _ in first if (t := first_turn(rec.payload))))
+        around = yield call(lookup, state.scope, anchors)
+        candidates = list({r.id: r for cl in state.lists for r in cl.records}.values())
+        ordered = neighbour_order(anchors, candidates, around)
         if ordered:  # labelled by the retriever of the plain list: "neighbour:context" for BM25 alone
             kind = ListKind(state.lists[0].kind.retriever, Boost.NEIGHBOUR)
             state.lists.append(CandidateList(kind, ordered, self.settings.weight))
 
 
 def neighbour_order(
-    first: Sequence[Ranked], candidates: Sequence[Record], where: Mapping[str, Position]
+    anchors: Sequence[str], candidates: Sequence[Record], around: Mapping[str, Sequence[str]]
 ) -> list[Record]:
-    """The candidates next to a turn of ``first`` (same session, next place), ordered by
-    the best rank among their neighbours there; a turn of ``first`` may be one too."""
-    anchor: dict[Position, int] = {}
-    for n, (rec, _, _) in enumerate(first):
-        at = where.get(first_turn(rec.payload))
-        if at is not None:
-            anchor.setdefault(at, n)
+    """The candidates whose turn is next to one of ``anchors`` (turn ids, best first;
+    ``around`` gives each one's neighbours in its session), ordered by the best anchor
+    they are next to; an anchor may be one too."""
     support: dict[str, int] = {}
-    for rec in candidates:
-        at = where.get(first_turn(rec.payload))
-        if at is None:
-            continue
-        session, seq = at
-        near = [anchor[p] for p in ((session, seq - 1), (session, seq + 1)) if p in anchor]
-        if near:
-            support[rec.id] = min(near)
-    by_id = {r.id: r for r in candidates}
-    return [by_id[i] for i in sorted(support, key=support.__getitem__)]
+    for n, turn in enumerate(anchors):
+        for near in around.get(turn, ()):
+            support.setdefault(near, n)
+    placed = [(support[t], i, rec) for i, rec in enumerate(candidates) if (t := first_turn(rec.payload)) in support]
+    return [rec for _, _, rec in sorted(placed, key=lambda p: (p[0], p[1]))]
 
 
 def first_turn(payload: Mapping[str, Any]) -> str:
