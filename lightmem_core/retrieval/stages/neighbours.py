@@ -4,9 +4,9 @@ it holds the answer; "Since I was 17" answers the matched "How long have you bee
 art?" before it.
 
 One more list for the fusion: the candidates whose neighbouring turn (the one before or
-after it among its session's turns) is among the best turns of a first fusion, in the order of that
-neighbour's rank. It only re-weighs what the plain lists found; it adds no candidate and
-no search, only one journal read of where the candidates' turns sit.
+after it among its session's turns) is among the best turns of a first fusion, in the
+order of that neighbour's rank. It only re-weighs what the plain lists found; it adds no
+candidate and no search, only one journal read of the best turns' neighbours.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def neighbour_order(
         for near in around.get(turn, ()):
             support.setdefault(near, n)
     placed = [(support[t], i, rec) for i, rec in enumerate(candidates) if (t := first_turn(rec.payload)) in support]
-    return [rec for _, _, rec in sorted(placed, key=lambda p: (p[0], p[1]))]
+    return [rec for _, _, rec in sorted(placed, key=lambda p: p[:2])]
 
 
 def first_turn(payload: Mapping[str, Any]) -> str:
